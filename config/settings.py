@@ -1,0 +1,128 @@
+"""The one settings schema: defaults, then a TOML file named by CRMHUB_CONFIG, then CRMHUB_* env.
+
+Every option carries its help text; `crmhub.example.toml` documents the same options. Settings are
+built once at start-up and passed explicitly; nothing reads the environment behind their back.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message names the source and the option."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRMHUB_", extra="forbid")
+
+    database_url: str = Field(
+        "sqlite:///./crmhub.db",
+        description="SQLAlchemy URL: sqlite:///PATH (default) or postgresql+psycopg://...",
+    )
+    internal_domains: list[str] = Field(
+        default_factory=list,
+        description="Our own company's mail domains (comma-separated); their addresses are staff.",
+    )
+    default_region: str = Field(
+        "DE", description="ISO country for phone numbers written without +, e.g. DE."
+    )
+    timezone: str = Field(
+        "Europe/Berlin", description="Time zone of local times in sources that give none (CDR)."
+    )
+    free_mail_domains: list[str] = Field(
+        default_factory=list, description="Extra free-mail domains that never match by domain."
+    )
+    secret_key: str = Field(
+        "",
+        description="Key for session cookies and stored connector secrets; "
+        "generated into <data dir>/secret.key when empty.",
+    )
+    sync_interval: int = Field(300, description="Seconds between scheduled syncs in `serve`.")
+    calendar_window_days: int = Field(
+        365, description="Recurring events are expanded this many days around today."
+    )
+    max_header_bytes: int = Field(
+        64_000, description="Headers larger than this are truncated before parsing."
+    )
+    max_message_bytes: int = Field(
+        25_000_000, description="Larger messages are stored without attachment bodies."
+    )
+
+    @field_validator("internal_domains", "free_mail_domains", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError(f"{value!r} is not a two-letter ISO country code such as DE")
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _PlainEnv(settings_cls))
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the embedded database lives; secrets and blobs default to beside it."""
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///")).resolve().parent
+        return Path.cwd()
+
+
+class _PlainEnv(PydanticBaseSettingsSource):
+    """Reads CRMHUB_* as plain strings so that lists can be comma-separated, not JSON."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return os.environ.get(f"CRMHUB_{field_name.upper()}"), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        names = self.settings_cls.model_fields
+        return {
+            name: os.environ[f"CRMHUB_{name.upper()}"]
+            for name in names
+            if f"CRMHUB_{name.upper()}" in os.environ
+        }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Layer defaults, the TOML file named by CRMHUB_CONFIG, the environment and overrides."""
+    values: dict[str, Any] = {}
+    source = "environment"
+    path = os.environ.get("CRMHUB_CONFIG")
+    if path:
+        source = f"{path} and environment"
+        try:
+            values.update(tomllib.loads(Path(path).read_text(encoding="utf-8")))
+        except OSError as e:
+            raise ConfigError(f"CRMHUB_CONFIG={path}: cannot read the file ({e.strerror})") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"CRMHUB_CONFIG={path}: not valid TOML ({e})") from e
+    env = _PlainEnv(Settings)()
+    values.update(env)
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"bad configuration in {source}: {problems}") from e

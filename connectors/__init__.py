@@ -1,0 +1,1 @@
+"""Connectors fetch items from a source and translate them into hub.model types."""

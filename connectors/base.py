@@ -1,0 +1,151 @@
+"""The Connector base class: the part every source shares.
+
+Writing a connector (a guide for plugin authors)
+------------------------------------------------
+Subclass `Connector` (or `FileConnector` for a local file or folder), set `kind`, list the
+settings you accept in `options` (name -> help text; `required` names the mandatory ones) and
+implement two hooks:
+
+* `_fetch(cursor)`: an async generator of `(raw_items, next_cursor)` pairs, each pair a batch of
+  at most `batch_size` items that come after `cursor`. `next_cursor` must be a JSON-able dict
+  that, given back to `_fetch`, resumes right after that batch. Re-running from an old cursor
+  must be harmless: storage deduplicates by `(connector, external_id)`.
+* `translate(raw)`: one raw item -> `Interaction`. Raise `MalformedItem` (or anything else) for
+  an item that cannot be read; the base class quarantines it with the reason, and the sync goes
+  on.
+
+Everything else (batching, translation in a worker thread, error wrapping) is done here, so that
+a connector holds only what is specific to its source. Connectors never touch storage or
+matching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, final
+
+from hub.model import Batch, Interaction, Quarantined, RawItem, Translated
+
+
+class ConnectorError(Exception):
+    """The connector cannot go on; the message tells IT what to fix and holds no secret."""
+
+
+class ConfigurationError(ConnectorError):
+    """A setting is missing or wrong."""
+
+
+class MalformedItem(ValueError):
+    """One item cannot be translated; it is quarantined with this reason."""
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """The hub-wide settings that translation needs, passed in explicitly."""
+
+    region: str | None = "DE"
+    timezone: str = "UTC"
+    internal_domains: tuple[str, ...] = ()
+    calendar_window_days: int = 365
+    max_header_bytes: int = 64_000
+    max_message_bytes: int = 25_000_000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Connector:
+    kind: ClassVar[str] = ""
+    options: ClassVar[dict[str, str]] = {}
+    required: ClassVar[tuple[str, ...]] = ()
+    batch_size: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        name: str,
+        settings: Mapping[str, str],
+        secrets: Mapping[str, str] | None = None,
+        context: ConnectorContext | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = dict(settings)
+        self.secrets = dict(secrets or {})
+        self.context = context or ConnectorContext()
+        self.validate_settings(self.settings)
+
+    @classmethod
+    def validate_settings(cls, settings: Mapping[str, str]) -> None:
+        unknown = sorted(set(settings) - set(cls.options))
+        if unknown:
+            known = ", ".join(sorted(cls.options)) or "none"
+            raise ConfigurationError(
+                f"{cls.kind}: unknown setting {', '.join(unknown)} (known: {known})"
+            )
+        missing = [key for key in cls.required if not settings.get(key)]
+        if missing:
+            raise ConfigurationError(
+                f"{cls.kind}: missing setting {', '.join(missing)} "
+                f"(--set {missing[0]}=...: {cls.options[missing[0]]})"
+            )
+
+    @final
+    async def batches(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
+        """Translated batches after `cursor`; each carries the cursor to commit with it."""
+        try:
+            async for raws, next_cursor in self._fetch(dict(cursor)):
+                items = await asyncio.to_thread(self._translate_all, raws)
+                yield Batch(items=items, cursor=next_cursor, fetched=len(raws))
+        except ConnectorError:
+            raise
+        except OSError as e:
+            raise ConnectorError(f"{self.name}: {e.strerror or e} ({e.filename or ''})") from e
+
+    async def check(self) -> list[str]:
+        """Lines describing what the source holds; raises ConnectorError when unusable."""
+        fetched = 0
+        async for batch in self.batches({}):
+            fetched += batch.fetched
+        return [f"{self.name}: readable, {fetched} items"]
+
+    def _translate_all(self, raws: list[RawItem]) -> list[Translated | Quarantined]:
+        out: list[Translated | Quarantined] = []
+        for raw in raws:
+            try:
+                out.append(Translated(raw, self.translate(raw)))
+            except MalformedItem as e:
+                out.append(Quarantined(raw, str(e)))
+            except Exception as e:  # noqa: BLE001 - one bad item must never stop a sync
+                out.append(Quarantined(raw, f"cannot be read: {type(e).__name__}: {e}"))
+        return out
+
+    async def _fetch(
+        self, cursor: dict[str, Any]
+    ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def translate(self, raw: RawItem) -> Interaction:
+        raise NotImplementedError
+
+
+_DONE = object()
+
+
+class FileConnector(Connector):
+    """A connector over local files: reading happens in a worker thread, batch by batch."""
+
+    options: ClassVar[dict[str, str]] = {"path": "the file or folder to read"}
+    required: ClassVar[tuple[str, ...]] = ("path",)
+
+    async def _fetch(
+        self, cursor: dict[str, Any]
+    ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
+        reader = self._read(cursor)
+        while True:
+            step = await asyncio.to_thread(next, reader, _DONE)
+            if step is _DONE:
+                return
+            yield step  # type: ignore[misc]
+
+    def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
+        raise NotImplementedError

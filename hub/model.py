@@ -1,0 +1,166 @@
+"""The domain vocabulary of crmhub: plain dataclasses and enums, no I/O, no project imports.
+
+Connectors translate what they fetch into these types, matching reads them, storage persists
+them. Keeping them free of frameworks lets every layer be tested without a database.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    CALL = "call"
+    SMS = "sms"
+    MEETING = "meeting"
+    FAX = "fax"
+    NOTE = "note"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class Role(enum.StrEnum):
+    """What a participant did in an interaction."""
+
+    FROM = "from"
+    TO = "to"
+    CC = "cc"
+    BCC = "bcc"
+    ORGANIZER = "organizer"
+    ATTENDEE = "attendee"
+    CALLER = "caller"
+    CALLEE = "callee"
+
+
+class AddressKind(enum.StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """One party of an interaction, as the source named it (not yet normalised)."""
+
+    role: Role
+    address: str
+    kind: AddressKind = AddressKind.EMAIL
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+    content: bytes | None = None  # None when the body was dropped (size caps)
+
+
+@dataclass(slots=True)
+class Interaction:
+    """One communication event as a connector saw it.
+
+    `dedupe_key` identifies the event across sources: the Message-ID for mail, UID plus
+    RECURRENCE-ID for a meeting occurrence, the PBX's call id for a call. Two connectors that
+    see the same key produce one stored interaction with two sources.
+    """
+
+    channel: Channel
+    occurred_at: datetime
+    dedupe_key: str
+    direction: Direction = Direction.INBOUND
+    subject: str = ""
+    snippet: str = ""
+    body_text: str = ""
+    body_html: str = ""
+    participants: list[Participant] = field(default_factory=list)
+    message_id: str | None = None
+    in_reply_to: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    thread_key: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    duration_seconds: int | None = None
+    ends_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A customer company. `domains` are lower-case, IDNA-encoded mail domains it owns."""
+
+    name: str
+    domains: tuple[str, ...] = ()
+    owner: str = ""
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A person at a customer. Emails normalised, phones in E.164."""
+
+    name: str
+    account_id: int | None
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    owner: str = ""
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Why an interaction belongs to a customer. `rule` names the policy rule that decided."""
+
+    account_id: int
+    rule: str
+    confidence: float
+    explanation: str = ""
+    contact_id: int | None = None
+    manual: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCursor:
+    """Where a connector stopped; opaque to everybody but the connector that wrote it."""
+
+    connector: str
+    value: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One item as fetched, before translation: kept compressed so it can be re-parsed later."""
+
+    external_id: str
+    data: bytes
+    content_type: str = "message/rfc822"
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A raw item that could not be translated, with the reason shown to the user."""
+
+    raw: RawItem
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Translated:
+    raw: RawItem
+    interaction: Interaction
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one connector fetch step yields; `cursor` is valid once all items are stored."""
+
+    items: list[Translated | Quarantined]
+    cursor: dict[str, Any]
+    fetched: int = 0

@@ -1,0 +1,93 @@
+"""IdentityIndex: the directory as lookup tables, so attribution is a handful of dict reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from hub.model import Account, Contact
+from matching.identities import FreeMail, default_free_mail, is_internal
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRef:
+    contact_id: int
+    contact_name: str
+    account_id: int | None
+    account_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRef:
+    account_id: int
+    account_name: str
+
+
+@dataclass
+class IdentityIndex:
+    """Normalised address -> contacts, E.164 -> contacts, domain -> accounts.
+
+    Built from the directory at the start of a sync; `add_account` and `add_contact` keep it
+    current when the directory changes, so nothing is rebuilt per item.
+    """
+
+    internal_domains: tuple[str, ...] = ()
+    region: str | None = "DE"
+    free_mail: FreeMail = field(default_factory=default_free_mail)
+    emails: dict[str, list[ContactRef]] = field(default_factory=dict)
+    phones: dict[str, list[ContactRef]] = field(default_factory=dict)
+    domains: dict[str, list[AccountRef]] = field(default_factory=dict)
+    account_names: dict[int, str] = field(default_factory=dict)
+    _internal_cache: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        accounts: Iterable[Account],
+        contacts: Iterable[Contact],
+        *,
+        internal_domains: Iterable[str] = (),
+        region: str | None = "DE",
+        free_mail: FreeMail | None = None,
+    ) -> IdentityIndex:
+        index = cls(
+            internal_domains=tuple(internal_domains),
+            region=region,
+            free_mail=free_mail or default_free_mail(),
+        )
+        for account in accounts:
+            index.add_account(account)
+        for contact in contacts:
+            index.add_contact(contact)
+        return index
+
+    def add_account(self, account: Account) -> None:
+        if account.id is None:
+            raise ValueError("only stored accounts (with an id) can be indexed")
+        self.account_names[account.id] = account.name
+        ref = AccountRef(account.id, account.name)
+        for domain in account.domains:
+            refs = self.domains.setdefault(domain, [])
+            if ref not in refs:
+                refs.append(ref)
+
+    def add_contact(self, contact: Contact) -> None:
+        if contact.id is None:
+            raise ValueError("only stored contacts (with an id) can be indexed")
+        account_name = self.account_names.get(contact.account_id or -1, "")
+        ref = ContactRef(contact.id, contact.name, contact.account_id, account_name)
+        for address in contact.emails:
+            refs = self.emails.setdefault(address, [])
+            if ref not in refs:
+                refs.append(ref)
+        for number in contact.phones:
+            refs = self.phones.setdefault(number, [])
+            if ref not in refs:
+                refs.append(ref)
+
+    def is_internal_domain(self, domain: str) -> bool:
+        known = self._internal_cache.get(domain)
+        if known is None:
+            known = is_internal(domain, self.internal_domains)
+            self._internal_cache[domain] = known
+        return known

@@ -1,0 +1,228 @@
+"""The typed ORM schema. Every change here comes with an Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    owner: Mapped[str] = mapped_column(String(320), default="")
+    domains: Mapped[list[AccountDomainRow]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class AccountDomainRow(Base):
+    __tablename__ = "account_domains"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    account: Mapped[AccountRow] = relationship(back_populates="domains")
+    __table_args__ = (UniqueConstraint("account_id", "domain"),)
+
+
+class ContactRow(Base):
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(300))
+    owner: Mapped[str] = mapped_column(String(320), default="")
+    emails: Mapped[list[ContactEmailRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    phones: Mapped[list[ContactPhoneRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+
+class ContactEmailRow(Base):
+    __tablename__ = "contact_emails"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    __table_args__ = (UniqueConstraint("contact_id", "address"),)
+
+
+class ContactPhoneRow(Base):
+    __tablename__ = "contact_phones"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    e164: Mapped[str] = mapped_column(String(32), index=True)
+    __table_args__ = (UniqueConstraint("contact_id", "e164"),)
+
+
+class BlobRow(Base):
+    """Raw bytes, zlib-compressed, addressed by the SHA-256 of the uncompressed content."""
+
+    __tablename__ = "blobs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class InteractionRow(Base):
+    __tablename__ = "interactions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(512), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    snippet: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    thread_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    in_reply_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    references: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    not_logged: Mapped[str] = mapped_column(String(32), default="")
+    raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    participants: Mapped[list[ParticipantRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ParticipantRow.id"
+    )
+    attributions: Mapped[list[AttributionRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AttributionRow.id"
+    )
+    sources: Mapped[list[SourceRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="SourceRow.id"
+    )
+    attachments: Mapped[list[AttachmentRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AttachmentRow.id"
+    )
+
+
+class ParticipantRow(Base):
+    __tablename__ = "participants"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(320))
+    normalized: Mapped[str | None] = mapped_column(String(320), index=True)
+    name: Mapped[str] = mapped_column(String(300), default="")
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+
+
+class AttributionRow(Base):
+    """`removed` marks a tombstone: a manually removed link that re-matching must not re-add."""
+
+    __tablename__ = "attributions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    rule: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (
+        Index("ix_attributions_account_interaction", "account_id", "interaction_id"),
+        Index("ix_attributions_contact", "contact_id"),
+    )
+
+
+class SourceRow(Base):
+    """Where a stored interaction was seen: one row per (connector, external id)."""
+
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    connector: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(512))
+    content_sha256: Mapped[str] = mapped_column(String(64), default="")
+    __table_args__ = (UniqueConstraint("connector", "external_id"),)
+
+
+class AttachmentRow(Base):
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
+
+
+class QuarantineRow(Base):
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    connector: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(Text)
+    raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (UniqueConstraint("connector", "external_id"),)
+
+
+class ConnectorRow(Base):
+    __tablename__ = "connectors"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secrets: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(300), default="")
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
