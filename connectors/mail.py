@@ -1,0 +1,220 @@
+"""RFC 5322 bytes -> Interaction. Tolerant of what real mailboxes hold; strict about limits.
+
+The standard library's compat32 parser is used on purpose: it is several times faster than
+`policy.default` and never raises on malformed headers; decoding (RFC 2047, RFC 2231, unknown
+or mislabelled charsets) is done here, defensively, so that one bad header cannot stop a sync.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import re
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.header import decode_header
+from email.message import Message
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+
+from connectors.base import MalformedItem
+from hub.model import AddressKind, Attachment, Channel, Interaction, Participant, Role
+
+SNIPPET_CHARS = 240
+MAX_HEADER_VALUE = 8_000
+BODY_TEXT_CHARS = 200_000
+KEPT_HEADERS = ("auto-submitted", "precedence", "list-id", "list-unsubscribe")
+_MSGID = re.compile(r"<([^<>\s]{1,500})>")
+_SPACE = re.compile(r"\s+")
+_ROLES = ((Role.FROM, "from"), (Role.TO, "to"), (Role.CC, "cc"), (Role.BCC, "bcc"))
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """Bytes to text with the declared charset, falling back to UTF-8 and then cp1252."""
+    for candidate in (charset, "utf-8", "cp1252"):
+        if not candidate:
+            continue
+        try:
+            codecs.lookup(candidate)
+            return data.decode(candidate)
+        except (LookupError, UnicodeDecodeError, ValueError):
+            continue
+    return data.decode("latin-1")
+
+
+def decode_header_value(value: object) -> str:
+    """A header (str with RFC 2047 words, Header object or raw 8-bit) as readable text."""
+    raw = str(value) if not isinstance(value, str) else value
+    raw = raw[:MAX_HEADER_VALUE]
+    try:
+        parts = decode_header(raw)
+    except (ValueError, LookupError, AssertionError):
+        return _SPACE.sub(" ", raw).strip()
+    text = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            text.append(decode_text(chunk, charset))
+        else:
+            text.append(chunk)
+    joined = "".join(text)
+    return _SPACE.sub(" ", joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace")).strip()
+
+
+def message_ids(value: str | None) -> list[str]:
+    return [f"<{m}>" for m in _MSGID.findall(value or "")]
+
+
+class _TextFromHtml(HTMLParser):
+    """Visible text of an HTML body; script and style are dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "head"):
+            self._skip += 1
+        elif tag in ("br", "p", "div", "tr", "li", "h1", "h2", "h3"):
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "head") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    parser = _TextFromHtml()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError):
+        return re.sub(r"<[^>]*>", " ", html)
+    lines = (_SPACE.sub(" ", line).strip() for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def snippet_of(text: str) -> str:
+    lines = [
+        line for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith(">")
+    ]
+    return _SPACE.sub(" ", " ".join(lines)).strip()[:SNIPPET_CHARS]
+
+
+def _cap_headers(data: bytes, max_header_bytes: int) -> bytes:
+    """Truncate a pathological header block so parsing stays bounded in time and memory."""
+    end = data.find(b"\n\n")
+    crlf = data.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        end = crlf
+    if end == -1:
+        end = len(data)
+    if end <= max_header_bytes:
+        return data
+    cut = data.rfind(b"\n", 0, max_header_bytes)
+    return data[: max(cut, 0)] + b"\n\n" + data[end:].lstrip(b"\r\n")
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except (ValueError, AssertionError, LookupError):
+        payload = None
+    if isinstance(payload, bytes):
+        return payload
+    raw = part.get_payload()
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _bodies(msg: Message, keep_attachments: bool) -> tuple[str, str, list[Attachment]]:
+    text, html, attachments = "", "", []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        filename = part.get_filename()
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        if filename or disposition == "attachment" or ctype == "message/rfc822":
+            data = _payload(part)
+            name = decode_header_value(filename) if filename else f"attachment.{ctype.split('/')[-1]}"
+            attachments.append(
+                Attachment(name, ctype, len(data), data if keep_attachments else None)
+            )
+        elif ctype == "text/plain" and not text:
+            text = decode_text(_payload(part), part.get_content_charset())
+        elif ctype == "text/html" and not html:
+            html = decode_text(_payload(part), part.get_content_charset())
+    return text[:BODY_TEXT_CHARS], html[:BODY_TEXT_CHARS], attachments
+
+
+def _date(msg: Message, fallback: datetime | None) -> datetime:
+    candidates = [msg.get("Date")]
+    candidates += [str(r).rpartition(";")[2] for r in msg.get_all("Received") or []]
+    for value in candidates:
+        if not value:
+            continue
+        try:
+            parsed = parsedate_to_datetime(str(value).strip())
+        except (TypeError, ValueError, IndexError):
+            continue
+        if parsed is not None and 1970 <= parsed.year <= 2200:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if fallback is not None:
+        return fallback
+    raise MalformedItem("no usable Date header (and no Received header or envelope date)")
+
+
+def translate_message(
+    data: bytes,
+    *,
+    fallback_date: datetime | None = None,
+    max_header_bytes: int = 64_000,
+    max_message_bytes: int = 25_000_000,
+) -> Interaction:
+    """Translate one message; raise MalformedItem when it is not a mail at all."""
+    msg = message_from_bytes(_cap_headers(data, max_header_bytes), policy=compat32)
+    headers = {k.lower() for k in msg.keys()}
+    if not headers & {"from", "sender", "to", "cc", "date", "message-id", "subject"}:
+        raise MalformedItem("not a mail message: no From, To, Date, Subject or Message-ID header")
+    participants = []
+    for role, header in _ROLES:
+        values = [decode_header_value(v) for v in msg.get_all(header) or []]
+        for name, address in getaddresses(values):
+            if "@" in address:
+                participants.append(Participant(role, address.strip(), AddressKind.EMAIL, name))
+    if not any(p.role is Role.FROM for p in participants) and msg.get("Sender"):
+        for name, address in getaddresses([decode_header_value(msg["Sender"])]):
+            if "@" in address:
+                participants.insert(0, Participant(Role.FROM, address, AddressKind.EMAIL, name))
+    if not participants:
+        raise MalformedItem("no sender or recipient address in From, Sender, To or Cc")
+    own_ids = message_ids(decode_header_value(msg.get("Message-ID", "")))
+    message_id = own_ids[0] if own_ids else None
+    text, html, attachments = _bodies(msg, keep_attachments=len(data) <= max_message_bytes)
+    if not text and html:
+        text = html_to_text(html)
+    in_reply_to = message_ids(str(msg.get("In-Reply-To", "")))
+    references = message_ids(" ".join(str(r) for r in msg.get_all("References") or []))
+    dedupe = f"mid:{message_id}" if message_id else f"sha256:{hashlib.sha256(data).hexdigest()}"
+    return Interaction(
+        channel=Channel.EMAIL,
+        occurred_at=_date(msg, fallback_date),
+        dedupe_key=dedupe,
+        subject=decode_header_value(msg.get("Subject", ""))[:1000],
+        snippet=snippet_of(text),
+        body_text=text,
+        body_html=html,
+        participants=participants,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        thread_key=(references or in_reply_to or [message_id or dedupe])[0],
+        attachments=attachments,
+        headers={k: decode_header_value(msg[k]) for k in KEPT_HEADERS if msg.get(k) is not None},
+    )
