@@ -1,0 +1,42 @@
+"""A Maildir (cur/ and new/, and Maildir++ subfolders); keyed by the file's unique name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.base import ConnectorError, FileConnector
+from connectors.eml import read_folder
+from connectors.mail import translate_message
+from hub.model import Interaction, RawItem
+
+
+class MaildirConnector(FileConnector):
+    kind = "maildir"
+    options = {"path": "the Maildir folder (holding cur/ and new/)"}
+
+    def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
+        root = Path(self.settings["path"]).expanduser()
+        if not (root / "cur").is_dir() and not (root / "new").is_dir():
+            raise ConnectorError(f"{self.name}: {root} is not a Maildir (no cur/ or new/)")
+        files = sorted(
+            p for p in root.rglob("*")
+            if p.parent.name in ("cur", "new") and p.is_file() and not p.name.startswith(".")
+        )
+        yield from read_folder(self, files, root, cursor, lambda key: key)
+
+    def translate(self, raw: RawItem) -> Interaction:
+        """The unique part of the file name (before `:2,flags`) stamps the delivery time."""
+        name = raw.external_id.rsplit("/", 1)[-1]
+        fallback = None
+        stamp = name.split(".", 1)[0]
+        if stamp.isdigit():
+            fallback = datetime.fromtimestamp(int(stamp), UTC)
+        return translate_message(
+            raw.data,
+            fallback_date=fallback,
+            max_header_bytes=self.context.max_header_bytes,
+            max_message_bytes=self.context.max_message_bytes,
+        )
