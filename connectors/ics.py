@@ -1,0 +1,116 @@
+"""iCalendar files: each event occurrence is one meeting; recurring events expanded in a window."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+
+from connectors.base import ConnectorError, FileConnector, MalformedItem
+from hub.model import AddressKind, Channel, Interaction, Participant, RawItem, Role
+
+
+def _as_datetime(value: Any, tz: str) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=ZoneInfo(tz))
+    raise MalformedItem(f"DTSTART {value!r} is not a date or date-time")
+
+
+def occurrence_key(event: icalendar.Event, tz: str) -> str:
+    """UID alone for a single event, UID plus RECURRENCE-ID (in UTC) for an occurrence."""
+    uid = str(event.get("UID", "")).strip()
+    if not uid:
+        uid = "sha256:" + hashlib.sha256(event.to_ical()).hexdigest()
+    rid = event.get("RECURRENCE-ID")
+    if rid is None:
+        return uid
+    stamp = _as_datetime(rid.dt, tz).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{uid}|{stamp}"
+
+
+def _address(value: Any) -> str:
+    return str(value).strip().removeprefix("mailto:").removeprefix("MAILTO:")
+
+
+class IcsConnector(FileConnector):
+    kind = "ics"
+    options = {"path": "the .ics file to read"}
+
+    def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
+        path = Path(self.settings["path"]).expanduser()
+        if not path.is_file():
+            raise ConnectorError(f"{self.name}: {path} is not a readable .ics file")
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        today = datetime.now(UTC).date().isoformat()
+        mark = {"sha256": digest, "window": today}
+        if cursor == mark:
+            return
+        try:
+            calendar = icalendar.Calendar.from_ical(data)
+        except ValueError as e:
+            raise ConnectorError(f"{self.name}: {path} is not an iCalendar file: {e}") from e
+        batch: list[RawItem] = []
+        for event in self._occurrences(calendar):
+            payload = event.to_ical()
+            batch.append(RawItem(occurrence_key(event, self.context.timezone), payload,
+                                 "text/calendar"))
+            if len(batch) >= self.batch_size:
+                yield batch, cursor
+                batch = []
+        yield batch, mark
+
+    def _occurrences(self, calendar: icalendar.Calendar) -> Iterator[icalendar.Event]:
+        window = timedelta(days=self.context.calendar_window_days)
+        now = datetime.now(UTC)
+        recurring = set()
+        for event in calendar.walk("VEVENT"):
+            if event.get("RRULE") or event.get("RDATE") or event.get("RECURRENCE-ID"):
+                recurring.add(str(event.get("UID", "")))
+        for event in calendar.walk("VEVENT"):
+            if str(event.get("UID", "")) not in recurring:
+                yield event
+        if recurring:
+            for event in recurring_ical_events.of(calendar).between(now - window, now + window):
+                if str(event.get("UID", "")) in recurring:
+                    if event.get("RECURRENCE-ID") is None:
+                        event.add("RECURRENCE-ID", event["DTSTART"].dt)
+                    yield event
+
+    def translate(self, raw: RawItem) -> Interaction:
+        tz = self.context.timezone
+        event = icalendar.Event.from_ical(raw.data)
+        if "DTSTART" not in event:
+            raise MalformedItem("event without DTSTART")
+        start = _as_datetime(event["DTSTART"].dt, tz)
+        end = _as_datetime(event["DTEND"].dt, tz) if "DTEND" in event else None
+        participants = []
+        organizer = event.get("ORGANIZER")
+        if organizer:
+            participants.append(Participant(Role.ORGANIZER, _address(organizer),
+                                            AddressKind.EMAIL, str(organizer.params.get("CN", ""))))
+        attendees = event.get("ATTENDEE") or []
+        for attendee in attendees if isinstance(attendees, list) else [attendees]:
+            participants.append(Participant(Role.ATTENDEE, _address(attendee),
+                                            AddressKind.EMAIL, str(attendee.params.get("CN", ""))))
+        description = str(event.get("DESCRIPTION", ""))
+        return Interaction(
+            channel=Channel.MEETING,
+            occurred_at=start,
+            ends_at=end,
+            dedupe_key=f"ics:{raw.external_id}",
+            subject=str(event.get("SUMMARY", "")),
+            snippet=" ".join(description.split())[:240],
+            body_text=description,
+            participants=participants,
+            thread_key=f"ics:{str(event.get('UID', raw.external_id))}",
+            extra={"location": str(event.get("LOCATION", ""))},
+        )
