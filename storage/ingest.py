@@ -141,7 +141,7 @@ class SqlInteractionStore:
             existing.sources.append(source)
             counts.duplicates += 1
             return
-        row = _interaction_row(item, blobs.get(sha))
+        row = _interaction_row(item, blobs)
         row.sources.append(source)
         session.add(row)
         plan.by_key[item.interaction.dedupe_key] = row
@@ -188,12 +188,8 @@ class SqlInteractionStore:
             counts.quarantined += 1
 
 
-def _interaction_row(item: StoredItem, blob_id: int | None) -> InteractionRow:
+def _interaction_row(item: StoredItem, blobs: dict[str, int]) -> InteractionRow:
     it = item.interaction
-    blobs_by_sha = {}
-    for attachment in it.attachments:
-        if attachment.content:
-            blobs_by_sha[attachment.filename] = hashlib.sha256(attachment.content).hexdigest()
     return InteractionRow(
         dedupe_key=it.dedupe_key,
         channel=it.channel.value,
@@ -209,8 +205,8 @@ def _interaction_row(item: StoredItem, blob_id: int | None) -> InteractionRow:
         thread_id=it.thread_key,
         in_reply_to=it.in_reply_to,
         references=it.references,
-        not_logged=item.not_logged[:32],
-        raw_blob_id=blob_id,
+        not_logged=item.not_logged[:200],
+        raw_blob_id=blobs.get(hashlib.sha256(item.raw.data).hexdigest()),
         extra=dict(it.extra),
         participants=[
             ParticipantRow(
@@ -229,7 +225,7 @@ def _interaction_row(item: StoredItem, blob_id: int | None) -> InteractionRow:
         attachments=[
             AttachmentRow(
                 filename=a.filename[:500], content_type=a.content_type[:200], size=a.size,
-                blob_id=None,
+                blob_id=blobs.get(hashlib.sha256(a.content).hexdigest()) if a.content else None,
             )
             for a in it.attachments
         ],

@@ -107,7 +107,7 @@ class InteractionRow(Base):
     thread_id: Mapped[str | None] = mapped_column(String(512), index=True)
     in_reply_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
     references: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    not_logged: Mapped[str] = mapped_column(String(32), default="")
+    not_logged: Mapped[str] = mapped_column(String(200), default="")
     raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     participants: Mapped[list[ParticipantRow]] = relationship(

@@ -126,7 +126,7 @@ def upgrade() -> None:
         sa.Column("thread_id", sa.String(length=512), nullable=True),
         sa.Column("in_reply_to", sa.JSON(), nullable=False),
         sa.Column("references", sa.JSON(), nullable=False),
-        sa.Column("not_logged", sa.String(length=32), nullable=False),
+        sa.Column("not_logged", sa.String(length=200), nullable=False),
         sa.Column(
             "raw_blob_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),

@@ -1,0 +1,112 @@
+"""The customer directory: accounts with domains, contacts with emails and phones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.model import Account, Contact
+from storage.tables import (
+    AccountDomainRow,
+    AccountRow,
+    ContactEmailRow,
+    ContactPhoneRow,
+    ContactRow,
+)
+
+
+@dataclass
+class DirectoryCounts:
+    accounts_created: int = 0
+    accounts_updated: int = 0
+    contacts_created: int = 0
+    contacts_updated: int = 0
+
+
+async def upsert_directory(
+    session: AsyncSession, entries: list[tuple[Account, Contact | None]]
+) -> DirectoryCounts:
+    """Merge entries into the directory by account name and (account, contact name).
+
+    Re-importing the same file changes nothing; new domains, addresses and numbers are added,
+    existing ones are kept (a directory file is not a deletion list).
+    """
+    counts = DirectoryCounts()
+    accounts = {a.name: a for a in (await session.execute(select(AccountRow))).scalars()}
+    contacts = {
+        (c.account_id, c.name): c for c in (await session.execute(select(ContactRow))).scalars()
+    }
+    touched_accounts: set[str] = set()
+    touched_contacts: set[tuple[int | None, str]] = set()
+    for account, contact in entries:
+        row = accounts.get(account.name)
+        if row is None:
+            row = AccountRow(name=account.name, owner=account.owner, domains=[])
+            session.add(row)
+            accounts[account.name] = row
+            counts.accounts_created += 1
+            touched_accounts.add(account.name)
+        changed = False
+        known = {d.domain for d in row.domains}
+        for domain in account.domains:
+            if domain not in known:
+                row.domains.append(AccountDomainRow(domain=domain))
+                known.add(domain)
+                changed = True
+        if account.owner and row.owner != account.owner:
+            row.owner, changed = account.owner, True
+        if changed and account.name not in touched_accounts:
+            counts.accounts_updated += 1
+            touched_accounts.add(account.name)
+        if contact is None:
+            continue
+        await session.flush()
+        key = (row.id, contact.name)
+        crow = contacts.get(key)
+        if crow is None:
+            crow = ContactRow(account_id=row.id, name=contact.name, owner=contact.owner,
+                              emails=[], phones=[])
+            session.add(crow)
+            contacts[key] = crow
+            counts.contacts_created += 1
+            touched_contacts.add(key)
+        changed = _merge_contact(crow, contact)
+        if changed and key not in touched_contacts:
+            counts.contacts_updated += 1
+            touched_contacts.add(key)
+    await session.flush()
+    return counts
+
+
+def _merge_contact(row: ContactRow, contact: Contact) -> bool:
+    changed = False
+    emails = {e.address for e in row.emails}
+    for address in contact.emails:
+        if address not in emails:
+            row.emails.append(ContactEmailRow(address=address))
+            emails.add(address)
+            changed = True
+    phones = {p.e164 for p in row.phones}
+    for number in contact.phones:
+        if number not in phones:
+            row.phones.append(ContactPhoneRow(e164=number))
+            phones.add(number)
+            changed = True
+    if contact.owner and row.owner != contact.owner:
+        row.owner, changed = contact.owner, True
+    return changed
+
+
+async def load_directory(session: AsyncSession) -> tuple[list[Account], list[Contact]]:
+    accounts = [
+        Account(a.name, tuple(d.domain for d in a.domains), a.owner, a.id)
+        for a in (await session.execute(select(AccountRow).order_by(AccountRow.id))).scalars()
+    ]
+    contacts = [
+        Contact(c.name, c.account_id, tuple(e.address for e in c.emails),
+                tuple(p.e164 for p in c.phones), c.owner, c.id)
+        for c in (await session.execute(select(ContactRow).order_by(ContactRow.id))).scalars()
+    ]
+    return accounts, contacts
