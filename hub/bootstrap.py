@@ -1,0 +1,104 @@
+"""The one place that wires concrete pieces together; called at start-up, never at import."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from config.settings import Settings
+from connectors.base import ConnectorContext
+from matching.identities import FreeMail, default_free_mail
+from matching.index import IdentityIndex
+from storage import db
+from storage.directory import load_directory
+from storage.ingest import SqlInteractionStore
+
+
+class SecretBox:
+    """Encrypts connector secrets at rest with a key derived from the hub's secret key."""
+
+    def __init__(self, secret_key: str) -> None:
+        digest = hashlib.sha256(("crmhub-connector-secrets:" + secret_key).encode()).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+
+    def seal(self, values: dict[str, str]) -> str:
+        return self._fernet.encrypt(json.dumps(values).encode()).decode() if values else ""
+
+    def open(self, sealed: str) -> dict[str, str]:
+        if not sealed:
+            return {}
+        try:
+            return dict(json.loads(self._fernet.decrypt(sealed.encode())))
+        except InvalidToken as e:
+            raise ValueError(
+                "stored connector secrets cannot be decrypted: CRMHUB_SECRET_KEY has changed"
+            ) from e
+
+
+def secret_key_for(settings: Settings) -> str:
+    """The configured key, or one generated once into the data directory (mode 0600)."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret.key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: SqlInteractionStore
+    context: ConnectorContext
+    secret_box: SecretBox
+    free_mail: FreeMail
+
+    async def identity_index(self) -> IdentityIndex:
+        async with self.sessions() as session:
+            accounts, contacts = await load_directory(session)
+        return IdentityIndex.build(
+            accounts,
+            contacts,
+            internal_domains=self.settings.internal_domains,
+            region=self.settings.default_region,
+            free_mail=self.free_mail,
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_hub(settings: Settings, *, migrate: bool | None = None) -> Hub:
+    """Wire the hub. The embedded SQLite database migrates itself; PostgreSQL only on request."""
+    if migrate is None:
+        migrate = db.parse_url(settings.database_url).get_backend_name() == "sqlite"
+    if migrate:
+        db.upgrade(settings.database_url)
+    engine = db.create_engine_for(settings.database_url)
+    sessions = db.sessionmaker_for(engine)
+    context = ConnectorContext(
+        region=settings.default_region,
+        timezone=settings.timezone,
+        internal_domains=tuple(settings.internal_domains),
+        calendar_window_days=settings.calendar_window_days,
+        max_header_bytes=settings.max_header_bytes,
+        max_message_bytes=settings.max_message_bytes,
+    )
+    free_mail = FreeMail(settings.free_mail_domains) if settings.free_mail_domains else default_free_mail()
+    return Hub(settings, engine, sessions, SqlInteractionStore(sessions), context,
+               SecretBox(secret_key_for(settings)), free_mail)
+

@@ -1,0 +1,1 @@
+"""Attribution: pure functions that decide which customers an interaction belongs to."""
