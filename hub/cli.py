@@ -1,0 +1,306 @@
+"""The `crmhub` command line: the public contract of DESIGN.md. Errors end as one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from config.settings import ConfigError, load_settings
+from connectors.base import ConfigurationError, ConnectorError
+from connectors.registry import connector_class
+from hub.bootstrap import Hub, build_hub
+from hub.model import Account, Contact
+from storage.db import DatabaseError, upgrade
+from storage.tables import ConnectorRow
+from storage.users import ROLES, add_user, create_token, user_by_email
+
+log = logging.getLogger("crmhub")
+
+
+class UsageError(Exception):
+    """Bad input on the command line; printed without a traceback."""
+
+
+def _hub(migrate: bool | None = None) -> Hub:
+    return build_hub(load_settings(), migrate=migrate)
+
+
+async def _with_hub(work: Callable[[Hub], Awaitable[int]]) -> int:
+    hub = _hub()
+    try:
+        return await work(hub)
+    finally:
+        await hub.close()
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    upgrade(settings.database_url)
+    print("database is at the newest schema")
+    return 0
+
+
+def cmd_directory_import(args: argparse.Namespace) -> int:
+    from hub.directory_files import read_directory
+    from storage.directory import upsert_directory
+
+    path = Path(args.file)
+    settings = load_settings()
+    rows, errors = read_directory(path, settings.default_region)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    entries: list[tuple[Account, Contact | None]] = [
+        (
+            Account(r.account, r.domains, r.owner),
+            Contact(r.contact, None, r.emails, r.phones, r.owner) if r.contact else None,
+        )
+        for r in rows
+    ]
+
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            counts = await upsert_directory(session, entries)
+        print(
+            f"{path.name}: {len(rows)} rows read, {len(errors)} rejected; accounts "
+            f"{counts.accounts_created} new, {counts.accounts_updated} updated; contacts "
+            f"{counts.contacts_created} new, {counts.contacts_updated} updated"
+        )
+        return 1 if errors and not rows else 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {value!r}: expected key=value")
+        out[key.strip()] = rest
+    return out
+
+
+def cmd_connectors_add(args: argparse.Namespace) -> int:
+    cls = connector_class(args.kind)
+    settings = _pairs(args.set or [], "--set")
+    secret_envs = _pairs(args.secret or [], "--secret")
+    secret_values = {}
+    for key, env in secret_envs.items():
+        if env not in os.environ:
+            raise UsageError(f"--secret {key}={env}: environment variable {env} is not set")
+        secret_values[key] = os.environ[env]
+    cls.validate_settings(settings)
+
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            exists = await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))
+            if exists.scalar_one_or_none() is not None:
+                raise UsageError(f"a connector named {args.name!r} exists; remove it first")
+            session.add(ConnectorRow(name=args.name, kind=args.kind, settings=settings,
+                                     secrets=hub.secret_box.seal(secret_values), cursor={}))
+        print(f"connector {args.name} ({args.kind}) added")
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_connectors_list(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session:
+            rows = (await session.execute(select(ConnectorRow).order_by(ConnectorRow.name))).scalars()
+            for row in rows:
+                where = ", ".join(f"{k}={v}" for k, v in sorted(row.settings.items()))
+                state = row.status + (f": {row.last_error}" if row.last_error else "")
+                enabled = "" if row.enabled else " (disabled)"
+                print(f"{row.name}\t{row.kind}\t{state}{enabled}\t{where}")
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_connectors_remove(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            row = (await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))).scalar_one_or_none()
+            if row is None:
+                raise UsageError(f"no connector named {args.name!r}")
+            await session.delete(row)
+        print(f"connector {args.name} removed; its logged items stay")
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_connectors_test(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session:
+            row = (await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))).scalar_one_or_none()
+        if row is None:
+            raise UsageError(f"no connector named {args.name!r}")
+        connector = connector_class(row.kind)(row.name, row.settings, hub.secret_box.open(row.secrets), hub.context)
+        for line in await connector.check():
+            print(line)
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from hub.pipeline import sync_all
+
+    def progress(name: str, fetched: int) -> None:
+        if not args.json:
+            print(f"\r{name}: {fetched} fetched", end="", file=sys.stderr, flush=True)
+
+    async def work(hub: Hub) -> int:
+        reports = await sync_all(hub, args.names, progress)
+        if not args.json:
+            print(file=sys.stderr)
+        if args.json:
+            print(json.dumps({"connectors": [r.as_json() for r in reports]}, indent=2))
+        else:
+            for r in reports:
+                print(f"{r.connector}: fetched {r.fetched}, new {r.new}, duplicates {r.duplicates}, "
+                      f"matched {r.matched}, unmatched {r.unmatched}, quarantined {r.quarantined}, "
+                      f"errors {r.errors}" + (f" ({r.error})" if r.error else ""))
+        return 1 if any(r.errors for r in reports) else 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    password = os.environ.get(args.password_env, "") if args.password_env else ""
+    if args.password_env and not password:
+        raise UsageError(f"--password-env {args.password_env}: the variable is not set")
+    generated = not password
+    password = password or secrets.token_urlsafe(12)
+
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            await add_user(session, args.email.strip().lower(), args.role, password)
+        print(f"user {args.email} ({args.role}) saved")
+        if generated:
+            print(f"password: {password}")
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            user = await user_by_email(session, args.email)
+            if user is None:
+                raise UsageError(f"no user {args.email}; add one with `crmhub users add`")
+            token = await create_token(session, user)
+        print(token)
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hub.server import serve
+
+    hub = _hub()
+    return serve(hub, args.host, args.port, scheduler=not args.no_scheduler)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from hub.jobs import run_worker
+
+    hub = _hub()
+    return run_worker(hub)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo
+
+    return run_demo(args.port, Path(args.dir), load_only=args.load_only)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crmhub", description="Every customer communication, "
+                                "attributed and on one timeline.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="load bundled demo data into a fresh database and serve it")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--dir", default="crmhub-demo", help="where the demo database and files go")
+    demo.add_argument("--load-only", action="store_true", help="load, print the login, exit")
+    demo.set_defaults(run=cmd_demo)
+
+    serve = sub.add_parser("serve", help="web view, API and scheduler")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-scheduler", action="store_true")
+    serve.set_defaults(run=cmd_serve)
+
+    sub.add_parser("worker", help="run scheduled syncs without the web view").set_defaults(run=cmd_worker)
+
+    dbp = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    dbp.add_parser("upgrade", help="migrate to the newest schema").set_defaults(run=cmd_db_upgrade)
+
+    dirp = sub.add_parser("directory", help="customer directory").add_subparsers(dest="dir", required=True)
+    imp = dirp.add_parser("import", help="import a .csv or .vcf file")
+    imp.add_argument("file")
+    imp.set_defaults(run=cmd_directory_import)
+
+    con = sub.add_parser("connectors", help="sources").add_subparsers(dest="con", required=True)
+    add = con.add_parser("add", help="add a connector")
+    add.add_argument("kind")
+    add.add_argument("name")
+    add.add_argument("--set", action="append", metavar="KEY=VALUE")
+    add.add_argument("--secret", action="append", metavar="KEY=ENV_VAR")
+    add.set_defaults(run=cmd_connectors_add)
+    con.add_parser("list").set_defaults(run=cmd_connectors_list)
+    for verb, run in (("test", cmd_connectors_test), ("remove", cmd_connectors_remove)):
+        one = con.add_parser(verb)
+        one.add_argument("name")
+        one.set_defaults(run=run)
+
+    sync = sub.add_parser("sync", help="one pass over the connectors")
+    sync.add_argument("names", nargs="*")
+    sync.add_argument("--json", action="store_true")
+    sync.set_defaults(run=cmd_sync)
+
+    users = sub.add_parser("users").add_subparsers(dest="users", required=True)
+    uadd = users.add_parser("add")
+    uadd.add_argument("email")
+    uadd.add_argument("--role", choices=ROLES, required=True)
+    uadd.add_argument("--password-env", metavar="ENV_VAR", help="read the password from this variable")
+    uadd.set_defaults(run=cmd_users_add)
+
+    tokens = sub.add_parser("tokens").add_subparsers(dest="tokens", required=True)
+    tcreate = tokens.add_parser("create")
+    tcreate.add_argument("email")
+    tcreate.set_defaults(run=cmd_tokens_create)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args))
+    except (ConfigError, DatabaseError, ConfigurationError, ConnectorError, UsageError) as e:
+        print(f"crmhub: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _entry() -> Any:
+    sys.exit(main())
