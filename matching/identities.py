@@ -121,7 +121,8 @@ def normalize_phone(number: str, region: str | None) -> str | None:
             return None
         if not _has_trunk_prefix_if_needed(parsed, bare):
             return None
-        return phonenumbers.format_number(bare, PhoneNumberFormat.E164)
+        e164 = phonenumbers.format_number(bare, PhoneNumberFormat.E164)
+        return e164 if _reads_back(e164) else None
     except NumberParseException:
         return None
     except Exception:  # noqa: BLE001 - phonenumbers' failures on garbage are undocumented
@@ -205,6 +206,19 @@ def _to_ascii(host: str) -> str | None:
         return host.encode("idna").decode("ascii")
     except (UnicodeError, ValueError):
         return None
+
+
+def _reads_back(e164: str) -> bool:
+    """Whether `e164` parses back to itself, so the key is stable when normalised again.
+
+    Degenerate input such as `000000` formats to a string that phonenumbers reads as a
+    different number; such a key would break idempotence and matches nothing real.
+    """
+    parsed = phonenumbers.parse(e164, None)
+    return (
+        phonenumbers.is_possible_number_with_reason(parsed) == ValidationResult.IS_POSSIBLE
+        and phonenumbers.format_number(parsed, PhoneNumberFormat.E164) == e164
+    )
 
 
 def _has_trunk_prefix_if_needed(
