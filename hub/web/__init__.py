@@ -1,0 +1,1 @@
+"""Web view and JSON API (Starlette)."""

@@ -1,0 +1,251 @@
+"""The JSON API under /api (DESIGN.md "Public contract")."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from hub.bootstrap import Hub
+from hub.web.auth import current_user
+from hub.web.openapi import OPENAPI
+from hub.web.serialize import account_json, contact_json, interaction_json, quarantine_json
+from matching.identities import normalize_email, normalize_phone, parent_domains
+from storage import queries
+from storage.blobs import read_blob
+from storage.tables import AccountRow, AttachmentRow, ContactRow, InteractionRow
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Authenticate, then turn ApiError and bad cursors into the documented error shape."""
+
+    async def wrapped(request: Request) -> Response:
+        user = await current_user(request)
+        if user is None:
+            return error(401, "unauthenticated", "a bearer token or a login session is required")
+        request.state.user = user
+        try:
+            return await handler(request)
+        except ApiError as e:
+            return error(e.status, e.code, e.message)
+        except queries.BadCursor as e:
+            return error(400, "bad_cursor", str(e))
+
+    return wrapped
+
+
+def _hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= queries.MAX_LIMIT:
+        raise ApiError(400, "bad_limit", f"limit must be a number from 1 to {queries.MAX_LIMIT}")
+    return int(raw)
+
+
+def _date(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as e:
+        raise ApiError(400, "bad_date", f"{name}={raw!r} is not an ISO date or date-time") from e
+    return value if value.tzinfo else value.astimezone()
+
+
+def timeline_filter(request: Request) -> queries.TimelineFilter:
+    channel = request.query_params.get("channel") or None
+    if channel and channel not in ("email", "call", "sms", "meeting", "fax", "note"):
+        raise ApiError(400, "bad_channel", f"channel={channel!r} is not a channel")
+    return queries.TimelineFilter(channel, _date(request, "since"), _date(request, "until"),
+                                  request.query_params.get("q") or None)
+
+
+def _id(request: Request) -> int:
+    return int(request.path_params["id"])
+
+
+def page_json(page: queries.Page, render: Callable[[Any], dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"items": [render(x) for x in page.items], "next_cursor": page.next_cursor})
+
+
+@endpoint
+async def accounts(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        page = await queries.list_accounts(session, request.query_params.get("q"),
+                                           request.query_params.get("cursor"), _limit(request))
+    return page_json(page, account_json)
+
+
+@endpoint
+async def account(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        row = await session.get(AccountRow, _id(request))
+        if row is None:
+            raise ApiError(404, "not_found", f"no account {_id(request)}")
+        contacts = await queries.contacts_of(session, row.id)
+    return JSONResponse({**account_json(row), "contacts": [contact_json(c) for c in contacts]})
+
+
+@endpoint
+async def account_timeline(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        if await session.get(AccountRow, _id(request)) is None:
+            raise ApiError(404, "not_found", f"no account {_id(request)}")
+        page = await queries.account_timeline(session, _id(request), timeline_filter(request),
+                                              request.query_params.get("cursor"), _limit(request))
+    return page_json(page, interaction_json)
+
+
+@endpoint
+async def contact(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        row = await session.get(ContactRow, _id(request))
+        if row is None:
+            raise ApiError(404, "not_found", f"no contact {_id(request)}")
+    return JSONResponse(contact_json(row))
+
+
+@endpoint
+async def contact_timeline(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        if await session.get(ContactRow, _id(request)) is None:
+            raise ApiError(404, "not_found", f"no contact {_id(request)}")
+        page = await queries.contact_timeline(session, _id(request), timeline_filter(request),
+                                              request.query_params.get("cursor"), _limit(request))
+    return page_json(page, interaction_json)
+
+
+@endpoint
+async def interaction(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        row = await session.get(InteractionRow, _id(request))
+        if row is None:
+            raise ApiError(404, "not_found", f"no interaction {_id(request)}")
+    return JSONResponse(interaction_json(row, full=True))
+
+
+@endpoint
+async def interactions(request: Request) -> Response:
+    params = request.query_params
+    unmatched = params.get("unmatched")
+    if unmatched not in (None, "", "true", "false", "1", "0"):
+        raise ApiError(400, "bad_unmatched", "unmatched must be true or false")
+    async with _hub(request).sessions() as session:
+        page = await queries.list_interactions(
+            session,
+            message_id=params.get("message_id") or None,
+            connector=params.get("connector") or None,
+            external_id=params.get("external_id") or None,
+            unmatched=None if not unmatched else unmatched in ("true", "1"),
+            f=timeline_filter(request),
+            cursor=params.get("cursor"),
+            limit=_limit(request),
+        )
+    return page_json(page, interaction_json)
+
+
+@endpoint
+async def lookup(request: Request) -> Response:
+    """Call-center screen pop: who is this number or address, and what happened lately."""
+    hub = _hub(request)
+    phone, email = request.query_params.get("phone"), request.query_params.get("email")
+    if not phone and not email:
+        raise ApiError(400, "missing_query", "give phone=... or email=...")
+    key_phone = normalize_phone(phone, hub.settings.default_region) if phone else None
+    key_email = normalize_email(email) if email else None
+    if not key_phone and not key_email:
+        raise ApiError(400, "bad_identity", "that is not a phone number or an email address")
+    async with hub.sessions() as session:
+        contacts = await queries.contacts_by_identity(session, email=key_email, phone=key_phone)
+        account_rows = await queries.accounts_by_ids(
+            session, {c.account_id for c in contacts if c.account_id}
+        )
+        if not contacts and key_email:
+            domain = key_email.rpartition("@")[2]
+            if domain not in hub.free_mail:
+                for row in await queries.accounts_by_domains(session, parent_domains(domain)):
+                    account_rows[row.id] = row
+        latest: list[dict[str, Any]] = []
+        for c in contacts:
+            page = await queries.contact_timeline(session, c.id, queries.TimelineFilter(), None, 10)
+            latest += [interaction_json(i) for i in page.items]
+        if not contacts:
+            for a in account_rows.values():
+                page = await queries.account_timeline(session, a.id, queries.TimelineFilter(), None, 10)
+                latest += [interaction_json(i) for i in page.items]
+    latest.sort(key=lambda x: x["occurred_at"], reverse=True)
+    return JSONResponse({
+        "query": {"phone": key_phone, "email": key_email},
+        "contacts": [contact_json(c) for c in contacts],
+        "accounts": [account_json(a) for a in account_rows.values()],
+        "latest": latest[:10],
+    })
+
+
+@endpoint
+async def quarantine(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        page = await queries.quarantine(session, request.query_params.get("cursor"), _limit(request))
+    return page_json(page, quarantine_json)
+
+
+@endpoint
+async def attachment(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        row = await session.get(AttachmentRow, _id(request))
+        if row is None or row.blob_id is None:
+            raise ApiError(404, "not_found", f"no stored attachment {_id(request)}")
+        data = await read_blob(session, row.blob_id)
+    safe = row.filename.replace('"', "").encode("ascii", "replace").decode()
+    return Response(data, media_type=row.content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{safe}"'})
+
+
+@endpoint
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def not_found(request: Request) -> Response:
+    return error(404, "not_found", f"no route {request.url.path}")
+
+
+ROUTES = [
+    Route("/api/health", health),
+    Route("/api/openapi.json", openapi),
+    Route("/api/accounts", accounts),
+    Route("/api/accounts/{id:int}", account),
+    Route("/api/accounts/{id:int}/timeline", account_timeline),
+    Route("/api/contacts/{id:int}", contact),
+    Route("/api/contacts/{id:int}/timeline", contact_timeline),
+    Route("/api/interactions", interactions),
+    Route("/api/interactions/{id:int}", interaction),
+    Route("/api/attachments/{id:int}", attachment),
+    Route("/api/lookup", lookup),
+    Route("/api/quarantine", quarantine),
+    Route("/api/{rest:path}", not_found),
+]
