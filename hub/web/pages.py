@@ -1,0 +1,189 @@
+"""Server-rendered HTML pages: usable without JavaScript, readable on a phone."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import nh3
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from hub.bootstrap import Hub
+from hub.web.api import ApiError, timeline_filter
+from hub.web.auth import current_user
+from storage import queries
+from storage.blobs import read_blob
+from storage.tables import AccountRow, ContactRow, InteractionRow, QuarantineRow
+from storage.users import check_password, user_by_email
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+PAGE_SIZE = 25
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    user = getattr(request.state, "user", None)
+    return HTMLResponse(TEMPLATES.get_template(name).render(request=request, user=user, **context),
+                        status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+def page(handler: Handler) -> Handler:
+    """Pages need a login; API-style errors become an error page."""
+
+    async def wrapped(request: Request) -> Response:
+        user = await current_user(request)
+        if user is None:
+            return RedirectResponse("/login?" + urlencode({"next": request.url.path}), 303)
+        request.state.user = user
+        try:
+            return await handler(request)
+        except ApiError as e:
+            return error_page(request, e.status, e.message)
+        except queries.BadCursor as e:
+            return error_page(request, 400, str(e))
+
+    return wrapped
+
+
+def _hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+
+
+async def login(request: Request) -> Response:
+    if request.method == "GET":
+        return render(request, "login.html", next=_safe_next(request.query_params.get("next")))
+    form = await request.form()
+    email, password = str(form.get("email", "")), str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    async with _hub(request).sessions() as session:
+        user = await user_by_email(session, email)
+    if user is None or not check_password(password, user.password_hash):
+        return render(request, "login.html", status=401, next=target, email=email,
+                      error="Wrong email or password.")
+    request.session["user_id"] = user.id
+    return RedirectResponse(target, 303)
+
+
+async def logout(request: Request) -> Response:
+    request.session.clear()
+    return RedirectResponse("/login", 303)
+
+
+@page
+async def accounts(request: Request) -> Response:
+    q = request.query_params.get("q", "")
+    cursor = request.query_params.get("cursor")
+    async with _hub(request).sessions() as session:
+        result = await queries.list_accounts(session, q or None, cursor, PAGE_SIZE)
+    return render(request, "accounts.html", q=q, page=result)
+
+
+def _filters(request: Request) -> dict[str, str]:
+    return {k: request.query_params.get(k, "") for k in ("channel", "since", "until")}
+
+
+@page
+async def account(request: Request) -> Response:
+    account_id = int(request.path_params["id"])
+    async with _hub(request).sessions() as session:
+        row = await session.get(AccountRow, account_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"There is no account {account_id}.")
+        contacts = await queries.contacts_of(session, account_id)
+        result = await queries.account_timeline(session, account_id, timeline_filter(request),
+                                                request.query_params.get("cursor"), PAGE_SIZE)
+    return render(request, "account.html", account=row, contacts=contacts, page=result,
+                  filters=_filters(request))
+
+
+@page
+async def contact(request: Request) -> Response:
+    contact_id = int(request.path_params["id"])
+    async with _hub(request).sessions() as session:
+        row = await session.get(ContactRow, contact_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"There is no contact {contact_id}.")
+        account_row = await session.get(AccountRow, row.account_id) if row.account_id else None
+        result = await queries.contact_timeline(session, contact_id, timeline_filter(request),
+                                                request.query_params.get("cursor"), PAGE_SIZE)
+    return render(request, "contact.html", contact=row, account=account_row, page=result,
+                  filters=_filters(request))
+
+
+@page
+async def interaction(request: Request) -> Response:
+    interaction_id = int(request.path_params["id"])
+    async with _hub(request).sessions() as session:
+        row = await session.get(InteractionRow, interaction_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"There is no interaction {interaction_id}.")
+        names = await queries.accounts_by_ids(session, {a.account_id for a in row.attributions})
+    html = nh3.clean(row.body_html, url_schemes={"http", "https", "mailto"}) if row.body_html else ""
+    return render(request, "interaction.html", item=row, html=html, accounts=names)
+
+
+@page
+async def unmatched(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        result = await queries.list_interactions(
+            session, unmatched=True, cursor=request.query_params.get("cursor"), limit=PAGE_SIZE
+        )
+    return render(request, "unmatched.html", page=result)
+
+
+@page
+async def quarantined(request: Request) -> Response:
+    async with _hub(request).sessions() as session:
+        result = await queries.quarantine(session, request.query_params.get("cursor"), PAGE_SIZE)
+    return render(request, "quarantine.html", page=result)
+
+
+@page
+async def quarantined_raw(request: Request) -> Response:
+    """The raw bytes of a quarantined item, as text, so IT can see why it failed."""
+    async with _hub(request).sessions() as session:
+        row = await session.get(QuarantineRow, int(request.path_params["id"]))
+        if row is None or row.raw_blob_id is None:
+            raise ApiError(404, "not_found", "No such quarantined item.")
+        data = await read_blob(session, row.raw_blob_id)
+    return Response(data.decode("utf-8", "replace"), media_type="text/plain; charset=utf-8")
+
+
+def attachment_link(attachment_id: int) -> str:
+    return f"/api/attachments/{attachment_id}"
+
+
+async def health(request: Request) -> Response:
+    return Response("ok", media_type="text/plain")
+
+
+TEMPLATES.globals.update(urlencode=urlencode, attachment_link=attachment_link)
+
+ROUTES = [
+    Route("/login", login, methods=["GET", "POST"]),
+    Route("/logout", logout, methods=["POST", "GET"]),
+    Route("/health", health),
+    Route("/", accounts),
+    Route("/accounts/{id:int}", account),
+    Route("/contacts/{id:int}", contact),
+    Route("/interactions/{id:int}", interaction),
+    Route("/unmatched", unmatched),
+    Route("/quarantine", quarantined),
+    Route("/quarantine/{id:int}/raw", quarantined_raw),
+]
