@@ -111,6 +111,6 @@ class IcsConnector(FileConnector):
             snippet=" ".join(description.split())[:240],
             body_text=description,
             participants=participants,
-            thread_key=f"ics:{str(event.get('UID', raw.external_id))}",
+            thread_key=f"ics:{event.get('UID', raw.external_id)!s}",
             extra={"location": str(event.get("LOCATION", ""))},
         )

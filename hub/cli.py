@@ -18,8 +18,8 @@ from sqlalchemy import select
 from config.settings import ConfigError, load_settings
 from connectors.base import ConfigurationError, ConnectorError
 from connectors.registry import connector_class
+from hub.admin import add_connector, import_directory
 from hub.bootstrap import Hub, build_hub
-from hub.model import Account, Contact
 from storage.db import DatabaseError, upgrade
 from storage.tables import ConnectorRow
 from storage.users import ROLES, add_user, create_token, user_by_email
@@ -51,31 +51,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_directory_import(args: argparse.Namespace) -> int:
-    from hub.directory_files import read_directory
-    from storage.directory import upsert_directory
-
     path = Path(args.file)
-    settings = load_settings()
-    rows, errors = read_directory(path, settings.default_region)
-    for error in errors:
-        print(f"error: {error}", file=sys.stderr)
-    entries: list[tuple[Account, Contact | None]] = [
-        (
-            Account(r.account, r.domains, r.owner),
-            Contact(r.contact, None, r.emails, r.phones, r.owner) if r.contact else None,
-        )
-        for r in rows
-    ]
 
     async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            counts = await upsert_directory(session, entries)
-        print(
-            f"{path.name}: {len(rows)} rows read, {len(errors)} rejected; accounts "
-            f"{counts.accounts_created} new, {counts.accounts_updated} updated; contacts "
-            f"{counts.contacts_created} new, {counts.contacts_updated} updated"
-        )
-        return 1 if errors and not rows else 0
+        result = await import_directory(hub, path)
+        for error in result.errors:
+            print(f"error: {error}", file=sys.stderr)
+        print(result.summary(path.name))
+        return 1 if result.errors and not result.rows else 0
 
     return asyncio.run(_with_hub(work))
 
@@ -91,7 +74,6 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 def cmd_connectors_add(args: argparse.Namespace) -> int:
-    cls = connector_class(args.kind)
     settings = _pairs(args.set or [], "--set")
     secret_envs = _pairs(args.secret or [], "--secret")
     secret_values = {}
@@ -99,15 +81,9 @@ def cmd_connectors_add(args: argparse.Namespace) -> int:
         if env not in os.environ:
             raise UsageError(f"--secret {key}={env}: environment variable {env} is not set")
         secret_values[key] = os.environ[env]
-    cls.validate_settings(settings)
 
     async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            exists = await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))
-            if exists.scalar_one_or_none() is not None:
-                raise UsageError(f"a connector named {args.name!r} exists; remove it first")
-            session.add(ConnectorRow(name=args.name, kind=args.kind, settings=settings,
-                                     secrets=hub.secret_box.seal(secret_values), cursor={}))
+        await add_connector(hub, args.kind, args.name, settings, secret_values)
         print(f"connector {args.name} ({args.kind}) added")
         return 0
 

@@ -81,7 +81,7 @@ def upgrade(url: str) -> None:
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
-    except Exception as e:  # noqa: BLE001 - every driver has its own error hierarchy
+    except Exception as e:
         raise DatabaseError(f"cannot migrate the database at {target.render_as_string()}: {e}") from e
     finally:
         engine.dispose()

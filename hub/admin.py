@@ -1,0 +1,58 @@
+"""Administrative commands shared by the CLI, the demo and the web: directory and connectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from connectors.base import ConfigurationError
+from connectors.registry import connector_class
+from hub.bootstrap import Hub
+from hub.directory_files import RowError, read_directory
+from hub.model import Account, Contact
+from storage.directory import DirectoryCounts, upsert_directory
+from storage.tables import ConnectorRow
+
+
+@dataclass
+class DirectoryImport:
+    rows: int
+    errors: list[RowError]
+    counts: DirectoryCounts
+
+    def summary(self, name: str) -> str:
+        c = self.counts
+        return (f"{name}: {self.rows} rows imported, {len(self.errors)} rejected; accounts "
+                f"{c.accounts_created} new, {c.accounts_updated} updated; contacts "
+                f"{c.contacts_created} new, {c.contacts_updated} updated")
+
+
+async def import_directory(hub: Hub, path: Path) -> DirectoryImport:
+    """Good rows import even when others are rejected; each rejection names line and field."""
+    rows, errors = read_directory(path, hub.settings.default_region)
+    entries: list[tuple[Account, Contact | None]] = [
+        (
+            Account(r.account, r.domains, r.owner),
+            Contact(r.contact, None, r.emails, r.phones, r.owner) if r.contact else None,
+        )
+        for r in rows
+    ]
+    async with hub.sessions() as session, session.begin():
+        counts = await upsert_directory(session, entries)
+    return DirectoryImport(len(rows), errors, counts)
+
+
+async def add_connector(
+    hub: Hub, kind: str, name: str, settings: dict[str, str], secrets: dict[str, str]
+) -> None:
+    connector_class(kind).validate_settings(settings)
+    if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
+        raise ConfigurationError(f"connector name {name!r}: use letters, digits, - _ and . only")
+    async with hub.sessions() as session, session.begin():
+        exists = await session.execute(select(ConnectorRow.id).where(ConnectorRow.name == name))
+        if exists.scalar_one_or_none() is not None:
+            raise ConfigurationError(f"a connector named {name!r} exists; remove it first")
+        session.add(ConnectorRow(name=name, kind=kind, settings=settings,
+                                 secrets=hub.secret_box.seal(secrets), cursor={}))
