@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.base import ConnectorError, FileConnector, MalformedItem
-from connectors.mbox import file_head
+from connectors.mbox import HEAD_BYTES, file_head, resume_offset
 from hub.model import AddressKind, Channel, Interaction, Participant, RawItem, Role
 
 COLUMNS = (
@@ -30,14 +30,12 @@ class AsteriskCdrConnector(FileConnector):
         if not path.is_file():
             raise ConnectorError(f"{self.name}: {path} is not a readable CDR file")
         with path.open("rb") as handle:
-            head = file_head(handle)
-            offset = int(cursor.get("offset", 0))
             handle.seek(0, 2)
             size = handle.tell()
-            if cursor.get("head") != head or offset > size:
-                offset = 0
+            offset = resume_offset(handle, size, cursor)
             if offset >= size:
                 return
+            mark = {"head": file_head(handle, size), "head_len": min(size, HEAD_BYTES)}
             handle.seek(offset)
             batch: list[RawItem] = []
             for line in handle:
@@ -48,9 +46,9 @@ class AsteriskCdrConnector(FileConnector):
                     digest = hashlib.sha256(line.strip()).hexdigest()[:16]
                     batch.append(RawItem(f"line:{digest}", line, "text/csv"))
                 if len(batch) >= self.batch_size:
-                    yield batch, {"offset": offset, "head": head}
+                    yield batch, {"offset": offset, **mark}
                     batch = []
-            yield batch, {"offset": offset, "head": head}
+            yield batch, {"offset": offset, **mark}
 
     def translate(self, raw: RawItem) -> Interaction:
         text = raw.data.decode("utf-8", "replace")

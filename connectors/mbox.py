@@ -18,10 +18,23 @@ HEAD_BYTES = 4096
 _ESCAPED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 
 
-def file_head(handle: BinaryIO) -> str:
-    """Fingerprint of a file's start: a changed head means the file was replaced, not grown."""
+def file_head(handle: BinaryIO, length: int) -> str:
+    """Fingerprint of a file's first `length` bytes (at most HEAD_BYTES).
+
+    Compared over the part already read, a changed head means the file was replaced or
+    rewritten rather than appended to, and must be read again from the start.
+    """
     handle.seek(0)
-    return hashlib.sha256(handle.read(HEAD_BYTES)).hexdigest()
+    return hashlib.sha256(handle.read(min(length, HEAD_BYTES))).hexdigest()
+
+
+def resume_offset(handle: BinaryIO, size: int, cursor: dict[str, Any]) -> int:
+    """Where to go on reading: the cursor's offset if the file only grew since, else 0."""
+    offset = int(cursor.get("offset", 0))
+    head_len = int(cursor.get("head_len", offset))
+    if offset > size or head_len > size or cursor.get("head") != file_head(handle, head_len):
+        return 0
+    return offset
 
 
 def envelope_date(line: bytes) -> str:
@@ -40,15 +53,13 @@ class MboxConnector(FileConnector):
             raise ConnectorError(f"{self.name}: {path} is not a readable mbox file")
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            head = file_head(handle) if size else ""
-            offset = int(cursor.get("offset", 0))
-            if cursor.get("head") != head or offset > size:
-                offset = 0
+            offset = resume_offset(handle, size, cursor)
             if offset >= size:
                 return
+            head = file_head(handle, size)
             handle.seek(offset)
             batch: list[RawItem] = []
-            for start, end, separator, data in _messages(handle, offset):
+            for _start, end, separator, data in _messages(handle, offset):
                 batch.append(RawItem(_external_id(data), _with_envelope(separator, data)))
                 if len(batch) >= self.batch_size:
                     yield batch, {"offset": end, "head": head}

@@ -27,8 +27,9 @@ FREE_MAIL = ("gmail.com", "web.de", "gmx.de")
 DEFAULT_NOW = datetime(2026, 11, 1, tzinfo=UTC)  # fixed, so that `now=None` stays reproducible
 _STAFF = ("Anna Becker", "Jan Petersen", "Katharina Groß", "Jörn Sievers", "Emily Carter",
           "Lars Hansen")  # extensions 201..206
-_FIRST = {"de": "Jürgen Anna Thomas Sabine Michael Claudia Stefan Katrin Andreas Birgit Frank Petra "
-          "Markus Susanne Jörg Ute Matthias Heike Uwe Björn Lena Tobias Sören Günther Hans-Peter",
+_FIRST = {"de": "Jürgen Anna Thomas Sabine Michael Claudia Stefan Katrin Andreas Birgit Frank "
+          "Petra Markus Susanne Jörg Ute Matthias Heike Uwe Björn Lena Tobias Sören Günther "
+          "Hans-Peter",
           "en": "James Olivia William Emma Oliver Sophie Harry Charlotte George Amelia Thomas "
           "Grace Daniel Chloe Michael Emily David Hannah Robert Lucy Sean Megan"}
 _LAST = {"de": "Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Schäfer "
@@ -39,7 +40,8 @@ _STEMS = {"de": "Elbe Weser Alster Rhein Isar Harz Taunus Nordsee Ostsee Spree M
           "Allgäu Havel Mosel Sauerland Bodensee Hanse Lüneburger Ruhr Werra Altmark Vogtland Oder "
           "Fehmarn Ems Saale Fulda Lahn Schwarzwald Heide",
           "en": "Thames Pennine Harbour Northgate Clyde Mersey Avon Summit Redwood Granite Kestrel "
-          "Bluewater Lakeside Ironbridge Westfield Highland Cobalt Meridian Sterling Oakridge Falcon"}
+          "Bluewater Lakeside Ironbridge Westfield Highland Cobalt Meridian Sterling Oakridge "
+          "Falcon"}
 _INDUSTRY = {"de": "Logistik Maschinenbau Software Großhandel Elektrotechnik Verpackung Stahlbau "
              "Medizintechnik Lebensmittel Kunststofftechnik Antriebstechnik Baustoffe Automation",
              "en": "Logistics Engineering Software Components Packaging Foods Energy Analytics "
@@ -69,7 +71,8 @@ _TOPICS = {"de": (
     "Bestellung {n}: Ersatzteile für Förderanlage|hiermit bestellen wir gemäß Angebot {n}:|{qty} "
     "x {item}, Liefertermin KW {kw}.|Bitte senden Sie uns eine Auftragsbestätigung.",
     "Frage zur Schnittstelle / Datenimport|beim Import der Stammdaten erhalten wir einen Fehler.|"
-    "Betroffen sind ca. {qty} Datensätze aus dem Großhandelskatalog.|Bitte prüfen Sie das."), "en": (
+    "Betroffen sind ca. {qty} Datensätze aus dem Großhandelskatalog.|Bitte prüfen Sie das."),
+    "en": (
     "Quote {n} for {item}|Please find our quote no. {n} for {qty} units of {item}.|Prices are "
     "valid until {date}, excluding VAT.|Lead time is about {weeks} weeks from order.",
     "Delivery schedule week {kw}|The {item} are scheduled for delivery in week {kw}.|Could you "
@@ -106,6 +109,7 @@ _AGENDA = {"de": "Agenda:\n1. Rückblick auf das letzte Quartal\n2. Offene Punkt
 _LOCATIONS = ("Besprechungsraum Elbe, Nordwind Hamburg", "Microsoft Teams", "{company}, Werk 2")
 _DE_AREAS = ("30", "40", "89", "69", "221", "211", "711", "421", "511", "351")
 _DE_MOBILE = ("151", "160", "170", "171", "172", "176", "179")
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # asctime, locale-free
 _TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "'": "", "&": " "})
 _UTF8_Q = Charset("utf-8")
 _UTF8_Q.header_encoding = QP  # plain "utf-8" yields base64 words; the demo wants both kinds
@@ -490,8 +494,8 @@ class _Generator:
         """mboxrd: "From " separator lines; body lines matching ^>*From get one more ">"."""
         out = bytearray()
         for utc, _, envelope, data in sorted(self.mails, key=lambda m: (m[0], m[1])):
-            day = f"{'MonTueWedThuFriSatSun'[utc.weekday() * 3:][:3]} {_MONTHS['en'][utc.month - 1][:3]}"
-            out += f"From {envelope} {day} {utc.day:2d} {utc:%H:%M:%S %Y}\n".encode()
+            day = f"{_WEEKDAYS[utc.weekday()]} {_MONTHS['en'][utc.month - 1][:3]} {utc.day:2d}"
+            out += f"From {envelope} {day} {utc:%H:%M:%S %Y}\n".encode()
             for line in data.removesuffix(b"\n").split(b"\n"):
                 out += (b">" + line if line.lstrip(b">").startswith(b"From ") else line) + b"\n"
             out += b"\n"
@@ -511,7 +515,7 @@ class _Generator:
                       f"DTSTAMP:{stamp}", f"DTSTART:{utc[0]}", f"DTEND:{utc[1]}",
                       f"SUMMARY:{_ics_text(summary)}"]
             if recurring:
-                lines.append(rng.choice(("RRULE:FREQ=WEEKLY;COUNT=6", "RRULE:FREQ=MONTHLY;COUNT=4")))
+                lines.append(f"RRULE:{rng.choice(('FREQ=WEEKLY;COUNT=6', 'FREQ=MONTHLY;COUNT=4'))}")
             if rng.random() < 0.7:
                 where = rng.choice(_LOCATIONS).format(company=account.name)
                 lines.append(f"LOCATION:{_ics_text(where)}")
@@ -536,7 +540,8 @@ class _Generator:
             ext, trunk, chan = staff[2], f"PJSIP/trunk-{rng.getrandbits(32):08x}", f"{n:08x}"
             if kind == "out":
                 cc, area, sub = rng.choice(rng.choice(phoned).phones)
-                dst = (rng.choice(("0", "0", "0", "0049")) if cc == "49" else "00" + cc) + area + sub
+                prefix = rng.choice(("0", "0", "0", "0049")) if cc == "49" else "00" + cc
+                dst = prefix + area + sub
                 head = [ext, dst, "from-internal", f'"{staff[0]}" <{ext}>', f"PJSIP/{ext}-{chan}",
                         trunk, "Dial", f"PJSIP/{dst}@trunk,60"]
             elif kind == "int":
@@ -550,8 +555,9 @@ class _Generator:
                     cc, area, sub = rng.choice(contact.phones)
                     src = ("0" if cc == "49" else "00" + cc) + area + sub
                     name = contact.name if rng.random() < 0.5 else src
-                while kind == "unknown" and "49" + src[1:] in self.numbers | {"49nonymous"}:
-                    src = name = f"0{rng.choice(_DE_AREAS + _DE_MOBILE)}{rng.randrange(10**7):07d}"
+                while kind == "unknown" and (src == "anonymous" or "49" + src[1:] in self.numbers):
+                    src = name = f"0{rng.choice(_DE_AREAS + _DE_MOBILE)}{rng.randint(2, 9)}" \
+                                 f"{rng.randrange(10**6):06d}"
                 head = [src, ext, "from-trunk", f'"{name}" <{src}>', trunk, f"PJSIP/{ext}-{chan}",
                         "Dial", f"PJSIP/{ext},30"]
             roll = rng.random()

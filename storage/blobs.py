@@ -19,7 +19,7 @@ async def store_blobs(session: AsyncSession, contents: list[bytes]) -> dict[str,
     for start in range(0, len(shas), 500):
         chunk = shas[start : start + 500]
         rows = await session.execute(select(BlobRow.sha256, BlobRow.id).where(BlobRow.sha256.in_(chunk)))
-        ids.update({sha: id_ for sha, id_ in rows.tuples()})
+        ids.update({sha: id_ for sha, id_ in rows})
     fresh = [
         BlobRow(sha256=sha, size=len(data), data=zlib.compress(data, 6))
         for sha, data in by_sha.items()

@@ -1,0 +1,112 @@
+"""The sync pipeline over real files and a real database (SQLite, or PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from hub.admin import add_connector
+from hub.bootstrap import Hub
+from hub.model import Account, Contact
+from hub.pipeline import sync_all
+from matching.identities import normalize_email
+from storage.directory import upsert_directory
+from storage.tables import InteractionRow, QuarantineRow, SourceRow
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+async def _directory(hub: Hub) -> None:
+    entries = [
+        (Account("Elbe Logistik GmbH", ("elbe-logistik.de",)),
+         Contact("Jana Ohlsen", None, ("j.ohlsen@elbe-logistik.de",), ("+49403344556",))),
+        (Account("Elbe Logistik GmbH", ("elbe-logistik.de",)),
+         Contact("Piet Brandt", None, (normalize_email("piet.brandt@gmail.com"),), ("+491712233445",))),
+        (Account("Isar Maschinenbau AG", ("isar-mb.de", "isar-maschinenbau.de")), None),
+    ]
+    async with hub.sessions() as session, session.begin():
+        await upsert_directory(session, entries)
+
+
+async def _count(hub: Hub, model: type) -> int:
+    async with hub.sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def test_sync_attributes_mail_meetings_and_calls(hub: Hub, tmp_path: Path) -> None:
+    await _directory(hub)
+    for kind, name, file in (("mbox", "mail", "contract.mbox"), ("ics", "cal", "contract.ics"),
+                             ("asterisk-cdr", "calls", "Master.csv")):
+        shutil.copy(DATA / file, tmp_path / file)
+        await add_connector(hub, kind, name, {"path": str(tmp_path / file)}, {})
+    reports = {r.connector: r for r in await sync_all(hub)}
+    assert (reports["mail"].new, reports["cal"].new, reports["calls"].new) == (4, 1, 1)
+    assert reports["mail"].matched == 2 and reports["mail"].unmatched == 2
+    assert reports["cal"].matched == 1 and reports["calls"].matched == 1
+    async with hub.sessions() as session:
+        rows = {r.message_id: r for r in (await session.execute(select(InteractionRow))).scalars()}
+    m1 = rows["<m1@elbe-logistik.de>"]
+    assert [(a.rule, a.contact_id is not None) for a in m1.attributions] == [("contact-email", True)]
+    assert "Jana Ohlsen" in m1.attributions[0].explanation
+    m2 = rows["<m2@ourco.example>"]
+    assert m2.direction == "outbound"
+    assert [a.rule for a in m2.attributions] == ["account-domain"]
+    assert rows["<m3@elbe-logistik.de>"].attributions == []
+    assert rows["<m3@elbe-logistik.de>"].not_logged.startswith("bulk")
+    assert rows["<m4@ourco.example>"].direction == "internal"
+
+    again = await sync_all(hub)
+    assert sum(r.new for r in again) == 0 and sum(r.fetched for r in again) == 0
+    assert await _count(hub, InteractionRow) == 6
+
+
+async def test_same_message_in_two_sources_is_one_interaction(hub: Hub, tmp_path: Path) -> None:
+    for name in ("inbox", "archive"):
+        shutil.copy(DATA / "contract.mbox", tmp_path / f"{name}.mbox")
+        await add_connector(hub, "mbox", name, {"path": str(tmp_path / f"{name}.mbox")}, {})
+    reports = await sync_all(hub)
+    assert [r.new for r in reports] == [4, 0]
+    assert [r.duplicates for r in reports] == [0, 4]
+    assert await _count(hub, InteractionRow) == 4
+    assert await _count(hub, SourceRow) == 8
+
+
+async def test_grown_mbox_ingests_only_the_new_part(hub: Hub, tmp_path: Path) -> None:
+    mbox = tmp_path / "grow.mbox"
+    text = (DATA / "contract.mbox").read_text()
+    first, _, rest = text.partition("\nFrom MAILER-DAEMON")
+    mbox.write_text(first + "\n")
+    await add_connector(hub, "mbox", "grow", {"path": str(mbox)}, {})
+    assert [r.new for r in await sync_all(hub)] == [1]
+    with mbox.open("a") as handle:
+        handle.write("From MAILER-DAEMON" + rest)
+    report = (await sync_all(hub))[0]
+    assert (report.fetched, report.new) == (3, 3)
+
+
+async def test_unreadable_items_are_quarantined_and_the_sync_goes_on(
+    hub: Hub, tmp_path: Path
+) -> None:
+    mbox = tmp_path / "bad.mbox"
+    good = (DATA / "contract.mbox").read_bytes()
+    mbox.write_bytes(b"From x Mon Jan  8 09:00:00 2024\n\x00\x01garbage without headers\n\n" + good)
+    cdr = tmp_path / "Master.csv"
+    cdr.write_text('"only","three","columns"\n' + (DATA / "Master.csv").read_text())
+    await add_connector(hub, "mbox", "bad", {"path": str(mbox)}, {})
+    await add_connector(hub, "asterisk-cdr", "cdr", {"path": str(cdr)}, {})
+    reports = await sync_all(hub)
+    assert [(r.new, r.quarantined, r.errors) for r in reports] == [(4, 1, 0), (1, 1, 0)]
+    async with hub.sessions() as session:
+        reasons = sorted(r.reason for r in (await session.execute(select(QuarantineRow))).scalars())
+    assert "CDR row has 3 columns" in reasons[0]
+    assert "not a mail message" in reasons[1]
+    assert sum(r.quarantined for r in await sync_all(hub)) == 0
+
+
+async def test_missing_file_fails_the_connector_with_a_clear_error(hub: Hub, tmp_path: Path) -> None:
+    await add_connector(hub, "mbox", "gone", {"path": str(tmp_path / "nope.mbox")}, {})
+    report = (await sync_all(hub))[0]
+    assert report.errors == 1
+    assert "nope.mbox is not a readable mbox file" in report.error
