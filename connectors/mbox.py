@@ -56,15 +56,15 @@ class MboxConnector(FileConnector):
             offset = resume_offset(handle, size, cursor)
             if offset >= size:
                 return
-            head = file_head(handle, size)
+            mark = {"head": file_head(handle, size), "head_len": min(size, HEAD_BYTES)}
             handle.seek(offset)
             batch: list[RawItem] = []
             for _start, end, separator, data in _messages(handle, offset):
                 batch.append(RawItem(_external_id(data), _with_envelope(separator, data)))
                 if len(batch) >= self.batch_size:
-                    yield batch, {"offset": end, "head": head}
+                    yield batch, {"offset": end, **mark}
                     batch = []
-            yield batch, {"offset": size, "head": head}
+            yield batch, {"offset": size, **mark}
 
     def translate(self, raw: RawItem) -> Interaction:
         envelope, _, data = raw.data.partition(b"\n")
