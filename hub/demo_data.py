@@ -152,7 +152,7 @@ def _slug(text: str) -> str:
 def _offset(local: datetime) -> timedelta:
     """Europe/Berlin by the EU rule, so the output never depends on the host's tz database."""
     def last_sunday(month: int) -> datetime:
-        day = datetime(local.year, month, 31, 2)
+        day = datetime(local.year, month, 31, 2 if month == 3 else 3)
         return day - timedelta(days=(day.weekday() + 1) % 7)
     return timedelta(hours=2 if last_sunday(3) <= local < last_sunday(10) else 1)
 

@@ -1,0 +1,5 @@
+"""`python -m hub` is `crmhub`."""
+
+from hub.cli import _entry
+
+_entry()
