@@ -312,11 +312,15 @@ class _Generator:
         lines = [first, *rng.sample(more, rng.randint(1, len(more)))]
         return subject.format(**values), [line.format(**values) for line in lines]
 
-    def _letter(self, lang: str, to: _Person, lines: list[str], sig: list[str]) -> str:
+    def _letter(self, lang: str, to: _Person, lines: list[str], sig: list[str],
+                quoted: list[str] | None = None) -> str:
+        """Greeting, content, closing, signature and, for replies, the top-posted quote."""
         rng = self.rng
         greet = rng.choice(_GREET[lang]).format(first=to[0].split()[0], name=to[0])
-        filler = [rng.choice(_FILLER[lang])] if rng.random() < 0.4 else []
-        return "\n".join([greet, "", *lines, *filler, "", rng.choice(_CLOSE[lang]), *sig]) + "\n"
+        filler = [rng.choice(_FILLER[lang])] if rng.random() < 0.4 and not quoted else []
+        tail = ["", *quoted] if quoted else []
+        return "\n".join([greet, "", *lines, *filler, "", rng.choice(_CLOSE[lang]), *sig, *tail]) \
+            + "\n"
 
     def _leaf(self, ctype: str, raw: bytes) -> tuple[_Heads, bytes]:
         cte = "7bit" if raw.isascii() else self.rng.choice(("8bit", "quoted-printable"))
@@ -401,21 +405,23 @@ class _Generator:
                 others = [(o.name, o.emails[0]) for o in account.contacts if o is not contact]
                 cc = others[:1] if rng.random() < 0.25 else None
                 extra: _Heads = []
-                lines = opening
+                lines, quoted = opening, None
                 if ids:
-                    quoted = [f"> {line}" for line in previous.splitlines() if line][:3]
                     said = (f"Am {previous_at:%d.%m.%Y} um {previous_at:%H:%M} schrieb {to[0]}:"
                             if lang == "de" else f"On {previous_at:%Y-%m-%d %H:%M}, {to[0]} wrote:")
-                    lines = [rng.choice(_REPLY[lang]), "", said, *quoted]
+                    quoted = [said, *[f"> {line}" for line in previous.splitlines() if line][:3]]
+                    lines = [rng.choice(_REPLY[lang])]
                     extra = [("In-Reply-To", ids[-1]), ("References", "\n ".join(ids))]
-                previous = self._letter(lang, to, lines, sig)
+                previous = self._letter(lang, to, lines, sig, quoted)
                 prefix = ("AW: " if lang == "de" else "Re: ") if ids else ""
                 heads, body = self._mail(when, frm, [to], prefix + subject, previous, lang=lang,
                                          cc=cc, form=self._form(), extra=extra)
                 ids.append(dict(heads)["Message-ID"])
                 self._add(when, frm[1], _flat(heads, body))
                 made, inbound, previous_at = made + 1, not inbound, when
-                when += timedelta(minutes=rng.randint(20, 3 * 24 * 60))
+                when += timedelta(minutes=rng.randint(20, 2 * 24 * 60))
+                while when.weekday() > 4 or not 7 <= when.hour < 19:  # answered at the office
+                    when = (when + timedelta(days=1)).replace(hour=rng.randint(7, 11))
 
     def extras(self) -> None:
         """Newsletters, internal mail and strangers: mail that must match loosely or not at all."""
