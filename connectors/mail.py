@@ -12,7 +12,7 @@ import hashlib
 import re
 from datetime import UTC, datetime
 from email import message_from_bytes
-from email.header import decode_header
+from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
@@ -45,6 +45,12 @@ def decode_text(data: bytes, charset: str | None) -> str:
 
 def decode_header_value(value: object) -> str:
     """A header (str with RFC 2047 words, Header object or raw 8-bit) as readable text."""
+    if isinstance(value, Header):
+        # compat32 wraps raw 8-bit headers in a Header whose str() replaces every such byte.
+        value = "".join(
+            decode_text(chunk, charset) if isinstance(chunk, bytes) else chunk
+            for chunk, charset in decode_header(value)
+        )
     raw = str(value) if not isinstance(value, str) else value
     raw = raw[:MAX_HEADER_VALUE]
     try:
@@ -139,7 +145,7 @@ def _bodies(msg: Message, keep_attachments: bool) -> tuple[str, str, list[Attach
             continue
         ctype = part.get_content_type()
         filename = part.get_filename()
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         if filename or disposition == "attachment" or ctype == "message/rfc822":
             data = _payload(part)
             name = decode_header_value(filename) if filename else f"attachment.{ctype.split('/')[-1]}"

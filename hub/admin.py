@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 from sqlalchemy import select
 
 from connectors.base import ConfigurationError
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
+from hub.directory_files import RowError, read_directory
 from hub.model import Account, Contact
 from storage.directory import DirectoryCounts, upsert_directory
 from storage.tables import ConnectorRow
-
-if TYPE_CHECKING:
-    from hub.directory_files import RowError
 
 
 @dataclass
@@ -34,8 +30,6 @@ class DirectoryImport:
 
 async def import_directory(hub: Hub, path: Path) -> DirectoryImport:
     """Good rows import even when others are rejected; each rejection names line and field."""
-    from hub.directory_files import read_directory
-
     rows, errors = read_directory(path, hub.settings.default_region)
     entries: list[tuple[Account, Contact | None]] = [
         (

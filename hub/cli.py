@@ -19,6 +19,7 @@ from config.settings import ConfigError, load_settings
 from connectors.base import ConfigurationError, ConnectorError
 from connectors.registry import connector_class
 from hub.admin import add_connector, import_directory
+from hub.directory_files import DirectoryFileError
 from hub.bootstrap import Hub, build_hub
 from storage.db import DatabaseError, upgrade
 from storage.tables import ConnectorRow
@@ -58,7 +59,8 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
         for error in result.errors:
             print(f"error: {error}", file=sys.stderr)
         print(result.summary(path.name))
-        return 1 if result.errors and not result.rows else 0
+        # Good rows are in; a non-zero status still tells a script that some were rejected.
+        return 1 if result.errors else 0
 
     return asyncio.run(_with_hub(work))
 
@@ -271,7 +273,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args))
-    except (ConfigError, DatabaseError, ConfigurationError, ConnectorError, UsageError) as e:
+    except (
+        ConfigError, DatabaseError, ConfigurationError, ConnectorError, DirectoryFileError,
+        UsageError,
+    ) as e:
         print(f"crmhub: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
