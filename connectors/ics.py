@@ -69,21 +69,38 @@ class IcsConnector(FileConnector):
         yield batch, mark
 
     def _occurrences(self, calendar: icalendar.Calendar) -> Iterator[icalendar.Event]:
+        """Single events as they are, each recurring series expanded on its own.
+
+        A series that cannot be expanded (no DTSTART, a bad RRULE) is yielded unexpanded, so
+        that translation quarantines or logs it instead of one event stopping the whole file.
+        """
         window = timedelta(days=self.context.calendar_window_days)
         now = datetime.now(UTC)
-        recurring = set()
+        series: dict[str, list[icalendar.Event]] = {}
         for event in calendar.walk("VEVENT"):
             if event.get("RRULE") or event.get("RDATE") or event.get("RECURRENCE-ID"):
-                recurring.add(str(event.get("UID", "")))
+                series[str(event.get("UID", ""))] = []
         for event in calendar.walk("VEVENT"):
-            if str(event.get("UID", "")) not in recurring:
+            uid = str(event.get("UID", ""))
+            if uid in series:
+                series[uid].append(event)
+            else:
                 yield event
-        if recurring:
-            for event in recurring_ical_events.of(calendar).between(now - window, now + window):
-                if str(event.get("UID", "")) in recurring:
-                    if event.get("RECURRENCE-ID") is None:
-                        event.add("RECURRENCE-ID", event["DTSTART"].dt)
-                    yield event
+        for events in series.values():
+            part = icalendar.Calendar()
+            for component in [*calendar.walk("VTIMEZONE"), *events]:
+                part.add_component(component)
+            try:
+                expanded = list(
+                    recurring_ical_events.of(part).between(now - window, now + window)
+                )
+            except (KeyError, ValueError, TypeError):
+                yield from events
+                continue
+            for event in expanded:
+                if event.get("RECURRENCE-ID") is None:
+                    event.add("RECURRENCE-ID", event["DTSTART"].dt)
+                yield event
 
     def translate(self, raw: RawItem) -> Interaction:
         tz = self.context.timezone

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from config.settings import load_settings
@@ -23,8 +24,10 @@ def progress_bar(total: int) -> tuple[dict[str, int], object]:
     done: dict[str, int] = {}
 
     def report(name: str, fetched: int) -> None:
+        nonlocal total
         done[name] = fetched
         count = sum(done.values())
+        total = max(total, count)  # recurring meetings expand to more items than were planned
         filled = min(BAR, BAR * count // max(total, 1))
         print(f"\rloading [{'#' * filled}{'.' * (BAR - filled)}] {count}/{total} items",
               end="", file=sys.stderr, flush=True)
@@ -33,7 +36,8 @@ def progress_bar(total: int) -> tuple[dict[str, int], object]:
 
 
 async def load_demo(hub: Hub, files_dir: Path) -> tuple[str, str]:
-    files = write_demo_files(files_dir)
+    # Dated relative to today, so the timelines look like a working year, not an archive.
+    files = write_demo_files(files_dir, now=datetime.now(UTC))
     result = await import_directory(hub, files.directory_csv)
     print(result.summary(files.directory_csv.name))
     for kind, name, path in (("mbox", "demo-mail", files.mbox), ("ics", "demo-calendar", files.ics),
