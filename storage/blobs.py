@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.tables import BlobRow
@@ -21,14 +21,14 @@ async def store_blobs(session: AsyncSession, contents: list[bytes]) -> dict[str,
         rows = await session.execute(select(BlobRow.sha256, BlobRow.id).where(BlobRow.sha256.in_(chunk)))
         ids.update({sha: id_ for sha, id_ in rows})
     fresh = [
-        BlobRow(sha256=sha, size=len(data), data=zlib.compress(data, 6))
+        # Level 1: a sixth larger than level 6 on mail, in under half the time.
+        {"sha256": sha, "size": len(data), "data": zlib.compress(data, 1)}
         for sha, data in by_sha.items()
         if sha not in ids
     ]
     if fresh:
-        session.add_all(fresh)
-        await session.flush()
-        ids.update({row.sha256: row.id for row in fresh})
+        rows = await session.execute(insert(BlobRow).returning(BlobRow.sha256, BlobRow.id), fresh)
+        ids.update({sha: id_ for sha, id_ in rows})
     return ids
 
 
