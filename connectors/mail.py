@@ -26,6 +26,7 @@ MAX_HEADER_VALUE = 8_000
 BODY_TEXT_CHARS = 200_000
 KEPT_HEADERS = ("auto-submitted", "precedence", "list-id", "list-unsubscribe")
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
+_ANGLE_ADDR = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
 _SPACE = re.compile(r"\s+")
 _ROLES = ((Role.FROM, "from"), (Role.TO, "to"), (Role.CC, "cc"), (Role.BCC, "bcc"))
 
@@ -106,10 +107,16 @@ def html_to_text(html: str) -> str:
 
 
 def snippet_of(text: str) -> str:
-    lines = [
-        line for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith(">")
-    ]
+    """The first words that are not a quote; reads only as many lines as the snippet needs."""
+    lines: list[str] = []
+    length = 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(">"):
+            lines.append(stripped)
+            length += len(stripped) + 1
+            if length > SNIPPET_CHARS:
+                break
     return _SPACE.sub(" ", " ".join(lines)).strip()[:SNIPPET_CHARS]
 
 
@@ -159,6 +166,19 @@ def _bodies(msg: Message, keep_attachments: bool) -> tuple[str, str, list[Attach
     return text[:BODY_TEXT_CHARS], html[:BODY_TEXT_CHARS], attachments
 
 
+def _addresses(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs; an `<addr>` is kept even when the parser loses it.
+
+    An unbalanced `(` in a display name makes `getaddresses` read the rest as a comment and
+    drop the address, which would silently lose the sender.
+    """
+    pairs = []
+    for value in values:
+        found = [(name, addr.strip()) for name, addr in getaddresses([value]) if "@" in addr]
+        pairs += found or [("", addr) for addr in _ANGLE_ADDR.findall(value)]
+    return pairs
+
+
 def _date(msg: Message, fallback: datetime | None) -> datetime:
     candidates = [msg.get("Date")]
     candidates += [str(r).rpartition(";")[2] for r in msg.get_all("Received") or []]
@@ -191,13 +211,11 @@ def translate_message(
     participants = []
     for role, header in _ROLES:
         values = [decode_header_value(v) for v in msg.get_all(header) or []]
-        for name, address in getaddresses(values):
-            if "@" in address:
-                participants.append(Participant(role, address.strip(), AddressKind.EMAIL, name))
+        for name, address in _addresses(values):
+            participants.append(Participant(role, address, AddressKind.EMAIL, name))
     if not any(p.role is Role.FROM for p in participants) and msg.get("Sender"):
-        for name, address in getaddresses([decode_header_value(msg["Sender"])]):
-            if "@" in address:
-                participants.insert(0, Participant(Role.FROM, address, AddressKind.EMAIL, name))
+        for name, address in _addresses([decode_header_value(msg["Sender"])]):
+            participants.insert(0, Participant(Role.FROM, address, AddressKind.EMAIL, name))
     if not participants:
         raise MalformedItem("no sender or recipient address in From, Sender, To or Cc")
     own_ids = message_ids(decode_header_value(msg.get("Message-ID", "")))
