@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 from connectors.base import ConnectorContext
 from matching.identities import FreeMail, default_free_mail
 from matching.index import IdentityIndex
@@ -43,9 +43,19 @@ class SecretBox:
 
 
 def secret_key_for(settings: Settings) -> str:
-    """The configured key, or one generated once into the data directory (mode 0600)."""
+    """The configured key, or one generated once beside the SQLite file (mode 0600).
+
+    A shared database is used by several processes, often on several machines, which must all
+    decrypt the same connector secrets: there the key has to be configured, not generated.
+    """
     if settings.secret_key:
         return settings.secret_key
+    if not settings.database_url.startswith("sqlite"):
+        raise ConfigError(
+            "CRMHUB_SECRET_KEY is not set: with a shared database every crmhub process must use "
+            "the same key; generate one with `python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'` and set it everywhere"
+        )
     path = settings.data_dir / "secret.key"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
