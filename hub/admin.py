@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 from sqlalchemy import select
 
 from connectors.base import ConfigurationError
@@ -23,9 +24,11 @@ class DirectoryImport:
 
     def summary(self, name: str) -> str:
         c = self.counts
-        return (f"{name}: {self.rows} rows imported, {len(self.errors)} rejected; accounts "
-                f"{c.accounts_created} new, {c.accounts_updated} updated; contacts "
-                f"{c.contacts_created} new, {c.contacts_updated} updated")
+        return (
+            f"{name}: {self.rows} rows imported, {len(self.errors)} rejected; accounts "
+            f"{c.accounts_created} new, {c.accounts_updated} updated; contacts "
+            f"{c.contacts_created} new, {c.contacts_updated} updated"
+        )
 
 
 async def import_directory(hub: Hub, path: Path) -> DirectoryImport:
@@ -53,5 +56,12 @@ async def add_connector(
         exists = await session.execute(select(ConnectorRow.id).where(ConnectorRow.name == name))
         if exists.scalar_one_or_none() is not None:
             raise ConfigurationError(f"a connector named {name!r} exists; remove it first")
-        session.add(ConnectorRow(name=name, kind=kind, settings=settings,
-                                 secrets=hub.secret_box.seal(secrets), cursor={}))
+        session.add(
+            ConnectorRow(
+                name=name,
+                kind=kind,
+                settings=settings,
+                secrets=hub.secret_box.seal(secrets),
+                cursor={},
+            )
+        )

@@ -108,7 +108,15 @@ def build_hub(settings: Settings, *, migrate: bool | None = None) -> Hub:
         max_header_bytes=settings.max_header_bytes,
         max_message_bytes=settings.max_message_bytes,
     )
-    free_mail = FreeMail(settings.free_mail_domains) if settings.free_mail_domains else default_free_mail()
-    return Hub(settings, engine, sessions, SqlInteractionStore(sessions), context,
-               SecretBox(secret_key_for(settings)), free_mail)
-
+    free_mail = (
+        FreeMail(settings.free_mail_domains) if settings.free_mail_domains else default_free_mail()
+    )
+    return Hub(
+        settings,
+        engine,
+        sessions,
+        SqlInteractionStore(sessions),
+        context,
+        SecretBox(secret_key_for(settings)),
+        free_mail,
+    )

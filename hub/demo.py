@@ -29,8 +29,12 @@ def progress_bar(total: int) -> tuple[dict[str, int], object]:
         count = sum(done.values())
         total = max(total, count)  # recurring meetings expand to more items than were planned
         filled = min(BAR, BAR * count // max(total, 1))
-        print(f"\rloading [{'#' * filled}{'.' * (BAR - filled)}] {count}/{total} items",
-              end="", file=sys.stderr, flush=True)
+        print(
+            f"\rloading [{'#' * filled}{'.' * (BAR - filled)}] {count}/{total} items",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return done, report
 
@@ -40,8 +44,11 @@ async def load_demo(hub: Hub, files_dir: Path) -> tuple[str, str]:
     files = write_demo_files(files_dir, now=datetime.now(UTC))
     result = await import_directory(hub, files.directory_csv)
     print(result.summary(files.directory_csv.name))
-    for kind, name, path in (("mbox", "demo-mail", files.mbox), ("ics", "demo-calendar", files.ics),
-                             ("asterisk-cdr", "demo-calls", files.cdr)):
+    for kind, name, path in (
+        ("mbox", "demo-mail", files.mbox),
+        ("ics", "demo-calendar", files.ics),
+        ("asterisk-cdr", "demo-calls", files.cdr),
+    ):
         await add_connector(hub, kind, name, {"path": str(path)}, {})
     counts = files.counts
     total = counts["mails"] + counts["calls"] + counts["meetings"]
@@ -49,8 +56,10 @@ async def load_demo(hub: Hub, files_dir: Path) -> tuple[str, str]:
     reports = await sync_all(hub, None, report)  # type: ignore[arg-type]
     print(file=sys.stderr)
     for r in reports:
-        print(f"{r.connector}: {r.new} new, {r.matched} matched, {r.unmatched} unmatched, "
-              f"{r.quarantined} quarantined" + (f", error: {r.error}" if r.error else ""))
+        print(
+            f"{r.connector}: {r.new} new, {r.matched} matched, {r.unmatched} unmatched, "
+            f"{r.quarantined} quarantined" + (f", error: {r.error}" if r.error else "")
+        )
     email = f"admin@{files.internal_domain}"
     password = secrets.token_urlsafe(9)
     async with hub.sessions() as session, session.begin():
@@ -79,5 +88,9 @@ def run_demo(port: int, directory: Path, *, load_only: bool = False) -> int:
     from hub.server import serve
 
     hub = build_hub(settings, migrate=False)
-    return serve(hub, "127.0.0.1", port,
-                 banner=f"crmhub demo on http://127.0.0.1:{port}/ - {login} (Ctrl-C stops)")
+    return serve(
+        hub,
+        "127.0.0.1",
+        port,
+        banner=f"crmhub demo on http://127.0.0.1:{port}/ - {login} (Ctrl-C stops)",
+    )

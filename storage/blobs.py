@@ -18,7 +18,9 @@ async def store_blobs(session: AsyncSession, contents: list[bytes]) -> dict[str,
     shas = list(by_sha)
     for start in range(0, len(shas), 500):
         chunk = shas[start : start + 500]
-        rows = await session.execute(select(BlobRow.sha256, BlobRow.id).where(BlobRow.sha256.in_(chunk)))
+        rows = await session.execute(
+            select(BlobRow.sha256, BlobRow.id).where(BlobRow.sha256.in_(chunk))
+        )
         ids.update({sha: id_ for sha, id_ in rows})
     fresh = [
         # Level 1: a sixth larger than level 6 on mail, in under half the time.

@@ -82,6 +82,8 @@ def upgrade(url: str) -> None:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
     except Exception as e:
-        raise DatabaseError(f"cannot migrate the database at {target.render_as_string()}: {e}") from e
+        raise DatabaseError(
+            f"cannot migrate the database at {target.render_as_string()}: {e}"
+        ) from e
     finally:
         engine.dispose()

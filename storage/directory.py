@@ -66,8 +66,9 @@ async def upsert_directory(
         key = (row.id, contact.name)
         crow = contacts.get(key)
         if crow is None:
-            crow = ContactRow(account_id=row.id, name=contact.name, owner=contact.owner,
-                              emails=[], phones=[])
+            crow = ContactRow(
+                account_id=row.id, name=contact.name, owner=contact.owner, emails=[], phones=[]
+            )
             session.add(crow)
             contacts[key] = crow
             counts.contacts_created += 1
@@ -105,8 +106,14 @@ async def load_directory(session: AsyncSession) -> tuple[list[Account], list[Con
         for a in (await session.execute(select(AccountRow).order_by(AccountRow.id))).scalars()
     ]
     contacts = [
-        Contact(c.name, c.account_id, tuple(e.address for e in c.emails),
-                tuple(p.e164 for p in c.phones), c.owner, c.id)
+        Contact(
+            c.name,
+            c.account_id,
+            tuple(e.address for e in c.emails),
+            tuple(p.e164 for p in c.phones),
+            c.owner,
+            c.id,
+        )
         for c in (await session.execute(select(ContactRow).order_by(ContactRow.id))).scalars()
     ]
     return accounts, contacts

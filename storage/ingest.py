@@ -110,9 +110,7 @@ class SqlInteractionStore:
             )
         return counts
 
-    async def _plan(
-        self, session: AsyncSession, connector: str, items: list[StoredItem]
-    ) -> _Plan:
+    async def _plan(self, session: AsyncSession, connector: str, items: list[StoredItem]) -> _Plan:
         plan = _Plan()
         ids = [i.raw.external_id for i in items]
         keys = [i.interaction.dedupe_key for i in items]
@@ -142,32 +140,65 @@ class SqlInteractionStore:
             )
             plan.by_key.update({key: id_ for key, id_ in inserted})
         children: list[tuple[type, list[dict[str, Any]]]] = [
-            (SourceRow, [
-                {"interaction_id": plan.by_key[key], "connector": connector,
-                 "external_id": external_id, "content_sha256": sha}
-                for key, external_id, sha in plan.sources
-            ]),
-            (ParticipantRow, [
-                {"interaction_id": plan.by_key[key], "role": p.role, "kind": p.kind,
-                 "address": p.address[:320], "normalized": p.normalized, "name": p.name[:300],
-                 "contact_id": p.contact_id}
-                for key, item in plan.new_items.items()
-                for p in item.participants
-            ]),
-            (AttributionRow, [
-                {"interaction_id": plan.by_key[key], "account_id": a.account_id,
-                 "contact_id": a.contact_id, "rule": a.rule, "confidence": a.confidence,
-                 "explanation": a.explanation, "manual": a.manual, "removed": False}
-                for key, item in plan.new_items.items()
-                for a in item.attributions
-            ]),
-            (AttachmentRow, [
-                {"interaction_id": plan.by_key[key], "filename": a.filename[:500],
-                 "content_type": a.content_type[:200], "size": a.size,
-                 "blob_id": blobs.get(_sha(a.content)) if a.content else None}
-                for key, item in plan.new_items.items()
-                for a in item.interaction.attachments
-            ]),
+            (
+                SourceRow,
+                [
+                    {
+                        "interaction_id": plan.by_key[key],
+                        "connector": connector,
+                        "external_id": external_id,
+                        "content_sha256": sha,
+                    }
+                    for key, external_id, sha in plan.sources
+                ],
+            ),
+            (
+                ParticipantRow,
+                [
+                    {
+                        "interaction_id": plan.by_key[key],
+                        "role": p.role,
+                        "kind": p.kind,
+                        "address": p.address[:320],
+                        "normalized": p.normalized,
+                        "name": p.name[:300],
+                        "contact_id": p.contact_id,
+                    }
+                    for key, item in plan.new_items.items()
+                    for p in item.participants
+                ],
+            ),
+            (
+                AttributionRow,
+                [
+                    {
+                        "interaction_id": plan.by_key[key],
+                        "account_id": a.account_id,
+                        "contact_id": a.contact_id,
+                        "rule": a.rule,
+                        "confidence": a.confidence,
+                        "explanation": a.explanation,
+                        "manual": a.manual,
+                        "removed": False,
+                    }
+                    for key, item in plan.new_items.items()
+                    for a in item.attributions
+                ],
+            ),
+            (
+                AttachmentRow,
+                [
+                    {
+                        "interaction_id": plan.by_key[key],
+                        "filename": a.filename[:500],
+                        "content_type": a.content_type[:200],
+                        "size": a.size,
+                        "blob_id": blobs.get(_sha(a.content)) if a.content else None,
+                    }
+                    for key, item in plan.new_items.items()
+                    for a in item.interaction.attachments
+                ],
+            ),
         ]
         for table, rows in children:
             if rows:

@@ -60,20 +60,25 @@ class TimelineFilter:
     q: str | None = None
 
 
-async def list_accounts(session: AsyncSession, q: str | None, cursor: str | None, limit: int) -> Page:
+async def list_accounts(
+    session: AsyncSession, q: str | None, cursor: str | None, limit: int
+) -> Page:
     query = select(AccountRow).order_by(AccountRow.name, AccountRow.id)
     if q:
         like = f"%{q.lower()}%"
         query = query.where(
             or_(
                 func.lower(AccountRow.name).like(like),
-                exists().where(AccountDomainRow.account_id == AccountRow.id,
-                               AccountDomainRow.domain.like(like)),
+                exists().where(
+                    AccountDomainRow.account_id == AccountRow.id, AccountDomainRow.domain.like(like)
+                ),
             )
         )
     if cursor:
         name, id_ = decode_cursor(cursor)
-        query = query.where(or_(AccountRow.name > name, and_(AccountRow.name == name, AccountRow.id > id_)))
+        query = query.where(
+            or_(AccountRow.name > name, and_(AccountRow.name == name, AccountRow.id > id_))
+        )
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
@@ -98,8 +103,12 @@ def _paged(query: Select[Any], f: TimelineFilter, cursor: str | None) -> Select[
         query = query.where(InteractionRow.occurred_at < f.until)
     if f.q:
         like = f"%{f.q.lower()}%"
-        query = query.where(or_(func.lower(InteractionRow.subject).like(like),
-                                func.lower(InteractionRow.snippet).like(like)))
+        query = query.where(
+            or_(
+                func.lower(InteractionRow.subject).like(like),
+                func.lower(InteractionRow.snippet).like(like),
+            )
+        )
     if cursor:
         stamp, id_ = decode_cursor(cursor)
         try:
@@ -107,8 +116,10 @@ def _paged(query: Select[Any], f: TimelineFilter, cursor: str | None) -> Select[
         except (TypeError, ValueError) as e:
             raise BadCursor("cursor is not valid") from e
         query = query.where(
-            or_(InteractionRow.occurred_at < at,
-                and_(InteractionRow.occurred_at == at, InteractionRow.id < id_))
+            or_(
+                InteractionRow.occurred_at < at,
+                and_(InteractionRow.occurred_at == at, InteractionRow.id < id_),
+            )
         )
     return query.order_by(InteractionRow.occurred_at.desc(), InteractionRow.id.desc())
 
@@ -127,8 +138,10 @@ async def account_timeline(
     session: AsyncSession, account_id: int, f: TimelineFilter, cursor: str | None, limit: int
 ) -> Page:
     query = select(InteractionRow).where(
-        exists().where(_live(AttributionRow.interaction_id == InteractionRow.id),
-                       AttributionRow.account_id == account_id)
+        exists().where(
+            _live(AttributionRow.interaction_id == InteractionRow.id),
+            AttributionRow.account_id == account_id,
+        )
     )
     return await _page(session, _paged(query, f, cursor), limit)
 
@@ -138,10 +151,14 @@ async def contact_timeline(
 ) -> Page:
     query = select(InteractionRow).where(
         or_(
-            exists().where(_live(AttributionRow.interaction_id == InteractionRow.id),
-                           AttributionRow.contact_id == contact_id),
-            exists().where(ParticipantRow.interaction_id == InteractionRow.id,
-                           ParticipantRow.contact_id == contact_id),
+            exists().where(
+                _live(AttributionRow.interaction_id == InteractionRow.id),
+                AttributionRow.contact_id == contact_id,
+            ),
+            exists().where(
+                ParticipantRow.interaction_id == InteractionRow.id,
+                ParticipantRow.contact_id == contact_id,
+            ),
         )
     )
     return await _page(session, _paged(query, f, cursor), limit)

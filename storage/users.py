@@ -32,7 +32,9 @@ def check_password(password: str, stored: str) -> bool:
 
 async def add_user(session: AsyncSession, email: str, role: str, password: str) -> UserRow:
     """Create the user, or update role and password of an existing one."""
-    row = (await session.execute(select(UserRow).where(UserRow.email == email))).scalar_one_or_none()
+    row = (
+        await session.execute(select(UserRow).where(UserRow.email == email))
+    ).scalar_one_or_none()
     if row is None:
         row = UserRow(email=email, role=role)
         session.add(row)

@@ -16,14 +16,18 @@ CLI = [sys.executable, "-m", "hub"]
 
 
 def _env(db: Path) -> dict[str, str]:
-    return dict(os.environ, CRMHUB_DATABASE_URL=f"sqlite:///{db}",
-                CRMHUB_INTERNAL_DOMAINS="nordwind-systeme.example",
-                CRMHUB_SECRET_KEY="crash-test-secret-0123456789")
+    return dict(
+        os.environ,
+        CRMHUB_DATABASE_URL=f"sqlite:///{db}",
+        CRMHUB_INTERNAL_DOMAINS="nordwind-systeme.example",
+        CRMHUB_SECRET_KEY="crash-test-secret-0123456789",
+    )
 
 
 def _run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=_env(db), capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [*CLI, *args], env=_env(db), capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def _state(db: Path) -> tuple[list[str], list[str], int]:
@@ -46,14 +50,17 @@ def test_sigkill_midway_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) 
     files = write_demo_files(tmp_path / "files")
     reference, crashed = tmp_path / "reference.db", tmp_path / "crashed.db"
     for db in (reference, crashed):
-        assert _run(db, "connectors", "add", "mbox", "mail", "--set",
-                    f"path={files.mbox}").returncode == 0
+        assert (
+            _run(db, "connectors", "add", "mbox", "mail", "--set", f"path={files.mbox}").returncode
+            == 0
+        )
     assert _run(reference, "sync").returncode == 0
     expected = _state(reference)
     assert len(expected[0]) > 1500
 
-    proc = subprocess.Popen([*CLI, "sync"], env=_env(crashed), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*CLI, "sync"], env=_env(crashed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while _count(crashed) == 0 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)

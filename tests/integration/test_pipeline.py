@@ -20,10 +20,16 @@ DATA = Path(__file__).parent.parent / "data"
 
 async def _directory(hub: Hub) -> None:
     entries = [
-        (Account("Elbe Logistik GmbH", ("elbe-logistik.de",)),
-         Contact("Jana Ohlsen", None, ("j.ohlsen@elbe-logistik.de",), ("+49403344556",))),
-        (Account("Elbe Logistik GmbH", ("elbe-logistik.de",)),
-         Contact("Piet Brandt", None, (normalize_email("piet.brandt@gmail.com"),), ("+491712233445",))),
+        (
+            Account("Elbe Logistik GmbH", ("elbe-logistik.de",)),
+            Contact("Jana Ohlsen", None, ("j.ohlsen@elbe-logistik.de",), ("+49403344556",)),
+        ),
+        (
+            Account("Elbe Logistik GmbH", ("elbe-logistik.de",)),
+            Contact(
+                "Piet Brandt", None, (normalize_email("piet.brandt@gmail.com"),), ("+491712233445",)
+            ),
+        ),
         (Account("Isar Maschinenbau AG", ("isar-mb.de", "isar-maschinenbau.de")), None),
     ]
     async with hub.sessions() as session, session.begin():
@@ -37,8 +43,11 @@ async def _count(hub: Hub, model: type) -> int:
 
 async def test_sync_attributes_mail_meetings_and_calls(hub: Hub, tmp_path: Path) -> None:
     await _directory(hub)
-    for kind, name, file in (("mbox", "mail", "contract.mbox"), ("ics", "cal", "contract.ics"),
-                             ("asterisk-cdr", "calls", "Master.csv")):
+    for kind, name, file in (
+        ("mbox", "mail", "contract.mbox"),
+        ("ics", "cal", "contract.ics"),
+        ("asterisk-cdr", "calls", "Master.csv"),
+    ):
         shutil.copy(DATA / file, tmp_path / file)
         await add_connector(hub, kind, name, {"path": str(tmp_path / file)}, {})
     reports = {r.connector: r for r in await sync_all(hub)}
@@ -48,7 +57,9 @@ async def test_sync_attributes_mail_meetings_and_calls(hub: Hub, tmp_path: Path)
     async with hub.sessions() as session:
         rows = {r.message_id: r for r in (await session.execute(select(InteractionRow))).scalars()}
     m1 = rows["<m1@elbe-logistik.de>"]
-    assert [(a.rule, a.contact_id is not None) for a in m1.attributions] == [("contact-email", True)]
+    assert [(a.rule, a.contact_id is not None) for a in m1.attributions] == [
+        ("contact-email", True)
+    ]
     assert "Jana Ohlsen" in m1.attributions[0].explanation
     m2 = rows["<m2@ourco.example>"]
     assert m2.direction == "outbound"
@@ -105,7 +116,9 @@ async def test_unreadable_items_are_quarantined_and_the_sync_goes_on(
     assert sum(r.quarantined for r in await sync_all(hub)) == 0
 
 
-async def test_missing_file_fails_the_connector_with_a_clear_error(hub: Hub, tmp_path: Path) -> None:
+async def test_missing_file_fails_the_connector_with_a_clear_error(
+    hub: Hub, tmp_path: Path
+) -> None:
     await add_connector(hub, "mbox", "gone", {"path": str(tmp_path / "nope.mbox")}, {})
     report = (await sync_all(hub))[0]
     assert report.errors == 1

@@ -18,12 +18,15 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 
 def test_csv_rows_are_normalised(tmp_path: Path) -> None:
-    path = _write(tmp_path, "d.csv", (
-        HEADER
-        + "Elbe Logistik GmbH,Elbe-Logistik.DE,Jana Ohlsen,J.Ohlsen@Elbe-Logistik.de,"
-        "040 3344556,Anna@ourco.example\n"
-        + "Isar Maschinenbau AG,isar-mb.de;isar-maschinenbau.de,,,,\n"
-    ).encode())
+    path = _write(
+        tmp_path,
+        "d.csv",
+        (
+            HEADER + "Elbe Logistik GmbH,Elbe-Logistik.DE,Jana Ohlsen,J.Ohlsen@Elbe-Logistik.de,"
+            "040 3344556,Anna@ourco.example\n"
+            + "Isar Maschinenbau AG,isar-mb.de;isar-maschinenbau.de,,,,\n"
+        ).encode(),
+    )
     rows, errors = read_directory(path, "DE")
     assert errors == []
     assert [r.account for r in rows] == ["Elbe Logistik GmbH", "Isar Maschinenbau AG"]
@@ -42,8 +45,10 @@ def test_excel_bom_semicolon_and_cp1252(tmp_path: Path) -> None:
         'Müller & Söhne KG;mueller-soehne.de;Jürgen Weiß;"jw@mueller-soehne.de;'
         'j.weiss@mueller-soehne.de";089 123456;\r\n'
     )
-    for name, data in (("bom.csv", b"\xef\xbb\xbf" + text.encode()),
-                       ("ansi.csv", text.encode("cp1252"))):
+    for name, data in (
+        ("bom.csv", b"\xef\xbb\xbf" + text.encode()),
+        ("ansi.csv", text.encode("cp1252")),
+    ):
         rows, errors = read_directory(_write(tmp_path, name, data), "DE")
         assert errors == [], name
         assert rows[0].account == "Müller & Söhne KG", name
@@ -52,21 +57,29 @@ def test_excel_bom_semicolon_and_cp1252(tmp_path: Path) -> None:
 
 
 def test_bad_rows_name_line_and_field_and_good_rows_survive(tmp_path: Path) -> None:
-    path = _write(tmp_path, "d.csv", (
-        HEADER
-        + "Good GmbH,good.de,Eva Gut,eva@good.de,,\n"
-        + ",bad.de,Nobody,,,\n"
-        + "Bad Mail GmbH,badmail.de,Max,not-an-address,,\n"
-        + "Bad Phone GmbH,badphone.de,Max,,12,\n"
-        + "Bad Domain GmbH,exa mple..de,,,,\n"
-        + '"Multi\nLine GmbH",multi.de,Ina,ina@multi.de,,\n'
-        + "Bad Owner GmbH,owner.de,,,,boss\n"
-    ).encode())
+    path = _write(
+        tmp_path,
+        "d.csv",
+        (
+            HEADER
+            + "Good GmbH,good.de,Eva Gut,eva@good.de,,\n"
+            + ",bad.de,Nobody,,,\n"
+            + "Bad Mail GmbH,badmail.de,Max,not-an-address,,\n"
+            + "Bad Phone GmbH,badphone.de,Max,,12,\n"
+            + "Bad Domain GmbH,exa mple..de,,,,\n"
+            + '"Multi\nLine GmbH",multi.de,Ina,ina@multi.de,,\n'
+            + "Bad Owner GmbH,owner.de,,,,boss\n"
+        ).encode(),
+    )
     rows, errors = read_directory(path, "DE")
     assert [r.account for r in rows] == ["Good GmbH", "Multi\nLine GmbH"]
     assert rows[1].line == 7
     assert [(e.line, e.field) for e in errors] == [
-        (3, "account"), (4, "emails"), (5, "phones"), (6, "domains"), (9, "owner"),
+        (3, "account"),
+        (4, "emails"),
+        (5, "phones"),
+        (6, "domains"),
+        (9, "owner"),
     ]
     assert all(e.path == str(path) for e in errors)
     assert str(errors[1]).startswith(f"{path}:4: emails: 'not-an-address'")
@@ -75,7 +88,7 @@ def test_bad_rows_name_line_and_field_and_good_rows_survive(tmp_path: Path) -> N
 def test_whole_file_problems_are_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DirectoryFileError, match="no such file"):
         read_directory(tmp_path / "missing.csv", "DE")
-    with pytest.raises(DirectoryFileError, match="expected a .csv or .vcf"):
+    with pytest.raises(DirectoryFileError, match=r"expected a \.csv or \.vcf"):
         read_directory(_write(tmp_path, "d.xlsx", b"PK"), "DE")
     with pytest.raises(DirectoryFileError, match="header lacks domains"):
         read_directory(_write(tmp_path, "h.csv", b"account,contact\nA,B\n"), "DE")

@@ -41,7 +41,10 @@ def test_environment_wins_over_file_and_lists_are_comma_separated(
     ],
 )
 def test_bad_configuration_names_source_and_option(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_text: str, env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    file_text: str,
+    env: dict[str, str],
     message: str,
 ) -> None:
     path = tmp_path / "c.toml"
