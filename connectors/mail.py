@@ -28,6 +28,16 @@ KEPT_HEADERS = ("auto-submitted", "precedence", "list-id", "list-unsubscribe")
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 _ANGLE_ADDR = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
 _SPACE = re.compile(r"\s+")
+# The line a mail client puts above a quoted reply: the snippet ends there.
+_QUOTE_HEADER = re.compile(
+    r"^(Am|On|Le|El|Il) .{6,200}(schrieb|wrote|a écrit|escribió|ha scritto).{0,80}:$"
+)
+_FORWARD_MARKERS = (
+    "-----Original Message-----",
+    "-----Ursprüngliche Nachricht-----",
+    "---------- Forwarded message",
+    "-------- Weitergeleitete Nachricht",
+)
 _ROLES = ((Role.FROM, "from"), (Role.TO, "to"), (Role.CC, "cc"), (Role.BCC, "bcc"))
 
 
@@ -65,7 +75,9 @@ def decode_header_value(value: object) -> str:
         else:
             text.append(chunk)
     joined = "".join(text)
-    return _SPACE.sub(" ", joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace")).strip()
+    return _SPACE.sub(
+        " ", joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    ).strip()
 
 
 def message_ids(value: str | None) -> list[str]:
@@ -112,6 +124,8 @@ def snippet_of(text: str) -> str:
     length = 0
     for line in text.splitlines():
         stripped = line.strip()
+        if _QUOTE_HEADER.match(stripped) or stripped.startswith(_FORWARD_MARKERS):
+            break
         if stripped and not stripped.startswith(">"):
             lines.append(stripped)
             length += len(stripped) + 1
@@ -155,7 +169,9 @@ def _bodies(msg: Message, keep_attachments: bool) -> tuple[str, str, list[Attach
         disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         if filename or disposition == "attachment" or ctype == "message/rfc822":
             data = _payload(part)
-            name = decode_header_value(filename) if filename else f"attachment.{ctype.split('/')[-1]}"
+            name = (
+                decode_header_value(filename) if filename else f"attachment.{ctype.split('/')[-1]}"
+            )
             attachments.append(
                 Attachment(name, ctype, len(data), data if keep_attachments else None)
             )
