@@ -1,0 +1,663 @@
+"""The file connectors (mbox, Maildir, .eml folder, iCalendar, Asterisk CDR).
+
+They are what a new user imports first and what the demo runs on. One parametrised
+contract test holds every kind to what `connectors/base.py` promises the pipeline (a
+resumable, JSON-able cursor; nothing re-read when nothing changed; only the new part
+read after growth; bad items quarantined, never raised); the tests after it check what is
+specific to each format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from connectors.asterisk_cdr import COLUMNS, AsteriskCdrConnector
+from connectors.base import ConfigurationError, Connector, ConnectorContext, ConnectorError
+from connectors.eml import EmlConnector
+from connectors.ics import IcsConnector
+from connectors.maildir import MaildirConnector
+from connectors.mbox import MboxConnector
+from connectors.registry import KINDS, connector_class
+from hub.model import (
+    Account,
+    AddressKind,
+    Channel,
+    Contact,
+    Direction,
+    Interaction,
+    Quarantined,
+    RawItem,
+    Role,
+    Translated,
+)
+from matching.engine import attribute
+from matching.index import IdentityIndex
+
+ENVELOPE = b"From MAILER-DAEMON Mon Jan  8 09:00:00 2024\n"
+
+
+class SyncResult:
+    """What one pass over a connector yielded, and the cursor to commit afterwards."""
+
+    def __init__(self, cursor: dict[str, Any]) -> None:
+        self.cursor = cursor
+        self.translated: list[Translated] = []
+        self.quarantined: list[Quarantined] = []
+        self.batches = 0
+
+    @property
+    def keys(self) -> set[str]:
+        return {t.interaction.dedupe_key for t in self.translated}
+
+    @property
+    def interactions(self) -> list[Interaction]:
+        return [t.interaction for t in self.translated]
+
+
+async def _sync(connector: Connector, cursor: Mapping[str, Any] | None = None) -> SyncResult:
+    """Drain `batches()`, keeping the last cursor as the pipeline would commit it."""
+    result = SyncResult(dict(cursor or {}))
+    async for batch in connector.batches(result.cursor):
+        assert batch.fetched == len(batch.items)
+        result.cursor = json.loads(json.dumps(batch.cursor))
+        result.batches += 1
+        for item in batch.items:
+            if isinstance(item, Translated):
+                result.translated.append(item)
+            else:
+                result.quarantined.append(item)
+    return result
+
+
+def _message(n: int, *, date_header: bool = True) -> bytes:
+    """A small mail whose body has a line starting with `From ` (escaped in mbox)."""
+    lines = [
+        f"From: Kunde {n} <kunde{n}@elbe-logistik.de>",
+        "To: Anna <anna@ourco.example>",
+        f"Subject: Anfrage {n}",
+        f"Message-ID: <n{n}@elbe-logistik.de>",
+    ]
+    if date_header:
+        lines.append(f"Date: Mon, 8 Jan 2024 09:{n:02d}:00 +0100")
+    return ("\n".join(lines) + f"\n\nText {n}\nFrom the warehouse, greetings.\n").encode()
+
+
+MALFORMED_MAIL = b"\x00\x01garbage without headers\n"
+
+
+def _mail_key(n: int) -> str:
+    return f"mid:<n{n}@elbe-logistik.de>"
+
+
+def _cdr_row(n: int, *, src: str = "01712233445", dst: str = "201", billsec: int = 180) -> str:
+    """A Master.csv line as Asterisk writes it: text quoted, the two counters bare."""
+    values = {
+        "accountcode": "",
+        "src": src,
+        "dst": dst,
+        "dcontext": "from-trunk",
+        "clid": f'"Piet" <{src}>',
+        "channel": "PJSIP/t-1",
+        "dstchannel": f"PJSIP/{dst}-1",
+        "lastapp": "Dial",
+        "lastdata": f"PJSIP/{dst},30",
+        "start": f"2024-01-09 14:{n:02d}:00",
+        "answer": f"2024-01-09 14:{n:02d}:05",
+        "end": f"2024-01-09 14:{n + 3:02d}:05",
+        "duration": str(billsec + 5),
+        "billsec": str(billsec),
+        "disposition": "ANSWERED",
+        "amaflags": "DOCUMENTATION",
+        "uniqueid": f"1704808800.{n}",
+        "userfield": "",
+    }
+    numeric = {"duration", "billsec"}
+    return (
+        ",".join(
+            values[c] if c in numeric else '"' + values[c].replace('"', '""') + '"' for c in COLUMNS
+        )
+        + "\n"
+    )
+
+
+def _vevent(n: int, *, extra: str = "", start: str | None = None) -> str:
+    dtstart = (
+        f"DTSTART:{start}\r\n" if start is not None else f"DTSTART:202401{10 + n:02d}T090000Z\r\n"
+    )
+    return (
+        "BEGIN:VEVENT\r\n"
+        f"UID:event-{n}@ourco.example\r\n"
+        "DTSTAMP:20240101T080000Z\r\n"
+        f"{dtstart}"
+        f"SUMMARY:Termin {n}\r\n"
+        "ORGANIZER;CN=Anna:mailto:anna@ourco.example\r\n"
+        f"ATTENDEE;CN=Kunde {n}:mailto:kunde{n}@elbe-logistik.de\r\n"
+        f"{extra}"
+        "END:VEVENT\r\n"
+    )
+
+
+def _calendar(*events: str) -> bytes:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//ourco//test//EN\r\n"
+        + "".join(events)
+        + "END:VCALENDAR\r\n"
+    ).encode()
+
+
+class FileSource:
+    """A source of one connector kind on disk that tests can grow item by item."""
+
+    kind: ClassVar[str]
+    grows: ClassVar[bool] = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def path(self) -> Path:
+        raise NotImplementedError
+
+    def add(self, n: int) -> None:
+        raise NotImplementedError
+
+    def add_malformed(self) -> None:
+        raise NotImplementedError
+
+    def key(self, n: int) -> str:
+        return _mail_key(n)
+
+
+class MboxSource(FileSource):
+    kind = "mbox"
+
+    @property
+    def path(self) -> Path:
+        return self.root / "inbox.mbox"
+
+    def _append(self, data: bytes) -> None:
+        escaped = b"\n".join(
+            b">" + line if line.lstrip(b">").startswith(b"From ") else line
+            for line in data.split(b"\n")
+        )
+        with self.path.open("ab") as handle:
+            handle.write(ENVELOPE + escaped + b"\n")
+
+    def add(self, n: int) -> None:
+        self._append(_message(n))
+
+    def add_malformed(self) -> None:
+        self._append(MALFORMED_MAIL)
+
+
+class EmlSource(FileSource):
+    kind = "eml"
+
+    @property
+    def path(self) -> Path:
+        return self.root / "eml"
+
+    def add(self, n: int) -> None:
+        folder = self.path / ("2024" if n % 2 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"mail-{n}.eml").write_bytes(_message(n))
+
+    def add_malformed(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "broken.eml").write_bytes(MALFORMED_MAIL)
+
+
+class MaildirSource(FileSource):
+    kind = "maildir"
+
+    @property
+    def path(self) -> Path:
+        return self.root / "Maildir"
+
+    def _deliver(self, name: str, data: bytes) -> None:
+        for sub in ("cur", "new", "tmp"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        (self.path / "new" / name).write_bytes(data)
+
+    def add(self, n: int) -> None:
+        self._deliver(f"17047000{n:02d}.M{n}P1.host", _message(n))
+
+    def add_malformed(self) -> None:
+        self._deliver("1704709999.M99P1.host", MALFORMED_MAIL)
+
+
+class IcsSource(FileSource):
+    """A calendar is exported whole: a change means reading the file again (dedupe follows)."""
+
+    kind = "ics"
+    grows = False
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.events: list[str] = []
+
+    @property
+    def path(self) -> Path:
+        return self.root / "calendar.ics"
+
+    def add(self, n: int) -> None:
+        self.events.append(_vevent(n))
+        self.path.write_bytes(_calendar(*self.events))
+
+    def add_malformed(self) -> None:
+        self.events.append(
+            "BEGIN:VEVENT\r\nUID:no-start@ourco.example\r\nSUMMARY:kaputt\r\nEND:VEVENT\r\n"
+        )
+        self.path.write_bytes(_calendar(*self.events))
+
+    def key(self, n: int) -> str:
+        return f"ics:event-{n}@ourco.example"
+
+
+class CdrSource(FileSource):
+    kind = "asterisk-cdr"
+
+    @property
+    def path(self) -> Path:
+        return self.root / "Master.csv"
+
+    def _append(self, line: str) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+
+    def add(self, n: int) -> None:
+        self._append(_cdr_row(n))
+
+    def add_malformed(self) -> None:
+        self._append('"only","three","columns"\n')
+
+    def key(self, n: int) -> str:
+        return f"asterisk:1704808800.{n}:201"
+
+
+SOURCES: list[type[FileSource]] = [MboxSource, MaildirSource, EmlSource, IcsSource, CdrSource]
+
+
+def _connector(
+    kind: str, path: Path, context: ConnectorContext | None = None, batch_size: int | None = None
+) -> Connector:
+    cls = connector_class(kind)
+    if batch_size is not None:
+        cls = type(f"Small{cls.__name__}", (cls,), {"batch_size": batch_size})
+    return cls(f"test-{kind}", {"path": str(path)}, context=context)
+
+
+def test_every_registered_file_kind_has_a_contract_source() -> None:
+    assert {source.kind for source in SOURCES} == set(KINDS)
+
+
+@pytest.mark.parametrize("source_type", SOURCES, ids=lambda s: s.kind)
+async def test_file_connector_contract(source_type: type[FileSource], tmp_path: Path) -> None:
+    source = source_type(tmp_path)
+    source.add(0)
+    source.add(1)
+    connector = _connector(source.kind, source.path)
+
+    first = await _sync(connector)
+    assert first.keys == {source.key(0), source.key(1)}
+    assert first.quarantined == []
+    assert all(t.raw.external_id for t in first.translated)
+
+    unchanged = await _sync(connector, first.cursor)
+    assert unchanged.translated == [] and unchanged.quarantined == []
+
+    source.add(2)
+    grown = await _sync(connector, unchanged.cursor)
+    if source.grows:
+        assert grown.keys == {source.key(2)}
+    else:
+        assert grown.keys == {source.key(0), source.key(1), source.key(2)}
+    assert grown.quarantined == []
+    assert (await _sync(connector, grown.cursor)).translated == []
+
+    source.add_malformed()
+    bad = await _sync(connector, grown.cursor)
+    assert len(bad.quarantined) == 1
+    assert bad.quarantined[0].reason.strip()
+    if source.grows:
+        assert bad.translated == []
+    assert (await _sync(connector, bad.cursor)).quarantined == []
+
+    again = await _sync(connector)
+    assert again.keys == {source.key(0), source.key(1), source.key(2)}
+    assert len(again.quarantined) == 1
+
+
+@pytest.mark.parametrize("source_type", SOURCES, ids=lambda s: s.kind)
+async def test_resuming_from_any_batch_cursor_loses_nothing(
+    source_type: type[FileSource], tmp_path: Path
+) -> None:
+    """A crash after committing batch k must resume with every item after batch k."""
+    source = source_type(tmp_path)
+    for n in range(4):
+        source.add(n)
+    connector = _connector(source.kind, source.path, batch_size=1)
+    batches: list[tuple[set[str], dict[str, Any]]] = []
+    async for batch in connector.batches({}):
+        keys = {i.interaction.dedupe_key for i in batch.items if isinstance(i, Translated)}
+        batches.append((keys, json.loads(json.dumps(batch.cursor))))
+    assert set().union(*(keys for keys, _ in batches)) == {source.key(n) for n in range(4)}
+    assert all(len(keys) <= 1 for keys, _ in batches)
+    for k, (_, cursor) in enumerate(batches):
+        later = set().union(*(keys for keys, _ in batches[k + 1 :]))
+        resumed = (await _sync(connector, cursor)).keys
+        assert later <= resumed
+        if source.grows:
+            assert resumed == later
+
+
+def test_registry_resolves_kinds_and_dotted_paths() -> None:
+    assert connector_class("mbox") is MboxConnector
+    assert connector_class("asterisk-cdr") is AsteriskCdrConnector
+    assert connector_class("maildir") is MaildirConnector
+    assert connector_class("eml") is EmlConnector
+    assert connector_class("connectors.ics:IcsConnector") is IcsConnector
+    with pytest.raises(ConfigurationError, match="unknown connector kind 'pop3'"):
+        connector_class("pop3")
+    with pytest.raises(ConfigurationError, match="cannot load"):
+        connector_class("connectors.nowhere:Thing")
+    with pytest.raises(ConfigurationError, match="not a crmhub Connector"):
+        connector_class("hub.model:Interaction")
+
+
+def test_settings_are_validated_with_help() -> None:
+    with pytest.raises(ConfigurationError, match="missing setting path"):
+        MboxConnector("m", {})
+    with pytest.raises(ConfigurationError, match="unknown setting folder"):
+        MboxConnector("m", {"path": "x", "folder": "y"})
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_a_missing_source_fails_with_a_clear_error(kind: str, tmp_path: Path) -> None:
+    connector = _connector(kind, tmp_path / "missing")
+    with pytest.raises(ConnectorError, match="missing"):
+        await _sync(connector)
+
+
+async def test_mbox_unescapes_from_lines_and_uses_the_envelope_date(tmp_path: Path) -> None:
+    source = MboxSource(tmp_path)
+    source.add(0)
+    with source.path.open("ab") as handle:
+        handle.write(b"From someone Tue Jan  9 10:30:00 2024\n" + _message(1, date_header=False))
+    result = await _sync(_connector("mbox", source.path))
+    by_key = {i.dedupe_key: i for i in result.interactions}
+    assert "\nFrom the warehouse, greetings." in by_key[_mail_key(0)].body_text
+    assert ">From" not in by_key[_mail_key(0)].body_text
+    assert by_key[_mail_key(1)].occurred_at == datetime(2024, 1, 9, 10, 30, tzinfo=UTC)
+
+
+async def test_mbox_external_id_is_a_content_address(tmp_path: Path) -> None:
+    """Identical copies share an id and a rewritten mbox does not change the ids."""
+    first, second = MboxSource(tmp_path / "a"), MboxSource(tmp_path / "b")
+    for source in (first, second):
+        source.root.mkdir()
+    first.add(0)
+    first.add(1)
+    second.add(1)
+    a = await _sync(_connector("mbox", first.path))
+    b = await _sync(_connector("mbox", second.path))
+    ids = {t.interaction.dedupe_key: t.raw.external_id for t in a.translated}
+    assert ids[_mail_key(1)] == b.translated[0].raw.external_id
+    assert ids[_mail_key(0)] != ids[_mail_key(1)]
+
+
+async def test_rewritten_mbox_is_read_again_from_the_start(tmp_path: Path) -> None:
+    source = MboxSource(tmp_path)
+    source.add(0)
+    source.add(1)
+    connector = _connector("mbox", source.path)
+    first = await _sync(connector)
+    source.path.unlink()
+    source.add(2)
+    source.add(3)
+    source.add(4)
+    rewritten = await _sync(connector, first.cursor)
+    assert rewritten.keys == {_mail_key(2), _mail_key(3), _mail_key(4)}
+
+
+async def test_maildir_reads_subfolders_and_skips_dotfiles(tmp_path: Path) -> None:
+    source = MaildirSource(tmp_path)
+    source.add(0)
+    sent = source.path / ".Sent" / "cur"
+    sent.mkdir(parents=True)
+    (sent / "1704700101.M1P1.host:2,S").write_bytes(_message(1, date_header=False))
+    (source.path / "new" / ".hidden").write_bytes(_message(2))
+    (source.path / "tmp" / "1704700103.M3P1.host").write_bytes(_message(3))
+    result = await _sync(_connector("maildir", source.path))
+    assert result.keys == {_mail_key(0), _mail_key(1)}
+    undated = next(i for i in result.interactions if i.dedupe_key == _mail_key(1))
+    assert undated.occurred_at == datetime.fromtimestamp(1704700101, UTC)
+
+
+async def test_maildir_message_moved_to_cur_keeps_its_dedupe_key(tmp_path: Path) -> None:
+    source = MaildirSource(tmp_path)
+    source.add(0)
+    connector = _connector("maildir", source.path)
+    first = await _sync(connector)
+    new_file = next((source.path / "new").iterdir())
+    new_file.rename(source.path / "cur" / (new_file.name + ":2,S"))
+    moved = await _sync(connector, first.cursor)
+    assert moved.keys == first.keys
+    assert moved.translated[0].raw.external_id != first.translated[0].raw.external_id
+
+
+async def test_eml_folder_rereads_changed_files_and_ignores_others(tmp_path: Path) -> None:
+    source = EmlSource(tmp_path)
+    source.add(0)
+    (source.path / "notes.txt").write_bytes(_message(5))
+    connector = _connector("eml", source.path)
+    first = await _sync(connector)
+    assert first.keys == {_mail_key(0)}
+    changed = source.path / "mail-0.eml"
+    changed.write_bytes(_message(0).replace(b"Text 0", b"Text 0, corrected"))
+    os.utime(changed, (1_800_000_000, 1_800_000_000))
+    again = await _sync(connector, first.cursor)
+    assert again.keys == {_mail_key(0)}
+    assert "corrected" in again.interactions[0].body_text
+
+
+async def test_eml_without_date_falls_back_to_the_file_time(tmp_path: Path) -> None:
+    folder = tmp_path / "eml"
+    folder.mkdir()
+    file = folder / "undated.EML"
+    file.write_bytes(_message(0, date_header=False))
+    os.utime(file, (1_704_700_000, 1_704_700_000))
+    result = await _sync(_connector("eml", folder))
+    assert result.interactions[0].occurred_at == datetime.fromtimestamp(1_704_700_000, UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+async def test_ics_expands_recurring_events_inside_the_window(tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    first = now - timedelta(days=70)
+    moved = first + timedelta(weeks=10)
+    weekly = _vevent(
+        1,
+        start=_stamp(first),
+        extra="RRULE:FREQ=WEEKLY\r\nATTENDEE;CN=Tom:mailto:tom@ourco.example\r\n",
+    ).replace("UID:event-1@", "UID:jour-fixe@")
+    exception = (
+        "BEGIN:VEVENT\r\nUID:jour-fixe@ourco.example\r\nDTSTAMP:20240101T080000Z\r\n"
+        f"RECURRENCE-ID:{_stamp(moved)}\r\nDTSTART:{_stamp(moved + timedelta(hours=2))}\r\n"
+        "SUMMARY:Jour fixe (verschoben)\r\nEND:VEVENT\r\n"
+    )
+    path = tmp_path / "c.ics"
+    path.write_bytes(_calendar(_vevent(0), weekly, exception))
+    context = ConnectorContext(calendar_window_days=30)
+    result = await _sync(_connector("ics", path, context))
+
+    assert result.quarantined == []
+    single = [i for i in result.interactions if i.dedupe_key == "ics:event-0@ourco.example"]
+    assert len(single) == 1
+    series = sorted(
+        (i for i in result.interactions if "jour-fixe" in i.dedupe_key),
+        key=lambda i: i.occurred_at,
+    )
+    window = (now - timedelta(days=30), now + timedelta(days=30))
+    assert all(window[0] <= i.occurred_at <= window[1] for i in series)
+    assert len(series) == 9
+    assert len({i.dedupe_key for i in series}) == len(series)
+    assert all(i.dedupe_key.startswith("ics:jour-fixe@ourco.example|") for i in series)
+    assert all(i.thread_key == "ics:jour-fixe@ourco.example" for i in series)
+    rescheduled = [i for i in series if i.subject == "Jour fixe (verschoben)"]
+    assert len(rescheduled) == 1
+    assert rescheduled[0].occurred_at == moved + timedelta(hours=2)
+    assert rescheduled[0].dedupe_key == f"ics:jour-fixe@ourco.example|{_stamp(moved)}"
+    regular = next(i for i in series if i.subject == "Termin 1")
+    assert [(p.role, p.address, p.name) for p in regular.participants] == [
+        (Role.ORGANIZER, "anna@ourco.example", "Anna"),
+        (Role.ATTENDEE, "kunde1@elbe-logistik.de", "Kunde 1"),
+        (Role.ATTENDEE, "tom@ourco.example", "Tom"),
+    ]
+    assert all(i.channel is Channel.MEETING for i in result.interactions)
+
+
+async def test_ics_broken_series_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    """A series that cannot be expanded must not hide the rest of the calendar."""
+    broken = (
+        "BEGIN:VEVENT\r\nUID:broken-series@ourco.example\r\nRRULE:FREQ=DAILY\r\n"
+        "SUMMARY:no start\r\nEND:VEVENT\r\n"
+    )
+    path = tmp_path / "c.ics"
+    path.write_bytes(_calendar(_vevent(0), broken, _vevent(1)))
+    result = await _sync(_connector("ics", path))
+    assert result.keys == {"ics:event-0@ourco.example", "ics:event-1@ourco.example"}
+    assert [q.raw.external_id for q in result.quarantined] == ["broken-series@ourco.example"]
+    assert "DTSTART" in result.quarantined[0].reason
+
+
+async def test_ics_dates_and_times_in_the_configured_zone(tmp_path: Path) -> None:
+    all_day = "BEGIN:VEVENT\r\nUID:day@x\r\nDTSTART;VALUE=DATE:20240115\r\nEND:VEVENT\r\n"
+    floating = (
+        "BEGIN:VEVENT\r\nUID:floating@x\r\nDTSTART:20240116T090000\r\n"
+        "DTEND:20240116T100000\r\nLOCATION:Hamburg\r\nDESCRIPTION:Agenda:\\n  Preise\r\n"
+        "END:VEVENT\r\n"
+    )
+    path = tmp_path / "c.ics"
+    path.write_bytes(_calendar(all_day, floating))
+    context = ConnectorContext(timezone="Europe/Berlin")
+    result = await _sync(_connector("ics", path, context))
+    by_key = {i.dedupe_key: i for i in result.interactions}
+    berlin = ZoneInfo("Europe/Berlin")
+    assert by_key["ics:day@x"].occurred_at == datetime(2024, 1, 15, tzinfo=berlin)
+    meeting = by_key["ics:floating@x"]
+    assert meeting.occurred_at == datetime(2024, 1, 16, 9, tzinfo=berlin)
+    assert meeting.ends_at == datetime(2024, 1, 16, 10, tzinfo=berlin)
+    assert meeting.extra == {"location": "Hamburg"}
+    assert meeting.snippet == "Agenda: Preise"
+    assert meeting.participants == []
+
+
+async def test_ics_that_is_not_a_calendar_fails_the_connector(tmp_path: Path) -> None:
+    path = tmp_path / "c.ics"
+    path.write_bytes(b"this is not iCalendar\n")
+    with pytest.raises(ConnectorError, match="not an iCalendar file"):
+        await _sync(_connector("ics", path))
+
+
+def _index() -> IdentityIndex:
+    return IdentityIndex.build(
+        [Account("Elbe Logistik GmbH", ("elbe-logistik.de",), id=1)],
+        [Contact("Piet Brandt", 1, (), ("+491712233445",), id=10)],
+        internal_domains=["ourco.example"],
+        region="DE",
+    )
+
+
+async def test_cdr_row_becomes_a_call_with_both_parties(tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text(_cdr_row(0, billsec=185))
+    context = ConnectorContext(timezone="Europe/Berlin")
+    (call,) = (await _sync(_connector("asterisk-cdr", path, context))).interactions
+    assert call.channel is Channel.CALL
+    assert call.occurred_at == datetime(2024, 1, 9, 14, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert call.duration_seconds == 185
+    assert "3:05" in call.subject and "answered" in call.subject
+    assert call.dedupe_key == "asterisk:1704808800.0:201"
+    assert [(p.role, p.address, p.kind, p.name) for p in call.participants] == [
+        (Role.CALLER, "01712233445", AddressKind.PHONE, "Piet"),
+        (Role.CALLEE, "201", AddressKind.PHONE, ""),
+    ]
+
+
+async def test_cdr_numbers_normalise_with_the_region_and_extensions_are_ours(
+    tmp_path: Path,
+) -> None:
+    """The CDR keeps numbers as dialled; matching reads them with the default region."""
+    path = tmp_path / "Master.csv"
+    path.write_text(_cdr_row(0) + _cdr_row(1, src="201", dst="0171 2233445"))
+    inbound, outbound = (await _sync(_connector("asterisk-cdr", path))).interactions
+    index = _index()
+    first = attribute(inbound, index)
+    assert [(p.normalized, p.internal) for p in first.participants] == [
+        ("+491712233445", False),
+        ("201", True),
+    ]
+    assert [(a.account_id, a.contact_id, a.rule) for a in first.attributions] == [
+        (1, 10, "contact-phone")
+    ]
+    assert first.direction is Direction.INBOUND
+    second = attribute(outbound, index)
+    assert second.direction is Direction.OUTBOUND
+    assert [a.contact_id for a in second.attributions] == [10]
+
+
+async def test_cdr_partial_last_line_is_read_once_complete(tmp_path: Path) -> None:
+    path = tmp_path / "Master.csv"
+    complete, partial = _cdr_row(0), _cdr_row(1)
+    path.write_text(complete + partial[:40])
+    connector = _connector("asterisk-cdr", path)
+    first = await _sync(connector)
+    assert first.keys == {"asterisk:1704808800.0:201"}
+    assert first.quarantined == []
+    assert first.cursor["offset"] == len(complete)
+    waiting = await _sync(connector, first.cursor)
+    assert waiting.translated == [] and waiting.quarantined == []
+    with path.open("a") as handle:
+        handle.write(partial[40:])
+    finished = await _sync(connector, waiting.cursor)
+    assert finished.keys == {"asterisk:1704808800.1:201"}
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('"only","three","columns"', "3 columns, expected 18"),
+        (",".join(['""'] * 19), "19 columns"),
+        (_cdr_row(0).replace("2024-01-09 14:00:00", "yesterday", 1).strip(), "bad start time"),
+        (_cdr_row(0).replace(",180,", ",lots,", 1).strip(), "billsec"),
+    ],
+)
+def test_cdr_bad_rows_are_malformed(line: str, reason: str) -> None:
+    connector = AsteriskCdrConnector("cdr", {"path": "unused"})
+    (item,) = connector._translate_all([RawItem("line:x", line.encode() + b"\n", "text/csv")])
+    assert isinstance(item, Quarantined)
+    assert reason in item.reason
+
+
+def test_translation_crash_is_quarantined_with_its_type() -> None:
+    """An unexpected exception in a connector's translate() still only costs one item."""
+
+    class Exploding(MboxConnector):
+        def translate(self, raw: RawItem) -> Interaction:
+            raise KeyError("surprise")
+
+    (item,) = Exploding("x", {"path": "unused"})._translate_all([RawItem("1", b"")])
+    assert isinstance(item, Quarantined)
+    assert item.reason.startswith("cannot be read: KeyError")
