@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from connectors.base import ConnectorError, FileConnector, MalformedItem
@@ -23,7 +23,7 @@ COLUMNS = (
 
 class AsteriskCdrConnector(FileConnector):
     kind = "asterisk-cdr"
-    options = {"path": "the Asterisk Master.csv file to read"}
+    options: ClassVar[dict[str, str]] = {"path": "the Asterisk Master.csv file to read"}
 
     def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
         path = Path(self.settings["path"]).expanduser()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from connectors.base import ConnectorError, FileConnector
 from connectors.mail import translate_message
@@ -44,7 +44,7 @@ def read_folder(
 
 class EmlConnector(FileConnector):
     kind = "eml"
-    options = {"path": "a folder holding .eml files (searched recursively)"}
+    options: ClassVar[dict[str, str]] = {"path": "a folder holding .eml files (searched recursively)"}
 
     def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
         root = Path(self.settings["path"]).expanduser()

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -42,7 +42,7 @@ def _address(value: Any) -> str:
 
 class IcsConnector(FileConnector):
     kind = "ics"
-    options = {"path": "the .ics file to read"}
+    options: ClassVar[dict[str, str]] = {"path": "the .ics file to read"}
 
     def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
         path = Path(self.settings["path"]).expanduser()

@@ -172,9 +172,14 @@ def _bodies(msg: Message, keep_attachments: bool) -> tuple[str, str, list[Attach
             name = (
                 decode_header_value(filename) if filename else f"attachment.{ctype.split('/')[-1]}"
             )
-            attachments.append(
-                Attachment(name, ctype, len(data), data if keep_attachments else None)
-            )
+            # A connector that dropped an oversized body says how large it was.
+            omitted = str(part.get("X-Crmhub-Omitted-Size", "")).strip()
+            if omitted.isdigit():
+                attachments.append(Attachment(name, ctype, int(omitted), None))
+            else:
+                attachments.append(
+                    Attachment(name, ctype, len(data), data if keep_attachments else None)
+                )
         elif ctype == "text/plain" and not text:
             text = decode_text(_payload(part), part.get_content_charset())
         elif ctype == "text/html" and not html:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from connectors.base import ConnectorError, FileConnector
 from connectors.eml import read_folder
@@ -15,7 +15,7 @@ from hub.model import Interaction, RawItem
 
 class MaildirConnector(FileConnector):
     kind = "maildir"
-    options = {"path": "the Maildir folder (holding cur/ and new/)"}
+    options: ClassVar[dict[str, str]] = {"path": "the Maildir folder (holding cur/ and new/)"}
 
     def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
         root = Path(self.settings["path"]).expanduser()

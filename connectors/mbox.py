@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from connectors.base import ConnectorError, FileConnector
 from connectors.mail import translate_message
@@ -45,7 +45,7 @@ def envelope_date(line: bytes) -> str:
 
 class MboxConnector(FileConnector):
     kind = "mbox"
-    options = {"path": "the mbox file to read"}
+    options: ClassVar[dict[str, str]] = {"path": "the mbox file to read"}
 
     def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
         path = Path(self.settings["path"]).expanduser()

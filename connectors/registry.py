@@ -12,6 +12,7 @@ KINDS: dict[str, str] = {
     "eml": "connectors.eml:EmlConnector",
     "ics": "connectors.ics:IcsConnector",
     "asterisk-cdr": "connectors.asterisk_cdr:AsteriskCdrConnector",
+    "imap": "connectors.imap:ImapConnector",
 }
 
 

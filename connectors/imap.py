@@ -1,0 +1,308 @@
+"""IMAP mailboxes: every message of the chosen folders, once, resumable, gentle on the server.
+
+Per folder the cursor keeps UIDVALIDITY and the highest UID stored. A pass asks STATUS first and
+opens the folder only when UIDNEXT moved, so an idle mailbox costs one round trip per folder.
+New mail is fetched in UID order, at most 500 UIDs (and about 50 MB) per batch, and each batch's
+cursor commits with its items, so a crash resumes after the last stored batch. When UIDVALIDITY
+changes the folder is read again from the start: storage recognises every message it already
+has by Message-ID (or a hash of the raw bytes) and adds only a source, so nothing is duplicated
+and nothing already logged is deleted. A server that keeps resetting stops the connector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from email import message_from_bytes
+from email.policy import compat32
+from typing import Any, ClassVar
+
+from connectors.base import ConfigurationError, Connector, ConnectorError
+from connectors.imap_client import (
+    FetchedMessage,
+    FolderInfo,
+    ImapRefused,
+    ImapSession,
+    ImapTransient,
+)
+from connectors.mail import translate_message
+from hub.model import Interaction, RawItem
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_UIDS = 500
+MAX_BATCH_BYTES = 50_000_000
+MAX_RESETS_PER_DAY = 3
+SENT = "\\sent"
+
+_SLOTS: dict[tuple[int, str, int], asyncio.Semaphore] = {}
+
+
+def server_slot(host: str, port: int, limit: int) -> asyncio.Semaphore:
+    """At most `limit` connections per server from this process, whichever connectors ask."""
+    key = (id(asyncio.get_running_loop()), host.lower(), port)
+    if key not in _SLOTS:
+        _SLOTS[key] = asyncio.Semaphore(limit)
+    return _SLOTS[key]
+
+
+def strip_attachment_bodies(data: bytes) -> bytes:
+    """An oversized message without its attachment bodies; names and sizes stay in headers."""
+    msg = message_from_bytes(data, policy=compat32)
+    for part in msg.walk():
+        inline_text = part.get_content_maintype() == "text" and not part.get_filename()
+        if part.is_multipart() or inline_text:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        part.set_payload("")
+        part["X-Crmhub-Omitted-Size"] = str(len(payload))
+        del part["Content-Transfer-Encoding"]
+    return msg.as_bytes()
+
+
+class ImapConnector(Connector):
+    kind = "imap"
+    options: ClassVar[dict[str, str]] = {
+        "host": "the IMAP server's name",
+        "port": "port (default 993 with tls=ssl, 143 with tls=starttls or none)",
+        "username": "login name, usually the mail address",
+        "folders": r"comma-separated folders (default INBOX,\Sent: the folder flagged \Sent)",
+        "tls": "ssl (default, implicit TLS), starttls, or none (plaintext: only on a trusted net)",
+        "auth": "password (default, secret `password`) or xoauth2 (secret `oauth_token`)",
+        "ca_file": "PEM file of the CA that signed the server certificate (default: system CAs)",
+        "max_connections": "connections to this server at once, over all connectors (default 2)",
+        "timeout": "seconds to wait for any server answer (default 60)",
+        "retries": "reconnect attempts after a dropped connection (default 5)",
+    }
+    required: ClassVar[tuple[str, ...]] = ("host", "username")
+    batch_size: ClassVar[int] = MAX_BATCH_UIDS
+
+    @classmethod
+    def validate_settings(cls, settings: Any) -> None:
+        super().validate_settings(settings)
+        tls = settings.get("tls", "ssl")
+        if tls not in ("ssl", "starttls", "none"):
+            raise ConfigurationError(f"imap: tls={tls!r}; use ssl, starttls or none")
+        auth = settings.get("auth", "password")
+        if auth not in ("password", "xoauth2"):
+            raise ConfigurationError(f"imap: auth={auth!r}; use password or xoauth2")
+        for key in ("port", "max_connections", "timeout", "retries"):
+            value = settings.get(key)
+            if value is not None and (not str(value).isdigit() or int(value) <= 0) and not (
+                key == "retries" and value == "0"
+            ):
+                raise ConfigurationError(f"imap: {key}={value!r} is not a positive number")
+
+    @property
+    def _port(self) -> int:
+        default = 993 if self.settings.get("tls", "ssl") == "ssl" else 143
+        return int(self.settings.get("port") or default)
+
+    async def _session(self) -> ImapSession:
+        auth = self.settings.get("auth", "password")
+        secret = "oauth_token" if auth == "xoauth2" else "password"
+        if not self.secrets.get(secret):
+            raise ConfigurationError(
+                f"{self.name}: no {secret} stored; add the connector again with "
+                f"--secret {secret}=ENV_VAR"
+            )
+        try:
+            session = await ImapSession.open(
+                self.settings["host"],
+                self._port,
+                tls=self.settings.get("tls", "ssl"),
+                username=self.settings["username"],
+                password=self.secrets.get("password", "") if auth == "password" else "",
+                oauth_token=self.secrets.get("oauth_token", "") if auth == "xoauth2" else "",
+                ca_file=self.settings.get("ca_file") or None,
+                timeout=float(self.settings.get("timeout") or 60),
+            )
+        except ImapRefused as e:
+            raise ConnectorError(f"{self.name}: {e}") from e
+        if {"CONDSTORE", "ENABLE"} <= session.capabilities:
+            await session.command("ENABLE", "CONDSTORE")  # before SELECT, so it reports MODSEQ
+        return session
+
+    async def _folders(self, session: ImapSession) -> list[FolderInfo]:
+        wanted = [f.strip() for f in self.settings.get("folders", "INBOX,\\Sent").split(",")]
+        available = await session.list_folders()
+        by_name = {f.name: f for f in available}
+        by_name.update({f.name.upper(): f for f in available if f.name.upper() == "INBOX"})
+        chosen: list[FolderInfo] = []
+        for name in filter(None, wanted):
+            if name.startswith("\\"):
+                flagged = [f for f in available if name.lower() in f.flags]
+                if not flagged:
+                    log.warning("%s: no folder is flagged %s; skipped", self.name, name)
+                chosen.extend(flagged)
+            elif name in by_name or name.upper() == "INBOX":
+                chosen.append(by_name.get(name) or by_name.get("INBOX") or FolderInfo(
+                    "INBOX", "INBOX", frozenset()))
+            else:
+                known = ", ".join(sorted(by_name)) or "none"
+                raise ConnectorError(f"{self.name}: no folder {name!r} (folders: {known})")
+        return list({f.wire: f for f in chosen}.values())
+
+    async def _fetch(
+        self, cursor: dict[str, Any]
+    ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
+        state: dict[str, Any] = {
+            "folders": dict(cursor.get("folders", {})),
+            "resets": dict(cursor.get("resets", {})),
+        }
+        retries = int(self.settings.get("retries") or 5)
+        limit = int(self.settings.get("max_connections") or 2)
+        async with server_slot(self.settings["host"], self._port, limit):
+            attempt = 0
+            session: ImapSession | None = None
+            folders: list[FolderInfo] | None = None
+            done: set[str] = set()
+            try:
+                while True:
+                    try:
+                        if session is None:
+                            session = await self._session()
+                            folders = folders or await self._folders(session)
+                        for folder in folders or []:
+                            if folder.wire in done:
+                                continue
+                            async for raws in self._sync_folder(session, folder, state):
+                                attempt = 0
+                                yield raws, _copy(state)
+                            done.add(folder.wire)
+                        return
+                    except ImapTransient as e:
+                        await session.close() if session is not None else None
+                        session = None
+                        attempt += 1
+                        if attempt > retries:
+                            raise ConnectorError(
+                                f"{self.name}: {e}; gave up after {retries} reconnects"
+                            ) from e
+                        delay = min(30.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
+                        log.warning("%s: %s; reconnecting in %.1f s", self.name, e, delay)
+                        await asyncio.sleep(delay)
+                    except ImapRefused as e:
+                        raise ConnectorError(f"{self.name}: {e}") from e
+            finally:
+                if session is not None:
+                    await session.close()
+
+    async def _sync_folder(
+        self, session: ImapSession, folder: FolderInfo, state: dict[str, Any]
+    ) -> AsyncIterator[list[RawItem]]:
+        mark = state["folders"].get(folder.wire, {})
+        status = await session.status(folder)
+        if mark.get("uidvalidity") == status.uidvalidity and status.uidnext <= mark["uid"] + 1:
+            return
+        if mark and mark.get("uidvalidity") != status.uidvalidity:
+            self._note_reset(folder, state)
+            mark = {}
+        selected = await session.select(folder)
+        uidvalidity = selected.uidvalidity or status.uidvalidity
+        last = int(mark.get("uid", 0))
+        uids = await session.uids_after(last)
+        max_bytes = self.context.max_message_bytes
+        committed = dict(mark)
+        for start in range(0, len(uids), MAX_BATCH_UIDS):
+            chunk = uids[start : start + MAX_BATCH_UIDS]
+            sizes = await session.fetch(chunk, "(UID RFC822.SIZE)")
+            size_of = {m.uid: m.size for m in sizes}
+            for group in _by_bytes([u for u in chunk if u in size_of], size_of, MAX_BATCH_BYTES):
+                small = [u for u in group if size_of[u] <= max_bytes]
+                fetched = await session.fetch(small, "(UID RFC822.SIZE BODY.PEEK[])")
+                for uid in (u for u in group if size_of[u] > max_bytes):  # one at a time
+                    fetched += await session.fetch([uid], "(UID RFC822.SIZE BODY.PEEK[])")
+                raws = [
+                    self._raw(folder, uidvalidity, m, max_bytes)
+                    for m in sorted(fetched, key=lambda m: m.uid)
+                    if m.data is not None  # expunged between the two FETCHes
+                ]
+                committed = {"uidvalidity": uidvalidity, "uid": max(group),
+                             "modseq": selected.highestmodseq}
+                state["folders"][folder.wire] = committed
+                yield raws
+        final = {"uidvalidity": uidvalidity, "uid": max([last, *uids]),
+                 "modseq": selected.highestmodseq}
+        if final != committed:  # a reset, or mail that vanished before it could be fetched
+            state["folders"][folder.wire] = final
+            yield []
+
+    def _note_reset(self, folder: FolderInfo, state: dict[str, Any]) -> None:
+        now = time.time()
+        recent = [t for t in state["resets"].get(folder.wire, []) if now - t < 86_400]
+        recent.append(now)
+        state["resets"][folder.wire] = recent
+        if len(recent) > MAX_RESETS_PER_DAY:
+            raise ConnectorError(
+                f"{self.name}: folder {folder.name!r} changed its UIDVALIDITY {len(recent)} "
+                "times within a day; the server is rebuilding the mailbox over and over. "
+                "Fix the server, then remove and add this connector again"
+            )
+        log.warning("%s: UIDVALIDITY of %s changed; re-reading it, recognising known mail",
+                    self.name, folder.name)
+
+    def _raw(
+        self, folder: FolderInfo, uidvalidity: int, message: FetchedMessage, max_bytes: int
+    ) -> RawItem:
+        data = message.data or b""
+        if len(data) > max_bytes:
+            data = strip_attachment_bodies(data)
+        return RawItem(f"{folder.wire}/{uidvalidity}/{message.uid}", data)
+
+    def translate(self, raw: RawItem) -> Interaction:
+        return translate_message(
+            raw.data,
+            max_header_bytes=self.context.max_header_bytes,
+            max_message_bytes=self.context.max_message_bytes,
+        )
+
+    async def check(self) -> list[str]:
+        session = await self._session()
+        try:
+            lines = [f"{self.name}: logged in to {self.settings['host']}:{self._port} as "
+                     f"{self.settings['username']}"]
+            chosen = {f.wire for f in await self._folders(session)}
+            for folder in await session.list_folders():
+                if "\\noselect" in folder.flags or "\\nonexistent" in folder.flags:
+                    continue
+                status = await session.status(folder)
+                special = " ".join(sorted(f for f in folder.flags if f in _SPECIAL))
+                lines.append(
+                    f"  {'*' if folder.wire in chosen else ' '} {folder.name}: "
+                    f"{status.messages} messages{' ' + special if special else ''}"
+                )
+            lines.append("  (* = synced)")
+            return lines
+        except (ImapTransient, ImapRefused) as e:
+            raise ConnectorError(f"{self.name}: {e}") from e
+        finally:
+            await session.close()
+
+
+_SPECIAL = {"\\sent", "\\drafts", "\\trash", "\\junk", "\\archive", "\\all", "\\flagged"}
+
+
+def _by_bytes(uids: list[int], size_of: dict[int, int], limit: int) -> list[list[int]]:
+    groups: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for uid in uids:
+        if current and total + size_of[uid] > limit:
+            groups.append(current)
+            current, total = [], 0
+        current.append(uid)
+        total += size_of[uid]
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _copy(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "folders": {k: dict(v) for k, v in state["folders"].items()},
+        "resets": {k: list(v) for k, v in state["resets"].items()},
+    }

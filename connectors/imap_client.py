@@ -1,0 +1,381 @@
+"""A guarded IMAP session on top of aioimaplib, shared by the imap connector and SMTP sending.
+
+aioimaplib speaks the protocol; this module adds what a connector that must never hang needs:
+every command under a timeout that also ends the moment the connection drops, STARTTLS (which
+aioimaplib lacks), login errors that tell IT what to fix without echoing the secret, modified
+UTF-7 folder names, and parsers for the few responses we read (STATUS, LIST, SEARCH, FETCH).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import ssl
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aioimaplib
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ImapTransient(Exception):
+    """The connection broke or stalled; reconnecting may help."""
+
+
+class ImapRefused(Exception):
+    """The server refused us (login, TLS policy, a missing folder): retrying will not help."""
+
+
+def encode_folder(name: str) -> str:
+    """Folder name as IMAP wants it on the wire: modified UTF-7 (RFC 3501 5.1.3), quoted."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            raw = "".join(pending).encode("utf-16-be")
+            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    return aioimaplib.quoted("".join(out))
+
+
+def decode_folder(wire: str) -> str:
+    """Modified UTF-7 back to text; a malformed name is returned as it came."""
+    def one(match: re.Match[str]) -> str:
+        body = match.group(1)
+        if not body:
+            return "&"
+        data = body.replace(",", "/")
+        data += "=" * (-len(data) % 4)
+        try:
+            return base64.b64decode(data).decode("utf-16-be")
+        except (ValueError, UnicodeDecodeError):
+            return match.group(0)
+
+    return re.sub(r"&([A-Za-z0-9+,]*)-", one, wire)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    name: str
+    wire: str
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int
+    messages: int
+    highestmodseq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMessage:
+    uid: int
+    size: int
+    data: bytes | None
+
+
+_STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)")
+_FETCH_START = re.compile(rb"^\d+ FETCH \(")
+_UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_LIST = re.compile(rb'^(?:LIST )?\(([^)]*)\) (?:"(?:[^"\\]|\\.)*"|NIL) (.*)$')
+
+
+def parse_status(lines: list[Any]) -> FolderStatus:
+    items: dict[bytes, int] = {}
+    for line in lines:
+        if isinstance(line, bytes | bytearray):
+            items.update({k: int(v) for k, v in _STATUS_ITEM.findall(bytes(line))})
+    if b"UIDVALIDITY" not in items or b"UIDNEXT" not in items:
+        raise ImapTransient(f"STATUS answer without UIDVALIDITY/UIDNEXT: {lines!r:.200}")
+    return FolderStatus(
+        items[b"UIDVALIDITY"], items[b"UIDNEXT"], items.get(b"MESSAGES", 0),
+        items.get(b"HIGHESTMODSEQ"),
+    )
+
+
+def parse_list(lines: list[Any]) -> list[FolderInfo]:
+    """LIST answers; a name sent as a literal arrives as the next line."""
+    folders: list[FolderInfo] = []
+    items = list(lines)
+    for i, line in enumerate(items):
+        if not isinstance(line, bytes):
+            continue
+        match = _LIST.match(line)
+        if match is None:
+            continue
+        flags = frozenset(f.lower() for f in match.group(1).decode("ascii", "replace").split())
+        raw_name = match.group(2)
+        if re.fullmatch(rb"\{\d+\}", raw_name) and i + 1 < len(items):
+            raw_name = bytes(items[i + 1])
+        name = raw_name.decode("utf-8", "replace")
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        folders.append(FolderInfo(decode_folder(name), name, flags))
+    return folders
+
+
+def parse_search(lines: list[Any]) -> list[int]:
+    uids: list[int] = []
+    for line in lines:
+        if isinstance(line, bytes) and line.startswith(b"SEARCH"):
+            uids.extend(int(n) for n in line.split()[1:] if n.isdigit())
+    return uids
+
+
+def parse_fetch(lines: list[Any]) -> list[FetchedMessage]:
+    """UID, size and body literal of each FETCH answer, whatever order the server sends them in.
+
+    Only the literal holds message bytes; parentheses in it (an unbalanced subject) are never
+    read as syntax because literals arrive as separate bytearray lines.
+    """
+    found: list[FetchedMessage] = []
+    text: list[bytes] = []
+    literal: bytes | None = None
+
+    def close() -> None:
+        joined = b" ".join(text)
+        uid, size = _UID.search(joined), _SIZE.search(joined)
+        if uid is not None:
+            found.append(
+                FetchedMessage(int(uid.group(1)), int(size.group(1)) if size else -1, literal)
+            )
+
+    for line in lines:
+        if isinstance(line, bytearray):
+            literal = bytes(line)
+            continue
+        if _FETCH_START.match(line):
+            if text:
+                close()
+            text, literal = [line], None
+        elif text:
+            text.append(line)
+    if text:
+        close()
+    return found
+
+
+class ImapSession:
+    """One logged-in connection. Use `ImapSession.open(...)`; always `await session.close()`."""
+
+    def __init__(self, client: aioimaplib.IMAP4, host: str, timeout: float) -> None:
+        self.client = client
+        self.host = host
+        self.timeout = timeout
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        tls: str,
+        username: str,
+        password: str = "",
+        oauth_token: str = "",
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+    ) -> ImapSession:
+        context = ssl.create_default_context(cafile=ca_file) if tls != "none" else None
+        lost_holder: list[asyncio.Future[None]] = []
+
+        def on_lost(exc: Exception | None) -> None:
+            if lost_holder and not lost_holder[0].done():
+                lost_holder[0].set_result(None)
+
+        try:
+            if tls == "ssl":
+                client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
+                    host, port, timeout=timeout, ssl_context=context
+                )
+                client.protocol.conn_lost_cb = on_lost
+            else:
+                client = aioimaplib.IMAP4(host, port, timeout=timeout, conn_lost_cb=on_lost)
+            session = cls(client, host, timeout)
+            lost_holder.append(session.lost)
+            await session.guard(client.wait_hello_from_server())
+        except ssl.SSLError as e:
+            raise ImapRefused(f"TLS with {host}:{port} failed: {e.reason or e}") from e
+        except (OSError, TimeoutError) as e:
+            raise ImapTransient(f"cannot connect to {host}:{port}: {e}") from e
+        try:
+            if tls == "starttls":
+                await session._starttls(context)
+            elif tls == "none":
+                log.warning("IMAP to %s:%s without TLS: the password crosses the network "
+                            "in clear text", host, port)
+            await session._login(username, password, oauth_token)
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    async def guard(self, awaitable: Awaitable[T]) -> T:
+        """The command's result, or ImapTransient on timeout or a dropped connection."""
+        task = asyncio.ensure_future(awaitable)
+        done, _ = await asyncio.wait(
+            {task, self.lost}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task in done:
+            try:
+                return task.result()
+            except (aioimaplib.Abort, aioimaplib.CommandTimeout, TimeoutError, OSError) as e:
+                raise ImapTransient(f"{self.host}: {type(e).__name__} {e}") from e
+        task.cancel()
+        if self.lost in done:
+            raise ImapTransient(f"{self.host}: the server closed the connection")
+        raise ImapTransient(f"{self.host}: no answer within {self.timeout:g} s")
+
+    async def command(self, name: str, *args: str) -> aioimaplib.Response:
+        response = await self.guard(self.client.protocol.simple_command(name, *args))
+        if response.result != "OK":
+            raise ImapRefused(f"{name} {' '.join(args)}: {_text(response)}")
+        return response
+
+    @property
+    def capabilities(self) -> set[str]:
+        return {c.upper() for c in self.client.protocol.capabilities}
+
+    async def _starttls(self, context: ssl.SSLContext | None) -> None:
+        protocol = self.client.protocol
+        if "STARTTLS" not in self.capabilities:
+            raise ImapRefused(f"{self.host} does not offer STARTTLS; use tls=ssl (port 993)")
+        response = await self.guard(
+            protocol.execute(aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop))
+        )
+        if response.result != "OK":
+            raise ImapRefused(f"{self.host} refused STARTTLS: {_text(response)}")
+        try:
+            transport = await self.guard(
+                protocol.loop.start_tls(
+                    protocol.transport, protocol, context, server_hostname=self.host
+                )
+            )
+        except ssl.SSLError as e:
+            raise ImapRefused(f"TLS with {self.host} failed: {e.reason or e}") from e
+        protocol.transport = transport
+        await self.guard(protocol.capability())  # capabilities before TLS must not be trusted
+
+    async def _login(self, username: str, password: str, oauth_token: str) -> None:
+        protocol = self.client.protocol
+        if oauth_token:
+            response = await self.guard(protocol.xoauth2(username, oauth_token))
+        else:
+            if "LOGINDISABLED" in self.capabilities:
+                raise ImapRefused(f"{self.host} does not allow password login on this "
+                                  "connection (LOGINDISABLED): use tls=ssl or tls=starttls")
+            response = await self.guard(protocol.login(username, password))
+        if response.result != "OK":
+            method = "XOAUTH2 token" if oauth_token else "password"
+            raise ImapRefused(
+                f"{self.host} refused the login of {username!r} ({_text(response)}): check the "
+                f"username and the {method} secret"
+            )
+        if not any(isinstance(line, bytes) and b"CAPABILITY" in line for line in response.lines):
+            await self.guard(protocol.capability())
+
+    async def list_folders(self) -> list[FolderInfo]:
+        pattern = "RETURN (SPECIAL-USE)" if "SPECIAL-USE" in self.capabilities else ""
+        args = ['""', '"*"'] + ([pattern] if pattern else [])
+        response = await self.command("LIST", *args)
+        return parse_list(response.lines)
+
+    async def status(self, folder: FolderInfo) -> FolderStatus:
+        items = "(MESSAGES UIDNEXT UIDVALIDITY"
+        items += " HIGHESTMODSEQ)" if "CONDSTORE" in self.capabilities else ")"
+        response = await self.command("STATUS", aioimaplib.quoted(folder.wire), items)
+        return parse_status(response.lines)
+
+    async def select(self, folder: FolderInfo) -> FolderStatus:
+        response = await self.guard(self.client.protocol.select(aioimaplib.quoted(folder.wire)))
+        if response.result != "OK":
+            raise ImapRefused(f"cannot open folder {folder.name!r}: {_text(response)}")
+        uidvalidity = uidnext = exists = 0
+        modseq = None
+        for line in response.lines:
+            if not isinstance(line, bytes):
+                continue
+            if m := re.search(rb"UIDVALIDITY (\d+)", line):
+                uidvalidity = int(m.group(1))
+            if m := re.search(rb"UIDNEXT (\d+)", line):
+                uidnext = int(m.group(1))
+            if m := re.search(rb"HIGHESTMODSEQ (\d+)", line):
+                modseq = int(m.group(1))
+            if m := re.match(rb"(\d+) EXISTS", line):
+                exists = int(m.group(1))
+        return FolderStatus(uidvalidity, uidnext, exists, modseq)
+
+    async def uids_after(self, uid: int) -> list[int]:
+        response = await self.guard(
+            self.client.protocol.search(f"UID {uid + 1}:*", charset=None, by_uid=True)
+        )
+        if response.result != "OK":
+            raise ImapTransient(f"UID SEARCH failed: {_text(response)}")
+        # `N:*` always names the highest UID, even when that is below N.
+        return sorted(u for u in parse_search(response.lines) if u > uid)
+
+    async def fetch(self, uids: list[int], parts: str) -> list[FetchedMessage]:
+        if not uids:
+            return []
+        response = await self.guard(
+            self.client.protocol.fetch(_uid_set(uids), parts, by_uid=True)
+        )
+        if response.result != "OK":
+            raise ImapTransient(f"UID FETCH failed: {_text(response)}")
+        return parse_fetch(response.lines)
+
+    async def append(self, folder: FolderInfo, data: bytes, flags: str = "\\Seen") -> None:
+        response = await self.guard(
+            self.client.protocol.append(data, aioimaplib.quoted(folder.wire), flags)
+        )
+        if response.result != "OK":
+            raise ImapRefused(f"cannot append to {folder.name!r}: {_text(response)}")
+
+    async def close(self) -> None:
+        try:
+            if not self.lost.done():
+                await asyncio.wait_for(self.client.logout(), min(self.timeout, 5))
+        except Exception:  # noqa: BLE001 - a failing goodbye changes nothing
+            pass
+        transport = self.client.protocol.transport
+        if transport is not None:
+            transport.close()
+
+
+def _uid_set(uids: list[int]) -> str:
+    """Compact ranges: 1:500 instead of 500 numbers on the wire."""
+    ranges: list[str] = []
+    start = prev = uids[0]
+    for uid in uids[1:]:
+        if uid == prev + 1:
+            prev = uid
+            continue
+        ranges.append(f"{start}:{prev}" if start != prev else str(start))
+        start = prev = uid
+    ranges.append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(ranges)
+
+
+def _text(response: aioimaplib.Response) -> str:
+    for line in reversed(response.lines):
+        if isinstance(line, bytes) and line.strip():
+            return line.decode("utf-8", "replace")[:200]
+    return response.result
