@@ -15,9 +15,24 @@ from connectors.mbox import HEAD_BYTES, file_head, resume_offset
 from hub.model import AddressKind, Channel, Interaction, Participant, RawItem, Role
 
 COLUMNS = (
-    "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
-    "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
-    "uniqueid", "userfield",
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "uniqueid",
+    "userfield",
 )
 
 

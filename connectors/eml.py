@@ -44,7 +44,9 @@ def read_folder(
 
 class EmlConnector(FileConnector):
     kind = "eml"
-    options: ClassVar[dict[str, str]] = {"path": "a folder holding .eml files (searched recursively)"}
+    options: ClassVar[dict[str, str]] = {
+        "path": "a folder holding .eml files (searched recursively)"
+    }
 
     def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
         root = Path(self.settings["path"]).expanduser()

@@ -61,8 +61,9 @@ class IcsConnector(FileConnector):
         batch: list[RawItem] = []
         for event in self._occurrences(calendar):
             payload = event.to_ical()
-            batch.append(RawItem(occurrence_key(event, self.context.timezone), payload,
-                                 "text/calendar"))
+            batch.append(
+                RawItem(occurrence_key(event, self.context.timezone), payload, "text/calendar")
+            )
             if len(batch) >= self.batch_size:
                 yield batch, cursor
                 batch = []
@@ -91,9 +92,7 @@ class IcsConnector(FileConnector):
             for component in [*calendar.walk("VTIMEZONE"), *events]:
                 part.add_component(component)
             try:
-                expanded = list(
-                    recurring_ical_events.of(part).between(now - window, now + window)
-                )
+                expanded = list(recurring_ical_events.of(part).between(now - window, now + window))
             except (KeyError, ValueError, TypeError):
                 yield from events
                 continue
@@ -112,12 +111,24 @@ class IcsConnector(FileConnector):
         participants = []
         organizer = event.get("ORGANIZER")
         if organizer:
-            participants.append(Participant(Role.ORGANIZER, _address(organizer),
-                                            AddressKind.EMAIL, str(organizer.params.get("CN", ""))))
+            participants.append(
+                Participant(
+                    Role.ORGANIZER,
+                    _address(organizer),
+                    AddressKind.EMAIL,
+                    str(organizer.params.get("CN", "")),
+                )
+            )
         attendees = event.get("ATTENDEE") or []
         for attendee in attendees if isinstance(attendees, list) else [attendees]:
-            participants.append(Participant(Role.ATTENDEE, _address(attendee),
-                                            AddressKind.EMAIL, str(attendee.params.get("CN", ""))))
+            participants.append(
+                Participant(
+                    Role.ATTENDEE,
+                    _address(attendee),
+                    AddressKind.EMAIL,
+                    str(attendee.params.get("CN", "")),
+                )
+            )
         description = str(event.get("DESCRIPTION", ""))
         return Interaction(
             channel=Channel.MEETING,

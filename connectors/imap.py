@@ -91,8 +91,10 @@ class ImapConnector(Connector):
             raise ConfigurationError(f"imap: auth={auth!r}; use password or xoauth2")
         for key in ("port", "max_connections", "timeout", "retries"):
             value = settings.get(key)
-            if value is not None and (not str(value).isdigit() or int(value) <= 0) and not (
-                key == "retries" and value == "0"
+            if (
+                value is not None
+                and (not str(value).isdigit() or int(value) <= 0)
+                and not (key == "retries" and value == "0")
             ):
                 raise ConfigurationError(f"imap: {key}={value!r} is not a positive number")
 
@@ -139,8 +141,11 @@ class ImapConnector(Connector):
                     log.warning("%s: no folder is flagged %s; skipped", self.name, name)
                 chosen.extend(flagged)
             elif name in by_name or name.upper() == "INBOX":
-                chosen.append(by_name.get(name) or by_name.get("INBOX") or FolderInfo(
-                    "INBOX", "INBOX", frozenset()))
+                chosen.append(
+                    by_name.get(name)
+                    or by_name.get("INBOX")
+                    or FolderInfo("INBOX", "INBOX", frozenset())
+                )
             else:
                 known = ", ".join(sorted(by_name)) or "none"
                 raise ConnectorError(f"{self.name}: no folder {name!r} (folders: {known})")
@@ -221,12 +226,18 @@ class ImapConnector(Connector):
                     for m in sorted(fetched, key=lambda m: m.uid)
                     if m.data is not None  # expunged between the two FETCHes
                 ]
-                committed = {"uidvalidity": uidvalidity, "uid": max(group),
-                             "modseq": selected.highestmodseq}
+                committed = {
+                    "uidvalidity": uidvalidity,
+                    "uid": max(group),
+                    "modseq": selected.highestmodseq,
+                }
                 state["folders"][folder.wire] = committed
                 yield raws
-        final = {"uidvalidity": uidvalidity, "uid": max([last, *uids]),
-                 "modseq": selected.highestmodseq}
+        final = {
+            "uidvalidity": uidvalidity,
+            "uid": max([last, *uids]),
+            "modseq": selected.highestmodseq,
+        }
         if final != committed:  # a reset, or mail that vanished before it could be fetched
             state["folders"][folder.wire] = final
             yield []
@@ -242,8 +253,11 @@ class ImapConnector(Connector):
                 "times within a day; the server is rebuilding the mailbox over and over. "
                 "Fix the server, then remove and add this connector again"
             )
-        log.warning("%s: UIDVALIDITY of %s changed; re-reading it, recognising known mail",
-                    self.name, folder.name)
+        log.warning(
+            "%s: UIDVALIDITY of %s changed; re-reading it, recognising known mail",
+            self.name,
+            folder.name,
+        )
 
     def _raw(
         self, folder: FolderInfo, uidvalidity: int, message: FetchedMessage, max_bytes: int
@@ -263,8 +277,10 @@ class ImapConnector(Connector):
     async def check(self) -> list[str]:
         session = await self._session()
         try:
-            lines = [f"{self.name}: logged in to {self.settings['host']}:{self._port} as "
-                     f"{self.settings['username']}"]
+            lines = [
+                f"{self.name}: logged in to {self.settings['host']}:{self._port} as "
+                f"{self.settings['username']}"
+            ]
             chosen = {f.wire for f in await self._folders(session)}
             for folder in await session.list_folders():
                 if "\\noselect" in folder.flags or "\\nonexistent" in folder.flags:

@@ -54,6 +54,7 @@ def encode_folder(name: str) -> str:
 
 def decode_folder(wire: str) -> str:
     """Modified UTF-7 back to text; a malformed name is returned as it came."""
+
     def one(match: re.Match[str]) -> str:
         body = match.group(1)
         if not body:
@@ -105,7 +106,9 @@ def parse_status(lines: list[Any]) -> FolderStatus:
     if b"UIDVALIDITY" not in items or b"UIDNEXT" not in items:
         raise ImapTransient(f"STATUS answer without UIDVALIDITY/UIDNEXT: {lines!r:.200}")
     return FolderStatus(
-        items[b"UIDVALIDITY"], items[b"UIDNEXT"], items.get(b"MESSAGES", 0),
+        items[b"UIDVALIDITY"],
+        items[b"UIDNEXT"],
+        items.get(b"MESSAGES", 0),
         items.get(b"HIGHESTMODSEQ"),
     )
 
@@ -220,8 +223,11 @@ class ImapSession:
             if tls == "starttls":
                 await session._starttls(context)
             elif tls == "none":
-                log.warning("IMAP to %s:%s without TLS: the password crosses the network "
-                            "in clear text", host, port)
+                log.warning(
+                    "IMAP to %s:%s without TLS: the password crosses the network in clear text",
+                    host,
+                    port,
+                )
             await session._login(username, password, oauth_token)
         except BaseException:
             await session.close()
@@ -280,8 +286,10 @@ class ImapSession:
             response = await self.guard(protocol.xoauth2(username, oauth_token))
         else:
             if "LOGINDISABLED" in self.capabilities:
-                raise ImapRefused(f"{self.host} does not allow password login on this "
-                                  "connection (LOGINDISABLED): use tls=ssl or tls=starttls")
+                raise ImapRefused(
+                    f"{self.host} does not allow password login on this "
+                    "connection (LOGINDISABLED): use tls=ssl or tls=starttls"
+                )
             response = await self.guard(protocol.login(username, password))
         if response.result != "OK":
             method = "XOAUTH2 token" if oauth_token else "password"
@@ -335,9 +343,7 @@ class ImapSession:
     async def fetch(self, uids: list[int], parts: str) -> list[FetchedMessage]:
         if not uids:
             return []
-        response = await self.guard(
-            self.client.protocol.fetch(_uid_set(uids), parts, by_uid=True)
-        )
+        response = await self.guard(self.client.protocol.fetch(_uid_set(uids), parts, by_uid=True))
         if response.result != "OK":
             raise ImapTransient(f"UID FETCH failed: {_text(response)}")
         return parse_fetch(response.lines)

@@ -22,7 +22,8 @@ class MaildirConnector(FileConnector):
         if not (root / "cur").is_dir() and not (root / "new").is_dir():
             raise ConnectorError(f"{self.name}: {root} is not a Maildir (no cur/ or new/)")
         files = sorted(
-            p for p in root.rglob("*")
+            p
+            for p in root.rglob("*")
             if p.parent.name in ("cur", "new") and p.is_file() and not p.name.startswith(".")
         )
         yield from read_folder(self, files, root, cursor, lambda key: key)
