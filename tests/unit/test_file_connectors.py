@@ -33,7 +33,6 @@ from connectors.maildir import MaildirConnector
 from connectors.mbox import MboxConnector
 from connectors.registry import KINDS, connector_class
 
-FILE_KINDS = sorted(k for k in KINDS if issubclass(connector_class(k), FileConnector))
 from hub.model import (
     Account,
     AddressKind,
@@ -48,6 +47,8 @@ from hub.model import (
 )
 from matching.engine import attribute
 from matching.index import IdentityIndex
+
+FILE_KINDS = sorted(k for k in KINDS if issubclass(connector_class(k), FileConnector))
 
 ENVELOPE = b"From MAILER-DAEMON Mon Jan  8 09:00:00 2024\n"
 
