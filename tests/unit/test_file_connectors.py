@@ -32,7 +32,6 @@ from connectors.ics import IcsConnector
 from connectors.maildir import MaildirConnector
 from connectors.mbox import MboxConnector
 from connectors.registry import KINDS, connector_class
-
 from hub.model import (
     Account,
     AddressKind,
