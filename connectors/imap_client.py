@@ -135,10 +135,16 @@ def parse_list(lines: list[Any]) -> list[FolderInfo]:
 
 
 def parse_search(lines: list[Any]) -> list[int]:
+    """aioimaplib hands over `* SEARCH 1 2 3` as `1 2 3`; other servers' text may keep it."""
     uids: list[int] = []
     for line in lines:
-        if isinstance(line, bytes) and line.startswith(b"SEARCH"):
-            uids.extend(int(n) for n in line.split()[1:] if n.isdigit())
+        if not isinstance(line, bytes):
+            continue
+        words = line.split()
+        if words[:1] == [b"SEARCH"]:
+            words = words[1:]
+        if words and all(w.isdigit() for w in words):
+            uids.extend(int(w) for w in words)
     return uids
 
 
