@@ -59,6 +59,7 @@ class Connector:
     options: ClassVar[dict[str, str]] = {}
     required: ClassVar[tuple[str, ...]] = ()
     batch_size: ClassVar[int] = 500
+    watches: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -106,6 +107,15 @@ class Connector:
         async for batch in self.batches({}):
             fetched += batch.fetched
         return [f"{self.name}: readable, {fetched} items"]
+
+    async def watch(self) -> AsyncIterator[str]:
+        """For sources that can push (IMAP IDLE): yields a reason whenever a sync is due.
+
+        Runs until cancelled; set `watches = True` when implementing it. Connection trouble is
+        handled inside (reconnect, fall back to polling), never raised.
+        """
+        raise NotImplementedError
+        yield ""  # pragma: no cover
 
     def _translate_all(self, raws: list[RawItem]) -> list[Translated | Quarantined]:
         out: list[Translated | Quarantined] = []

@@ -76,9 +76,12 @@ class ImapConnector(Connector):
         "max_connections": "connections to this server at once, over all connectors (default 2)",
         "timeout": "seconds to wait for any server answer (default 60)",
         "retries": "reconnect attempts after a dropped connection (default 5)",
+        "idle_seconds": "IDLE is re-issued after this many seconds (default 1500, below 29 min)",
+        "poll_seconds": "seconds between checks when the server cannot IDLE (default 60)",
     }
     required: ClassVar[tuple[str, ...]] = ("host", "username")
     batch_size: ClassVar[int] = MAX_BATCH_UIDS
+    watches: ClassVar[bool] = True
 
     @classmethod
     def validate_settings(cls, settings: Any) -> None:
@@ -89,7 +92,8 @@ class ImapConnector(Connector):
         auth = settings.get("auth", "password")
         if auth not in ("password", "xoauth2"):
             raise ConfigurationError(f"imap: auth={auth!r}; use password or xoauth2")
-        for key in ("port", "max_connections", "timeout", "retries"):
+        for key in ("port", "max_connections", "timeout", "retries", "idle_seconds",
+                    "poll_seconds"):
             value = settings.get(key)
             if (
                 value is not None
@@ -241,6 +245,43 @@ class ImapConnector(Connector):
         if final != committed:  # a reset, or mail that vanished before it could be fetched
             state["folders"][folder.wire] = final
             yield []
+
+    async def watch(self) -> AsyncIterator[str]:
+        """IDLE on INBOX; polls STATUS instead while IDLE fails, and tries IDLE again later.
+
+        The IDLE connection is one per mailbox and does not count against max_connections,
+        which limits the connections that fetch.
+        """
+        idle_seconds = float(self.settings.get("idle_seconds") or 1500)
+        poll_seconds = float(self.settings.get("poll_seconds") or 60)
+        inbox = FolderInfo("INBOX", "INBOX", frozenset())
+        failures = 0
+        while True:
+            session: ImapSession | None = None
+            try:
+                session = await self._session()
+                before = await session.select(inbox)
+                if failures < 3 and "IDLE" in session.capabilities:
+                    while True:
+                        if await session.idle_once(idle_seconds):
+                            failures = 0
+                            yield "idle"
+                deadline = time.monotonic() + 10 * 60  # then try IDLE again
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(poll_seconds)
+                    now = await session.status(inbox)
+                    if (now.uidvalidity, now.uidnext) != (before.uidvalidity, before.uidnext):
+                        before = now
+                        yield "poll"
+                failures = 0
+            except (ImapTransient, ImapRefused, ConnectorError) as e:
+                failures += 1
+                delay = min(300.0, 2.0**failures) * random.uniform(0.5, 1.0)
+                log.warning("%s: watching INBOX: %s; again in %.0f s", self.name, e, delay)
+                await asyncio.sleep(delay)
+            finally:
+                if session is not None:
+                    await session.close()
 
     def _note_reset(self, folder: FolderInfo, state: dict[str, Any]) -> None:
         now = time.time()

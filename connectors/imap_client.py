@@ -240,11 +240,12 @@ class ImapSession:
             raise
         return session
 
-    async def guard(self, awaitable: Awaitable[T]) -> T:
+    async def guard(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """The command's result, or ImapTransient on timeout or a dropped connection."""
         task = asyncio.ensure_future(awaitable)
+        limit = timeout or self.timeout
         done, _ = await asyncio.wait(
-            {task, self.lost}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+            {task, self.lost}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
         )
         if task in done:
             try:
@@ -254,7 +255,7 @@ class ImapSession:
         task.cancel()
         if self.lost in done:
             raise ImapTransient(f"{self.host}: the server closed the connection")
-        raise ImapTransient(f"{self.host}: no answer within {self.timeout:g} s")
+        raise ImapTransient(f"{self.host}: no answer within {limit:g} s")
 
     async def command(self, name: str, *args: str) -> aioimaplib.Response:
         response = await self.guard(self.client.protocol.simple_command(name, *args))
@@ -354,6 +355,27 @@ class ImapSession:
             raise ImapTransient(f"UID FETCH failed: {_text(response)}")
         return parse_fetch(response.lines)
 
+    async def idle_once(self, seconds: float) -> bool:
+        """IDLE on the selected folder until the server reports something or `seconds` pass.
+
+        True when new mail arrived (EXISTS). A server that answers IDLE with BYE, or never
+        confirms it, raises ImapTransient instead of hanging the caller.
+        """
+        if "IDLE" not in self.capabilities:
+            raise ImapRefused(f"{self.host} does not support IDLE")
+        client = self.client
+        idle = await self.guard(client.idle_start(timeout=seconds))
+        try:
+            push = await self.guard(client.wait_server_push(seconds + 5), seconds + 10)
+        finally:
+            if not self.lost.done():
+                client.idle_done()
+        response = await self.guard(idle)
+        if response.result != "OK":
+            raise ImapTransient(f"IDLE ended with {_text(response)}")
+        lines = push if isinstance(push, list) else []
+        return any(isinstance(line, bytes) and line.endswith(b"EXISTS") for line in lines)
+
     async def append(self, folder: FolderInfo, data: bytes, flags: str = "\\Seen") -> None:
         response = await self.guard(
             self.client.protocol.append(data, aioimaplib.quoted(folder.wire), flags)
@@ -363,7 +385,7 @@ class ImapSession:
 
     async def close(self) -> None:
         try:
-            if not self.lost.done():
+            if not self.lost.done() and not self.client.protocol.has_pending_idle_command():
                 await asyncio.wait_for(self.client.logout(), min(self.timeout, 5))
         except Exception:  # noqa: BLE001 - a failing goodbye changes nothing
             pass

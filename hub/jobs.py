@@ -1,26 +1,96 @@
-"""Who runs syncs: on the embedded default an in-process loop, one pass every sync_interval."""
+"""Who runs syncs on the embedded default: an in-process scheduler.
+
+Every `sync_interval` it passes over all enabled connectors; connectors that can push (IMAP
+IDLE) also get a watcher that syncs them as soon as the source reports new items. A lock per
+connector keeps the scheduled pass and a watcher from syncing the same connector at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import defaultdict
 
+from sqlalchemy import select
+
+from connectors.base import ConnectorError
+from connectors.registry import connector_class
 from hub.bootstrap import Hub
-from hub.pipeline import sync_all
+from hub.pipeline import SyncReport, sync_connector
+from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
 
 
-async def scheduler_loop(hub: Hub) -> None:
-    """Sync all enabled connectors, then sleep; a failing pass is logged, never fatal."""
-    while True:
+class Scheduler:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.watchers: dict[str, asyncio.Task[None]] = {}
+
+    async def sync(self, name: str) -> SyncReport:
+        async with self.locks[name]:
+            index = await self.hub.identity_index()
+            report = await sync_connector(self.hub, name, index)
+        if report.new or report.errors:
+            log.info("sync %s: %s", name, report.as_json())
+        return report
+
+    async def run(self) -> None:
+        """Sync all enabled connectors, then sleep; a failing pass is logged, never fatal."""
         try:
-            for report in await sync_all(hub):
-                if report.new or report.errors:
-                    log.info("sync %s: %s", report.connector, report.as_json())
-        except Exception:  # a job edge: log and carry on with the next pass
-            log.exception("scheduled sync failed")
-        await asyncio.sleep(hub.settings.sync_interval)
+            while True:
+                try:
+                    rows = await self._enabled()
+                    self._keep_watchers(rows)
+                    for row in rows:
+                        await self.sync(row.name)
+                except Exception:  # a job edge: log and carry on with the next pass
+                    log.exception("scheduled sync failed")
+                await asyncio.sleep(self.hub.settings.sync_interval)
+        finally:
+            for task in self.watchers.values():
+                task.cancel()
+            await asyncio.gather(*self.watchers.values(), return_exceptions=True)
+
+    async def _enabled(self) -> list[ConnectorRow]:
+        async with self.hub.sessions() as session:
+            query = select(ConnectorRow).where(ConnectorRow.enabled.is_(True))
+            return list((await session.execute(query.order_by(ConnectorRow.id))).scalars())
+
+    def _keep_watchers(self, rows: list[ConnectorRow]) -> None:
+        wanted = {}
+        for row in rows:
+            try:
+                if connector_class(row.kind).watches:
+                    wanted[row.name] = row
+            except ConnectorError:
+                continue  # the pass reports an unknown kind
+        for name in list(self.watchers):
+            if name not in wanted or self.watchers[name].done():
+                self.watchers.pop(name).cancel()
+        for name, row in wanted.items():
+            if name not in self.watchers:
+                self.watchers[name] = asyncio.create_task(self._watch(row), name=f"watch {name}")
+
+    async def _watch(self, row: ConnectorRow) -> None:
+        try:
+            connector = connector_class(row.kind)(
+                row.name, row.settings, self.hub.secret_box.open(row.secrets), self.hub.context
+            )
+            async with contextlib.aclosing(connector.watch()) as events:
+                async for reason in events:
+                    log.debug("%s: %s reported new items", row.name, reason)
+                    await self.sync(row.name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a job edge: the next pass starts a new watcher
+            log.exception("watching %s failed", row.name)
+
+
+async def scheduler_loop(hub: Hub) -> None:
+    await Scheduler(hub).run()
 
 
 def run_worker(hub: Hub) -> int:
