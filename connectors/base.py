@@ -90,16 +90,28 @@ class Connector:
             )
 
     @final
-    async def batches(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
-        """Translated batches after `cursor`; each carries the cursor to commit with it."""
+    async def raw_batches(
+        self, cursor: Mapping[str, Any]
+    ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
+        """Fetched, untranslated batches after `cursor`, with source errors made readable.
+
+        The pipeline translates them where it likes (a process pool for big batches), so that
+        fetching the next batch overlaps with translating and storing this one.
+        """
         try:
             async for raws, next_cursor in self._fetch(dict(cursor)):
-                items = await asyncio.to_thread(self._translate_all, raws)
-                yield Batch(items=items, cursor=next_cursor, fetched=len(raws))
+                yield raws, next_cursor
         except ConnectorError:
             raise
         except OSError as e:
             raise ConnectorError(f"{self.name}: {e.strerror or e} ({e.filename or ''})") from e
+
+    @final
+    async def batches(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
+        """Translated batches after `cursor`; each carries the cursor to commit with it."""
+        async for raws, next_cursor in self.raw_batches(cursor):
+            items = await asyncio.to_thread(self.translate_all, raws)
+            yield Batch(items=items, cursor=next_cursor, fetched=len(raws))
 
     async def check(self) -> list[str]:
         """Lines describing what the source holds; raises ConnectorError when unusable."""
@@ -117,7 +129,9 @@ class Connector:
         raise NotImplementedError
         yield ""  # pragma: no cover
 
-    def _translate_all(self, raws: list[RawItem]) -> list[Translated | Quarantined]:
+    @final
+    def translate_all(self, raws: list[RawItem]) -> list[Translated | Quarantined]:
+        """Translate a batch; an item that fails is quarantined with the reason."""
         out: list[Translated | Quarantined] = []
         for raw in raws:
             try:
@@ -136,6 +150,17 @@ class Connector:
 
     def translate(self, raw: RawItem) -> Interaction:
         raise NotImplementedError
+
+
+def translate_batch(
+    cls: type[Connector],
+    name: str,
+    settings: dict[str, str],
+    context: ConnectorContext,
+    raws: list[RawItem],
+) -> list[Translated | Quarantined]:
+    """`translate_all` in a worker process: the connector is rebuilt there, without secrets."""
+    return cls(name, settings, None, context).translate_all(raws)
 
 
 _DONE = object()

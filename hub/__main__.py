@@ -2,4 +2,5 @@
 
 from hub.cli import _entry
 
-_entry()
+if __name__ == "__main__":  # worker processes import this module again; they must not run it
+    _entry()

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import multiprocessing
 import os
 import secrets
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import ConfigError, Settings
-from connectors.base import ConnectorContext
+from connectors.base import Connector, ConnectorContext, translate_batch
+from hub.model import Quarantined, RawItem, Translated
 from matching.identities import FreeMail, default_free_mail
 from matching.index import IdentityIndex
 from storage import db
 from storage.directory import load_directory
 from storage.ingest import SqlInteractionStore
+
+POOL_THRESHOLD = 100  # items; below this a worker process costs more than it saves
 
 
 class SecretBox:
@@ -76,6 +82,7 @@ class Hub:
     context: ConnectorContext
     secret_box: SecretBox
     free_mail: FreeMail
+    pool: ProcessPoolExecutor | None = None
 
     async def identity_index(self) -> IdentityIndex:
         async with self.sessions() as session:
@@ -88,7 +95,32 @@ class Hub:
             free_mail=self.free_mail,
         )
 
+    async def translate(
+        self, connector: Connector, raws: list[RawItem]
+    ) -> list[Translated | Quarantined]:
+        """Big batches go to worker processes (all cores); small ones to a thread (no start-up)."""
+        if len(raws) < POOL_THRESHOLD or os.cpu_count() == 1:
+            return await asyncio.to_thread(connector.translate_all, raws)
+        if self.pool is None:
+            # spawn, not fork: forking a process that runs an event loop and database threads
+            # can copy a held lock into the child.
+            self.pool = ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        settings = dict(connector.settings)
+        return await loop.run_in_executor(
+            self.pool,
+            translate_batch,
+            type(connector),
+            connector.name,
+            settings,
+            connector.context,
+            raws,
+        )
+
     async def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
         await self.engine.dispose()
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 
-from connectors.base import ConnectorError
+from connectors.base import Connector, ConnectorError
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.model import Quarantined, Translated
@@ -20,6 +22,7 @@ from storage.ingest import IngestCounts, MatchedParticipant, StoredItem
 from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
+AHEAD = 2
 
 Progress = Callable[[str, int], None]
 
@@ -82,12 +85,12 @@ async def sync_connector(
     try:
         cls = connector_class(row.kind)
         connector = cls(name, row.settings, hub.secret_box.open(row.secrets), hub.context)
-        async for batch in connector.batches(row.cursor or {}):
-            stored = [decide(i, index) for i in batch.items if isinstance(i, Translated)]
-            bad = [i for i in batch.items if isinstance(i, Quarantined)]
-            counts = await hub.store.ingest(name, stored, bad, batch.cursor)
+        async for items, cursor, fetched in _translated(hub, connector, row.cursor or {}):
+            stored = [decide(i, index) for i in items if isinstance(i, Translated)]
+            bad = [i for i in items if isinstance(i, Quarantined)]
+            counts = await hub.store.ingest(name, stored, bad, cursor)
             report.counts.add(counts)
-            report.fetched += batch.fetched
+            report.fetched += fetched
             if progress:
                 progress(name, report.fetched)
     except (ConnectorError, ValueError) as e:
@@ -105,6 +108,47 @@ async def sync_connector(
             fresh.last_error = report.error
             fresh.last_sync_at = datetime.now(UTC)
     return report
+
+
+_Step = tuple["asyncio.Future[list[Translated | Quarantined]]", dict[str, Any], int]
+
+
+async def _translated(
+    hub: Hub, connector: Connector, cursor: dict[str, Any]
+) -> AsyncIterator[tuple[list[Translated | Quarantined], dict[str, Any], int]]:
+    """Batches in source order, while the next ones are already being fetched and translated.
+
+    Fetching (I/O), translating (CPU, in worker processes for big batches) and storing run at
+    the same time; at most `AHEAD` batches wait, so memory stays bounded. Cursors still commit
+    strictly in order, with their items.
+    """
+    queue: asyncio.Queue[_Step | BaseException | None] = asyncio.Queue(maxsize=AHEAD)
+
+    async def fetch() -> None:
+        try:
+            async for raws, next_cursor in connector.raw_batches(cursor):
+                work = asyncio.ensure_future(hub.translate(connector, raws))
+                await queue.put((work, next_cursor, len(raws)))
+            await queue.put(None)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            await queue.put(e)
+
+    fetcher = asyncio.create_task(fetch())
+    try:
+        while (step := await queue.get()) is not None:
+            if isinstance(step, BaseException):
+                raise step
+            work, next_cursor, fetched = step
+            yield await work, next_cursor, fetched
+        await fetcher
+    finally:
+        fetcher.cancel()
+        while not queue.empty():
+            pending = queue.get_nowait()
+            if isinstance(pending, tuple):
+                pending[0].cancel()
 
 
 async def sync_all(

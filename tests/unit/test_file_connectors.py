@@ -654,7 +654,7 @@ async def test_cdr_partial_last_line_is_read_once_complete(tmp_path: Path) -> No
 )
 def test_cdr_bad_rows_are_malformed(line: str, reason: str) -> None:
     connector = AsteriskCdrConnector("cdr", {"path": "unused"})
-    (item,) = connector._translate_all([RawItem("line:x", line.encode() + b"\n", "text/csv")])
+    (item,) = connector.translate_all([RawItem("line:x", line.encode() + b"\n", "text/csv")])
     assert isinstance(item, Quarantined)
     assert reason in item.reason
 
@@ -666,6 +666,6 @@ def test_translation_crash_is_quarantined_with_its_type() -> None:
         def translate(self, raw: RawItem) -> Interaction:
             raise KeyError("surprise")
 
-    (item,) = Exploding("x", {"path": "unused"})._translate_all([RawItem("1", b"")])
+    (item,) = Exploding("x", {"path": "unused"}).translate_all([RawItem("1", b"")])
     assert isinstance(item, Quarantined)
     assert item.reason.startswith("cannot be read: KeyError")
