@@ -92,8 +92,14 @@ class ImapConnector(Connector):
         auth = settings.get("auth", "password")
         if auth not in ("password", "xoauth2"):
             raise ConfigurationError(f"imap: auth={auth!r}; use password or xoauth2")
-        for key in ("port", "max_connections", "timeout", "retries", "idle_seconds",
-                    "poll_seconds"):
+        for key in (
+            "port",
+            "max_connections",
+            "timeout",
+            "retries",
+            "idle_seconds",
+            "poll_seconds",
+        ):
             value = settings.get(key)
             if (
                 value is not None
@@ -314,6 +320,23 @@ class ImapConnector(Connector):
             max_header_bytes=self.context.max_header_bytes,
             max_message_bytes=self.context.max_message_bytes,
         )
+
+    async def append_sent(self, data: bytes) -> str:
+        """File a mail sent through crmhub in the mailbox's Sent folder; returns its name."""
+        session = await self._session()
+        try:
+            folders = await session.list_folders()
+            sent = [f for f in folders if SENT in f.flags] or [
+                f for f in folders if f.name.lower() in ("sent", "sent items", "gesendet")
+            ]
+            if not sent:
+                raise ConnectorError(f"{self.name}: no folder is flagged \\Sent")
+            await session.append(sent[0], data, "(\\Seen)")
+            return sent[0].name
+        except (ImapTransient, ImapRefused) as e:
+            raise ConnectorError(f"{self.name}: {e}") from e
+        finally:
+            await session.close()
 
     async def check(self) -> list[str]:
         session = await self._session()

@@ -13,6 +13,7 @@ KINDS: dict[str, str] = {
     "ics": "connectors.ics:IcsConnector",
     "asterisk-cdr": "connectors.asterisk_cdr:AsteriskCdrConnector",
     "imap": "connectors.imap:ImapConnector",
+    "smtp": "connectors.smtp:SmtpConnector",
 }
 
 

@@ -1,0 +1,276 @@
+"""Initial IMAP sync: crmhub against a bare imaplib fetch, mbsync and offlineimap, one Dovecot.
+
+    .venv/bin/python bench/imap_vs_mbsync.py [--messages 10000] [--skip-offlineimap]
+
+Fills a private Dovecot (the test fixture's) with realistic mail (2-30 KB, threads, multipart
+text and HTML, attachments, umlauts, several charsets), then times in the same run: a bare
+fetch of every message with the standard library's imaplib (nothing parsed or stored: the
+floor), `mbsync` (Debian's isync) into a Maildir with its defaults, `offlineimap`, parsing every
+message with `email` policy.default, and the initial `crmhub sync` (fetch, parse, match, store)
+in a child process with its peak RSS. Then a no-change re-sync, and a second initial sync of the
+doubled mailbox to show whether memory stays flat. Needs: apt-get install dovecot-imapd isync
+offlineimap. Machines here are shared and noisy: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import imaplib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from base64 import encodebytes
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.dovecot import Dovecot, MailUser, start_dovecot  # noqa: E402
+
+WORDS = (
+    "Angebot Lieferung Rechnung Termin Bestellung Größe Übergabe Prüfung Maße Grüße quote "
+    "delivery invoice schedule meeting order spare parts contract maintenance Köln Düsseldorf "
+    "Förderanlage Ersatzteile Wartungsvertrag Zahlungsziel Auftragsbestätigung"
+).split()
+CHARSETS = ("utf-8", "utf-8", "utf-8", "iso-8859-1", "windows-1252", "iso-8859-15")
+PASSWORD = "bench-password"
+
+
+def _text(rng: random.Random, size: int) -> str:
+    words: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(WORDS)
+        words.append(word + ("\n" if rng.random() < 0.08 else " "))
+        length += len(word) + 1
+    return "".join(words)
+
+
+def realistic(n: int, rng: random.Random) -> bytes:
+    """One mail of 2-30 KB: plain, alternative (text + HTML) or mixed with an attachment."""
+    customer = f"kunde{n % 700}@firma{n % 120}.example"
+    staff = f"sales{n % 8}@ourco.example"
+    sender, rcpt = (customer, staff) if n % 3 else (staff, customer)
+    charset = rng.choice(CHARSETS)
+    subject = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6)))
+    if n % 4:
+        subject = f"AW: {subject}"
+    encoded_subject = "=?utf-8?b?" + encodebytes(subject.encode()).decode().replace("\n", "") + "?="
+    head = (
+        f"From: {sender}\r\nTo: {rcpt}\r\nSubject: {encoded_subject}\r\n"
+        f"Date: Mon, {1 + n % 28} Jan 2024 {n % 24:02d}:{n % 60:02d}:00 +0100\r\n"
+        f"Message-ID: <b{n}@bench.example>\r\nMIME-Version: 1.0\r\n"
+    )
+    if n % 4:
+        head += f"In-Reply-To: <b{n - 1}@bench.example>\r\nReferences: <b{n - 1}@bench.example>\r\n"
+    target = rng.choice((2_000, 4_000, 6_000, 9_000, 12_000, 16_000, 30_000))
+    body = _text(rng, target // 2)
+    plain = body.encode(charset, "replace")
+    qp = email.quoprimime.body_encode(plain.decode("latin-1")).encode("latin-1")
+    kind = n % 5
+    if kind in (0, 1):
+        return (head + f"Content-Type: text/plain; charset={charset}\r\n"
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + qp + b"\r\n"
+    html = ("<html><body><p>" + body.replace("\n", "</p><p>") + "</p></body></html>").encode(
+        charset, "replace")
+    html_qp = email.quoprimime.body_encode(html.decode("latin-1")).encode("latin-1")
+    alt = (
+        b"--alt\r\nContent-Type: text/plain; charset=" + charset.encode()
+        + b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + qp
+        + b"\r\n--alt\r\nContent-Type: text/html; charset=" + charset.encode()
+        + b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + html_qp + b"\r\n--alt--\r\n"
+    )
+    if kind in (2, 3):
+        return (head + 'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n').encode() + alt
+    attachment = encodebytes(rng.randbytes(target // 3)).replace(b"\n", b"\r\n")
+    return (
+        (head + 'Content-Type: multipart/mixed; boundary="mix"\r\n\r\n--mix\r\n'
+         'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n').encode() + alt
+        + b"--mix\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+        + f'Content-Disposition: attachment; filename="Angebot-{n}.pdf"\r\n\r\n'.encode()
+        + attachment + b"--mix--\r\n"
+    )
+
+
+def messages(count: int, start: int = 0) -> Iterator[bytes]:
+    rng = random.Random(start + 11)
+    for n in range(start, start + count):
+        yield realistic(n, rng)
+
+
+def bare_fetch(server: Dovecot, user: MailUser) -> tuple[float, int]:
+    """imaplib, 500 UIDs per FETCH, bytes thrown away: what the network and server allow."""
+    started = time.perf_counter()
+    conn = imaplib.IMAP4_SSL(server.host, server.imaps_port, ssl_context=server.ssl_context())
+    conn.login(user.name, user.password)
+    conn.select("INBOX", readonly=True)
+    _, data = conn.uid("SEARCH", None, "ALL")
+    uids = data[0].split()
+    total = 0
+    for start in range(0, len(uids), 500):
+        chunk = b",".join(uids[start : start + 500]).decode()
+        _, parts = conn.uid("FETCH", chunk, "(BODY.PEEK[])")
+        total += sum(len(p[1]) for p in parts if isinstance(p, tuple))
+    conn.logout()
+    return time.perf_counter() - started, total
+
+
+def run_mbsync(server: Dovecot, user: MailUser, work: Path) -> float:
+    maildir = work / "mbsync-maildir"
+    maildir.mkdir()
+    config = work / "mbsyncrc"
+    config.write_text(
+        f"IMAPAccount bench\nHost {server.host}\nPort {server.imaps_port}\nUser {user.name}\n"
+        f"Pass {user.password}\nSSLType IMAPS\nCertificateFile {server.cert_path}\n\n"
+        "IMAPStore bench-remote\nAccount bench\n\n"
+        f"MaildirStore bench-local\nPath {maildir}/\nInbox {maildir}/INBOX\n\n"
+        "Channel bench\nFar :bench-remote:\nNear :bench-local:\nPatterns INBOX\nCreate Near\n"
+    )
+    started = time.perf_counter()
+    done = subprocess.run(["mbsync", "-c", str(config), "-q", "bench"], capture_output=True,
+                          text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"mbsync failed: {done.stderr.strip()[-400:]}")
+    return seconds
+
+
+def run_offlineimap(server: Dovecot, user: MailUser, work: Path) -> float:
+    config = work / "offlineimaprc"
+    config.write_text(
+        "[general]\naccounts = bench\nmetadata = " + str(work / "offlineimap-meta") + "\n\n"
+        "[Account bench]\nlocalrepository = local\nremoterepository = remote\n\n"
+        "[Repository local]\ntype = Maildir\nlocalfolders = " + str(work / "oi-maildir") + "\n\n"
+        f"[Repository remote]\ntype = IMAP\nremotehost = {server.host}\n"
+        f"remoteport = {server.imaps_port}\nremoteuser = {user.name}\n"
+        f"remotepass = {user.password}\nssl = yes\nsslcacertfile = {server.cert_path}\n"
+        "folderfilter = lambda name: name == 'INBOX'\nreadonly = True\n"
+    )
+    (work / "oi-maildir").mkdir()
+    started = time.perf_counter()
+    done = subprocess.run(["offlineimap", "-c", str(config), "-o", "-u", "quiet"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"offlineimap failed: {done.stderr.strip()[-400:]}")
+    return time.perf_counter() - started
+
+
+def parse_all(server: Dovecot, user: MailUser) -> float:
+    """The standard library's modern parser over every message, bytes already in memory."""
+    raws = [p.read_bytes() for p in (server.home_root / user.name).rglob("cur/*")]
+    raws += [p.read_bytes() for p in (server.home_root / user.name).rglob("new/*")]
+    started = time.perf_counter()
+    for raw in raws:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        body = msg.get_body(("plain", "html"))
+        if body is not None:
+            body.get_content()
+    return time.perf_counter() - started
+
+
+def crmhub(server: Dovecot, user: MailUser, work: Path, name: str) -> tuple[float, int, dict]:
+    """`crmhub sync` in a child process: wall time, peak RSS (KiB) and its report."""
+    db = work / f"{name}.db"
+    env = dict(os.environ, CRMHUB_DATABASE_URL=f"sqlite:///{db}",
+               CRMHUB_INTERNAL_DOMAINS="ourco.example", CRMHUB_SECRET_KEY="bench-secret-0123456",
+               BENCH_IMAP_PASSWORD=user.password)
+    cli = [sys.executable, "-m", "hub"]
+    subprocess.run(
+        [*cli, "connectors", "add", "imap", name, "--set", f"host={server.host}",
+         "--set", f"port={server.imaps_port}", "--set", f"username={user.name}",
+         "--set", f"ca_file={server.cert_path}", "--set", "folders=INBOX",
+         "--secret", "password=BENCH_IMAP_PASSWORD"],
+        env=env, check=True, cwd=ROOT, capture_output=True,
+    )
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED, "sync", "--json"], env=env, cwd=ROOT,
+        capture_output=True, text=True, check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"crmhub sync failed: {done.stderr[-600:]}")
+    report_text, _, rss = done.stdout.rpartition("\nRSS ")
+    return seconds, int(rss), json.loads(report_text)["connectors"][0]
+
+
+def crmhub_resync(work: Path, name: str) -> float:
+    env = dict(os.environ, CRMHUB_DATABASE_URL=f"sqlite:///{work / f'{name}.db'}",
+               CRMHUB_SECRET_KEY="bench-secret-0123456")
+    code = (
+        "import asyncio, time\nfrom config.settings import load_settings\n"
+        "from hub.bootstrap import build_hub\nfrom hub.pipeline import sync_all\n"
+        "async def main():\n    hub = build_hub(load_settings())\n    await sync_all(hub)\n"
+        "    best = min([await timed(hub) for _ in range(5)])\n    print(best)\n"
+        "    await hub.close()\n"
+        "async def timed(hub):\n    t = time.perf_counter()\n    r = await sync_all(hub)\n"
+        "    assert r[0].new == 0 and not r[0].error, r\n    return time.perf_counter() - t\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+# Runs the CLI and reports the child's own peak RSS (ru_maxrss of the process itself).
+_MEASURED = (
+    "import resource, sys\nfrom hub.cli import main\nsys.argv[0] = 'crmhub'\n"
+    "code = main(sys.argv[1:])\n"
+    "print('\\nRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(code)\n"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--skip-offlineimap", action="store_true")
+    args = parser.parse_args()
+    for tool in ("mbsync", *(() if args.skip_offlineimap else ("offlineimap",))):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: apt-get install isync offlineimap")
+    n = args.messages
+    with start_dovecot() as server, tempfile.TemporaryDirectory(prefix="crmhub-bench-") as tmp:
+        work = Path(tmp)
+        user = server.add_user("bench@ourco.example", PASSWORD)
+        started = time.perf_counter()
+        server.fill_maildir(user, "INBOX", messages(n))
+        print(f"filled INBOX with {n} messages in {time.perf_counter() - started:.1f} s")
+        bare, size = bare_fetch(server, user)
+        print(f"mailbox: {n} messages, {size / 1e6:.1f} MB")
+        print(f"bare imaplib fetch (the floor):     {bare:7.2f} s")
+        mbsync = run_mbsync(server, user, work)
+        print(f"mbsync (isync) to Maildir:          {mbsync:7.2f} s")
+        offlineimap = None
+        if not args.skip_offlineimap:
+            offlineimap = run_offlineimap(server, user, work)
+            print(f"offlineimap to Maildir:             {offlineimap:7.2f} s")
+        parse = parse_all(server, user)
+        print(f"email policy.default parse only:    {parse:7.2f} s")
+        seconds, rss, report = crmhub(server, user, work, "first")
+        print(f"crmhub sync (fetch+parse+match+store): {seconds:4.2f} s, "
+              f"{n / seconds:,.0f} msg/s, peak RSS {rss / 1024:.0f} MiB "
+              f"(new {report['new']}, quarantined {report['quarantined']})")
+        resync = crmhub_resync(work, "first")
+        print(f"crmhub no-change re-sync (1 folder, incl. connect+login): {resync * 1000:.0f} ms")
+        server.fill_maildir(user, "INBOX", messages(n, start=n))
+        seconds2, rss2, report2 = crmhub(server, user, work, "doubled")
+        print(f"crmhub sync of the doubled mailbox ({2 * n}): {seconds2:.2f} s, "
+              f"peak RSS {rss2 / 1024:.0f} MiB (new {report2['new']})")
+        print("ratios:")
+        print(f"  crmhub / mbsync wall time:        {seconds / mbsync:5.2f}  (target <= 1)")
+        if offlineimap:
+            print(f"  offlineimap / crmhub wall time:   {offlineimap / seconds:5.1f}  (target >= 10)")
+        print(f"  crmhub / bare fetch wall time:    {seconds / bare:5.1f}  (target <= 5)")
+        print(f"  peak RSS doubled / single:        {rss2 / rss:5.2f}  (flat: about 1)")
+
+
+if __name__ == "__main__":
+    main()

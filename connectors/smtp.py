@@ -1,0 +1,151 @@
+"""Sending mail over SMTP submission (aiosmtplib); nothing to fetch.
+
+The hub sends through a configured `smtp` connector so that credentials and TLS policy live in
+one place, encrypted like every other connector secret. Refusals are reported per recipient:
+a server that accepts some recipients and rejects others has still sent the mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import getaddresses
+from typing import Any, ClassVar
+
+import aiosmtplib
+
+from connectors.base import ConfigurationError, Connector, ConnectorError
+from hub.model import Interaction, RawItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    accepted: list[str]
+    refused: dict[str, str] = field(default_factory=dict)  # address -> "550 5.1.1 no such user"
+
+
+class SmtpConnector(Connector):
+    kind = "smtp"
+    options: ClassVar[dict[str, str]] = {
+        "host": "the SMTP submission server's name",
+        "port": "port (default 465 with tls=ssl, 587 with tls=starttls, 25 with tls=none)",
+        "username": "login name; empty for a relay that needs none",
+        "tls": "starttls (default), ssl (implicit TLS), or none (plaintext: trusted net only)",
+        "ca_file": "PEM file of the CA that signed the server certificate (default: system CAs)",
+        "imap": "name of an imap connector whose Sent folder gets a copy of each sent mail",
+        "timeout": "seconds to wait for any server answer (default 60)",
+    }
+    required: ClassVar[tuple[str, ...]] = ("host",)
+
+    @classmethod
+    def validate_settings(cls, settings: Any) -> None:
+        super().validate_settings(settings)
+        tls = settings.get("tls", "starttls")
+        if tls not in ("ssl", "starttls", "none"):
+            raise ConfigurationError(f"smtp: tls={tls!r}; use starttls, ssl or none")
+        for key in ("port", "timeout"):
+            value = settings.get(key)
+            if value is not None and (not str(value).isdigit() or int(value) <= 0):
+                raise ConfigurationError(f"smtp: {key}={value!r} is not a positive number")
+
+    async def _fetch(
+        self, cursor: dict[str, Any]
+    ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
+        return
+        yield  # pragma: no cover - sending only
+
+    def translate(self, raw: RawItem) -> Interaction:
+        raise NotImplementedError("smtp connectors send; they fetch nothing")
+
+    def _client(self) -> aiosmtplib.SMTP:
+        tls = self.settings.get("tls", "starttls")
+        port = int(self.settings.get("port") or {"ssl": 465, "starttls": 587}.get(tls, 25))
+        context = None
+        if tls != "none":
+            context = ssl.create_default_context(cafile=self.settings.get("ca_file") or None)
+        else:
+            log.warning(
+                "SMTP to %s without TLS: mail and password cross the network in clear",
+                self.settings["host"],
+            )
+        return aiosmtplib.SMTP(
+            hostname=self.settings["host"],
+            port=port,
+            use_tls=tls == "ssl",
+            start_tls=True if tls == "starttls" else False,
+            tls_context=context,
+            timeout=float(self.settings.get("timeout") or 60),
+        )
+
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        await client.connect()
+        username = self.settings.get("username")
+        if username:
+            password = self.secrets.get("password", "")
+            if not password:
+                raise ConfigurationError(
+                    f"{self.name}: no password stored; add the connector again with "
+                    "--secret password=ENV_VAR"
+                )
+            await client.login(username, password)
+
+    async def send(self, message: EmailMessage) -> SendResult:
+        """Send; raise ConnectorError only when nobody gets the mail."""
+        recipients = [
+            address
+            for header in ("To", "Cc", "Bcc")
+            for address in _addresses(message.get_all(header) or [])
+        ]
+        client = self._client()
+        try:
+            await self._login(client)
+            bcc = message.get_all("Bcc")
+            del message["Bcc"]  # never transmitted in the headers
+            errors, _ = await client.send_message(message, recipients=recipients)
+            if bcc:
+                message["Bcc"] = ", ".join(bcc)
+        except aiosmtplib.SMTPRecipientsRefused as e:
+            refused = {r.recipient: f"{r.code} {r.message}" for r in e.recipients}
+            raise ConnectorError(f"{self.name}: every recipient was refused: {refused}") from e
+        except aiosmtplib.SMTPAuthenticationError as e:
+            raise ConnectorError(
+                f"{self.name}: {self.settings['host']} refused the login of "
+                f"{self.settings.get('username')!r} ({e.code} {e.message}): check the username "
+                "and the password secret"
+            ) from e
+        except (aiosmtplib.SMTPException, OSError) as e:
+            raise ConnectorError(f"{self.name}: sending failed: {e}") from e
+        finally:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+        refused = {address: f"{r.code} {r.message}" for address, r in errors.items()}
+        return SendResult([r for r in recipients if r not in refused], refused)
+
+    async def check(self) -> list[str]:
+        client = self._client()
+        try:
+            await self._login(client)
+            await client.noop()
+        except aiosmtplib.SMTPAuthenticationError as e:
+            raise ConnectorError(
+                f"{self.name}: the server refused the login ({e.code} {e.message}): check the "
+                "username and the password secret"
+            ) from e
+        except (aiosmtplib.SMTPException, OSError) as e:
+            raise ConnectorError(f"{self.name}: {e}") from e
+        finally:
+            if client.is_connected:
+                client.close()
+        return [f"{self.name}: connected to {self.settings['host']}, ready to send"]
+
+
+def _addresses(values: list[str]) -> list[str]:
+    return [address for _, address in getaddresses([str(v) for v in values]) if address]

@@ -1,0 +1,166 @@
+"""Sending a mail to a customer from crmhub: send, log at once, file a copy in Sent.
+
+The mail is on the timeline the moment the server accepted it, not after the next IMAP pass;
+when that pass later sees the copy in Sent, storage recognises the Message-ID and adds only a
+source. A failure to file the copy does not unsend the mail, so it is reported, not raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy import select
+
+from connectors.base import ConfigurationError, ConnectorError
+from connectors.imap import ImapConnector
+from connectors.mail import translate_message
+from connectors.smtp import SmtpConnector
+from hub.bootstrap import Hub
+from hub.model import RawItem, Translated
+from hub.pipeline import decide
+from matching.identities import email_domain, normalize_email
+from storage.tables import ConnectorRow, InteractionRow
+
+log = logging.getLogger(__name__)
+MAX_RECIPIENTS = 100
+MAX_BODY = 1_000_000
+
+
+class SendError(ValueError):
+    """The request cannot be sent as it stands; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    sender: str
+    to: list[str]
+    subject: str
+    body: str
+    cc: list[str] = field(default_factory=list)
+    in_reply_to: str = ""
+
+
+@dataclass
+class SendOutcome:
+    interaction_id: int
+    message_id: str
+    accepted: list[str]
+    refused: dict[str, str]
+    sent_folder: str = ""
+    sent_copy_error: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "interaction_id": self.interaction_id,
+            "message_id": self.message_id,
+            "accepted": self.accepted,
+            "refused": self.refused,
+            "sent_folder": self.sent_folder,
+            "sent_copy_error": self.sent_copy_error,
+        }
+
+
+def compose(outgoing: Outgoing) -> EmailMessage:
+    """Validate and build the message; SendError names the field that is wrong."""
+    sender = normalize_email(outgoing.sender)
+    if sender is None:
+        raise SendError(f"from: {outgoing.sender!r} is not an email address")
+    recipients: dict[str, list[str]] = {"to": [], "cc": []}
+    for name, values in (("to", outgoing.to), ("cc", outgoing.cc)):
+        for value in values:
+            if normalize_email(value) is None or "\n" in value or "\r" in value:
+                raise SendError(f"{name}: {value!r} is not an email address")
+            recipients[name].append(value.strip())
+    if not recipients["to"]:
+        raise SendError("to: name at least one recipient")
+    if len(recipients["to"]) + len(recipients["cc"]) > MAX_RECIPIENTS:
+        raise SendError(f"to/cc: at most {MAX_RECIPIENTS} recipients")
+    subject = " ".join(outgoing.subject.split())
+    if not subject:
+        raise SendError("subject: must not be empty")
+    if len(outgoing.body) > MAX_BODY:
+        raise SendError(f"body: at most {MAX_BODY} characters")
+    message = EmailMessage(policy=SMTP)
+    message["From"] = outgoing.sender.strip()
+    message["To"] = ", ".join(recipients["to"])
+    if recipients["cc"]:
+        message["Cc"] = ", ".join(recipients["cc"])
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain=email_domain(sender))
+    if outgoing.in_reply_to:
+        if not outgoing.in_reply_to.startswith("<") or "\n" in outgoing.in_reply_to:
+            raise SendError("in_reply_to: expected a Message-ID such as <abc@example.com>")
+        message["In-Reply-To"] = outgoing.in_reply_to
+        message["References"] = outgoing.in_reply_to
+    message.set_content(outgoing.body)
+    return message
+
+
+async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOutcome:
+    message = compose(outgoing)
+    row = await _connector_row(hub, connector_name, "smtp")
+    smtp = SmtpConnector(row.name, row.settings, hub.secret_box.open(row.secrets), hub.context)
+    result = await smtp.send(message)
+    raw = message.as_bytes()
+    message_id = str(message["Message-ID"])
+    item = Translated(RawItem(message_id, raw), translate_message(raw))
+    stored = decide(item, await hub.identity_index())
+    await hub.store.ingest(row.name, [stored], [], row.cursor or {})
+    async with hub.sessions() as session:
+        interaction_id = (
+            await session.execute(
+                select(InteractionRow.id).where(InteractionRow.dedupe_key == f"mid:{message_id}")
+            )
+        ).scalar_one()
+    outcome = SendOutcome(interaction_id, message_id, result.accepted, result.refused)
+    imap_name = row.settings.get("imap")
+    if imap_name:
+        try:
+            imap_row = await _connector_row(hub, imap_name, "imap")
+            imap = ImapConnector(
+                imap_row.name,
+                imap_row.settings,
+                hub.secret_box.open(imap_row.secrets),
+                hub.context,
+            )
+            outcome.sent_folder = await imap.append_sent(raw)
+        except (ConnectorError, ValueError) as e:
+            outcome.sent_copy_error = str(e)
+            log.warning("sent %s, but could not file it in Sent: %s", message_id, e)
+    return outcome
+
+
+async def _connector_row(hub: Hub, name: str, kind: str) -> ConnectorRow:
+    async with hub.sessions() as session:
+        row = (
+            await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
+        ).scalar_one_or_none()
+    if row is None or row.kind != kind:
+        raise ConfigurationError(f"no {kind} connector named {name!r}")
+    return row
+
+
+async def smtp_connector_for(hub: Hub, name: str | None) -> str:
+    """The named smtp connector, or the only one there is."""
+    if name:
+        return name
+    async with hub.sessions() as session:
+        names = list(
+            (
+                await session.execute(select(ConnectorRow.name).where(ConnectorRow.kind == "smtp"))
+            ).scalars()
+        )
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ConfigurationError(
+            "no smtp connector is set up; IT adds one with "
+            "`crmhub connectors add smtp NAME --set host=... --secret password=ENV_VAR`"
+        )
+    raise SendError(f"connector: name one of {', '.join(sorted(names))}")
