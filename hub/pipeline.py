@@ -48,8 +48,28 @@ class SyncReport:
         return doc
 
 
-def decide(item: Translated, index: IdentityIndex) -> StoredItem:
-    decision = attribute(item.interaction, index)
+async def decide_batch(hub: Hub, items: list[Translated], index: IdentityIndex) -> list[StoredItem]:
+    """Decide in order, so that a reply later in the batch inherits its parent's accounts."""
+    parents = {
+        message_id
+        for item in items
+        for message_id in (*item.interaction.in_reply_to, *item.interaction.references)
+    }
+    threads = await hub.store.thread_accounts(parents) if parents else {}
+    decided = []
+    for item in items:
+        stored = decide(item, index, threads)
+        message_id = item.interaction.message_id
+        if message_id and stored.attributions and not stored.not_logged:
+            threads[message_id] = frozenset(a.account_id for a in stored.attributions)
+        decided.append(stored)
+    return decided
+
+
+def decide(
+    item: Translated, index: IdentityIndex, threads: dict[str, frozenset[int]] | None = None
+) -> StoredItem:
+    decision = attribute(item.interaction, index, threads)
     return StoredItem(
         raw=item.raw,
         interaction=item.interaction,
@@ -86,7 +106,7 @@ async def sync_connector(
         cls = connector_class(row.kind)
         connector = cls(name, row.settings, hub.secret_box.open(row.secrets), hub.context)
         async for items, cursor, fetched in _translated(hub, connector, row.cursor or {}):
-            stored = [decide(i, index) for i in items if isinstance(i, Translated)]
+            stored = await decide_batch(hub, [i for i in items if isinstance(i, Translated)], index)
             bad = [i for i in items if isinstance(i, Quarantined)]
             counts = await hub.store.ingest(name, stored, bad, cursor)
             report.counts.add(counts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hub.model import (
@@ -19,7 +20,9 @@ from matching.rules import (
     ACCOUNT_DOMAIN,
     CONTACT_EMAIL,
     CONTACT_PHONE,
+    THREAD,
     account_by_domain,
+    accounts_by_thread,
     bulk_reason,
     contact_by_email,
     contact_by_phone,
@@ -67,8 +70,16 @@ def direction_of(resolved: list[ResolvedParticipant]) -> Direction:
     return Direction.INBOUND
 
 
-def attribute(interaction: Interaction, index: IdentityIndex) -> Decision:
-    """Attribute one interaction to every customer any of its external participants matches."""
+def attribute(
+    interaction: Interaction,
+    index: IdentityIndex,
+    threads: Mapping[str, frozenset[int]] | None = None,
+) -> Decision:
+    """Attribute one interaction to every customer any of its external participants matches.
+
+    `threads` maps the Message-IDs of stored, attributed messages to their accounts; an item
+    with no direct match inherits the accounts of the messages it answers.
+    """
     decision = Decision()
     matched: dict[tuple[int, int | None], Attribution] = {}
     for participant in interaction.participants:
@@ -89,6 +100,12 @@ def attribute(interaction: Interaction, index: IdentityIndex) -> Decision:
         decision.attributions = [
             a for key, a in matched.items() if key[1] is not None or key[0] not in by_account
         ]
+        if not decision.attributions and threads:
+            parents = [*interaction.in_reply_to, *interaction.references]
+            decision.attributions = [
+                Attribution(account_id, THREAD, 0.8, sentence)
+                for account_id, sentence in accounts_by_thread(parents, threads, index)
+            ]
     return decision
 
 

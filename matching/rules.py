@@ -10,6 +10,7 @@ from matching.index import IdentityIndex
 CONTACT_EMAIL = "contact-email"
 CONTACT_PHONE = "contact-phone"
 ACCOUNT_DOMAIN = "account-domain"
+THREAD = "thread"
 
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 
@@ -31,16 +32,24 @@ def bulk_reason(headers: Mapping[str, str]) -> str:
 def contact_by_email(address: str, index: IdentityIndex) -> list[tuple[int, int | None, str]]:
     """(contact_id, account_id, sentence) for every contact that owns the address."""
     return [
-        (ref.contact_id, ref.account_id, f"{address} is {ref.contact_name}"
-         + (f" at {ref.account_name}" if ref.account_name else ""))
+        (
+            ref.contact_id,
+            ref.account_id,
+            f"{address} is {ref.contact_name}"
+            + (f" at {ref.account_name}" if ref.account_name else ""),
+        )
         for ref in index.emails.get(address, ())
     ]
 
 
 def contact_by_phone(number: str, index: IdentityIndex) -> list[tuple[int, int | None, str]]:
     return [
-        (ref.contact_id, ref.account_id, f"{number} is {ref.contact_name}"
-         + (f" at {ref.account_name}" if ref.account_name else ""))
+        (
+            ref.contact_id,
+            ref.account_id,
+            f"{number} is {ref.contact_name}"
+            + (f" at {ref.account_name}" if ref.account_name else ""),
+        )
         for ref in index.phones.get(number, ())
     ]
 
@@ -54,8 +63,23 @@ def account_by_domain(address: str, index: IdentityIndex) -> list[tuple[int, str
         refs = index.domains.get(candidate)
         if refs:
             return [
-                (ref.account_id, f"{domain} belongs to {ref.account_name}"
-                 + ("" if candidate == domain else f" (domain {candidate})"))
+                (
+                    ref.account_id,
+                    f"{domain} belongs to {ref.account_name}"
+                    + ("" if candidate == domain else f" (domain {candidate})"),
+                )
                 for ref in refs
             ]
     return []
+
+
+def accounts_by_thread(
+    parents: list[str], threads: Mapping[str, frozenset[int]], index: IdentityIndex
+) -> list[tuple[int, str]]:
+    """Accounts of the stored messages this one answers (In-Reply-To first, then References)."""
+    found: dict[int, str] = {}
+    for message_id in parents:
+        for account_id in sorted(threads.get(message_id, ())):
+            name = index.account_names.get(account_id, f"account {account_id}")
+            found.setdefault(account_id, f"answers {message_id}, which belongs to {name}")
+    return list(found.items())

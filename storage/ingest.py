@@ -110,6 +110,25 @@ class SqlInteractionStore:
             )
         return counts
 
+    async def thread_accounts(self, message_ids: set[str]) -> dict[str, frozenset[int]]:
+        """Accounts of the stored, logged messages with these Message-IDs (for the thread rule)."""
+        found: dict[str, set[int]] = {}
+        ids = sorted(message_ids)
+        async with self.sessions() as session:
+            for start in range(0, len(ids), 500):
+                rows = await session.execute(
+                    select(InteractionRow.message_id, AttributionRow.account_id)
+                    .join(AttributionRow, AttributionRow.interaction_id == InteractionRow.id)
+                    .where(
+                        InteractionRow.message_id.in_(ids[start : start + 500]),
+                        InteractionRow.not_logged == "",
+                        AttributionRow.removed.is_(False),
+                    )
+                )
+                for message_id, account_id in rows:
+                    found.setdefault(message_id, set()).add(account_id)
+        return {k: frozenset(v) for k, v in found.items()}
+
     async def _plan(self, session: AsyncSession, connector: str, items: list[StoredItem]) -> _Plan:
         plan = _Plan()
         ids = [i.raw.external_id for i in items]

@@ -123,3 +123,67 @@ async def test_missing_file_fails_the_connector_with_a_clear_error(
     report = (await sync_all(hub))[0]
     assert report.errors == 1
     assert "nope.mbox is not a readable mbox file" in report.error
+
+
+THREAD_MBOX = """From x Mon Jan  8 09:00:00 2024
+From: Jana Ohlsen <j.ohlsen@elbe-logistik.de>
+To: anna@ourco.example
+Subject: Lager
+Date: Mon, 8 Jan 2024 09:00:00 +0100
+Message-ID: <t1@elbe-logistik.de>
+
+Anfrage.
+
+From x Mon Jan  8 10:00:00 2024
+From: Neue Kollegin <neu@privat-mail.example>
+To: anna@ourco.example
+Subject: Re: Lager
+Date: Mon, 8 Jan 2024 10:00:00 +0100
+Message-ID: <t2@privat-mail.example>
+In-Reply-To: <t1@elbe-logistik.de>
+References: <t1@elbe-logistik.de>
+
+Ich übernehme.
+
+From x Mon Jan  8 11:00:00 2024
+From: Noch Jemand <jemand@anders.example>
+To: anna@ourco.example
+Subject: Re: Re: Lager
+Date: Mon, 8 Jan 2024 11:00:00 +0100
+Message-ID: <t3@anders.example>
+In-Reply-To: <t2@privat-mail.example>
+
+Ich auch.
+
+"""
+
+LATER_REPLY = """From x Mon Jan  9 10:00:00 2024
+From: Fremd <fremd@woanders.example>
+To: anna@ourco.example
+Subject: Re: Lager
+Date: Tue, 9 Jan 2024 10:00:00 +0100
+Message-ID: <t4@woanders.example>
+References: <t1@elbe-logistik.de> <t3@anders.example>
+
+Spät.
+
+"""
+
+
+async def test_thread_chains_carry_replies_from_unknown_addresses(hub: Hub, tmp_path: Path) -> None:
+    await _directory(hub)
+    mbox = tmp_path / "thread.mbox"
+    mbox.write_text(THREAD_MBOX, encoding="utf-8")
+    await add_connector(hub, "mbox", "thread", {"path": str(mbox)}, {})
+    assert (await sync_all(hub))[0].matched == 3
+    with mbox.open("a", encoding="utf-8") as handle:
+        handle.write(LATER_REPLY)
+    assert (await sync_all(hub))[0].matched == 1
+    async with hub.sessions() as session:
+        rows = {r.message_id: r for r in (await session.execute(select(InteractionRow))).scalars()}
+    assert [a.rule for a in rows["<t1@elbe-logistik.de>"].attributions] == ["contact-email"]
+    for reply in ("<t2@privat-mail.example>", "<t3@anders.example>", "<t4@woanders.example>"):
+        assert [a.rule for a in rows[reply].attributions] == ["thread"], reply
+        assert {a.account_id for a in rows[reply].attributions} == {
+            a.account_id for a in rows["<t1@elbe-logistik.de>"].attributions
+        }

@@ -32,6 +32,7 @@ from matching.rules import (
     ACCOUNT_DOMAIN,
     CONTACT_EMAIL,
     CONTACT_PHONE,
+    THREAD,
     account_by_domain,
     bulk_reason,
     contact_by_email,
@@ -434,3 +435,33 @@ def test_attribute_never_raises_and_keeps_its_invariants(
         assert decision.attributions == []
     keys = [(a.account_id, a.contact_id) for a in decision.attributions]
     assert len(keys) == len(set(keys))
+
+
+def _reply(sender: str, *parents: str) -> Interaction:
+    mail = _mail((Role.FROM, sender), (Role.TO, "anna@ourco.example"))
+    mail.in_reply_to = list(parents[:1])
+    mail.references = list(parents)
+    return mail
+
+
+def test_thread_carries_a_reply_from_an_unknown_address(index: IdentityIndex) -> None:
+    threads = {"<a@x>": frozenset({ELBE}), "<b@x>": frozenset({ISAR})}
+    decision = attribute(_reply("neu@unbekannt.example", "<b@x>", "<a@x>"), index, threads)
+    assert _pairs(decision) == {(ISAR, None, THREAD), (ELBE, None, THREAD)}
+    assert all(a.confidence < 0.9 for a in decision.attributions)
+    assert "answers <b@x>, which belongs to Isar Maschinenbau AG" in {
+        a.explanation for a in decision.attributions
+    }
+
+
+def test_a_direct_match_wins_over_the_thread(index: IdentityIndex) -> None:
+    threads = {"<a@x>": frozenset({ISAR})}
+    decision = attribute(_reply("j.ohlsen@elbe-logistik.de", "<a@x>"), index, threads)
+    assert _pairs(decision) == {(ELBE, JANA, CONTACT_EMAIL)}
+
+
+def test_no_thread_for_unknown_parents_or_unlogged_replies(index: IdentityIndex) -> None:
+    assert attribute(_reply("x@unbekannt.example", "<gone@x>"), index, {}).attributions == []
+    bulk = _reply("x@unbekannt.example", "<a@x>")
+    bulk.headers = {"Precedence": "bulk"}
+    assert attribute(bulk, index, {"<a@x>": frozenset({ELBE})}).attributions == []
