@@ -6,6 +6,7 @@ built once at start-up and passed explicitly; nothing reads the environment behi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -54,12 +55,42 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         25_000_000, description="Larger messages are stored without attachment bodies."
     )
+    dropbox_addresses: list[str] = Field(
+        default_factory=list,
+        description="Addresses the SMTP dropbox accepts (staff BCC or forward mail there to log "
+        "it), e.g. log@crm.example; `crmhub dropbox` refuses to start without one.",
+    )
+    dropbox_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Networks (CIDR) whose clients may hand mail to the dropbox without SMTP "
+        "AUTH; others must log in as a crmhub user.",
+    )
+    dropbox_tls_cert: str = Field(
+        "", description="PEM certificate (chain) for STARTTLS on the dropbox; empty: no TLS."
+    )
+    dropbox_tls_key: str = Field("", description="PEM private key for `dropbox_tls_cert`.")
 
-    @field_validator("internal_domains", "free_mail_domains", mode="before")
+    @field_validator(
+        "internal_domains",
+        "free_mail_domains",
+        "dropbox_addresses",
+        "dropbox_networks",
+        mode="before",
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("dropbox_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as e:
+                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from e
         return value
 
     @field_validator("default_region")

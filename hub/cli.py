@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from config.settings import ConfigError, load_settings
 from connectors.base import ConfigurationError, ConnectorError
 from connectors.registry import connector_class
 from hub.admin import add_connector, import_directory
-from hub.directory_files import DirectoryFileError
 from hub.bootstrap import Hub, build_hub
+from hub.directory_files import DirectoryFileError
 from storage.db import DatabaseError, upgrade
 from storage.tables import ConnectorRow
 from storage.users import ROLES, add_user, create_token, user_by_email
@@ -95,7 +96,9 @@ def cmd_connectors_add(args: argparse.Namespace) -> int:
 def cmd_connectors_list(args: argparse.Namespace) -> int:
     async def work(hub: Hub) -> int:
         async with hub.sessions() as session:
-            rows = (await session.execute(select(ConnectorRow).order_by(ConnectorRow.name))).scalars()
+            rows = (
+                await session.execute(select(ConnectorRow).order_by(ConnectorRow.name))
+            ).scalars()
             for row in rows:
                 where = ", ".join(f"{k}={v}" for k, v in sorted(row.settings.items()))
                 state = row.status + (f": {row.last_error}" if row.last_error else "")
@@ -109,7 +112,9 @@ def cmd_connectors_list(args: argparse.Namespace) -> int:
 def cmd_connectors_remove(args: argparse.Namespace) -> int:
     async def work(hub: Hub) -> int:
         async with hub.sessions() as session, session.begin():
-            row = (await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))).scalar_one_or_none()
+            row = (
+                await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))
+            ).scalar_one_or_none()
             if row is None:
                 raise UsageError(f"no connector named {args.name!r}")
             await session.delete(row)
@@ -122,10 +127,14 @@ def cmd_connectors_remove(args: argparse.Namespace) -> int:
 def cmd_connectors_test(args: argparse.Namespace) -> int:
     async def work(hub: Hub) -> int:
         async with hub.sessions() as session:
-            row = (await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))).scalar_one_or_none()
+            row = (
+                await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))
+            ).scalar_one_or_none()
         if row is None:
             raise UsageError(f"no connector named {args.name!r}")
-        connector = connector_class(row.kind)(row.name, row.settings, hub.secret_box.open(row.secrets), hub.context)
+        connector = connector_class(row.kind)(
+            row.name, row.settings, hub.secret_box.open(row.secrets), hub.context
+        )
         for line in await connector.check():
             print(line)
         return 0
@@ -148,9 +157,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(json.dumps({"connectors": [r.as_json() for r in reports]}, indent=2))
         else:
             for r in reports:
-                print(f"{r.connector}: fetched {r.fetched}, new {r.new}, duplicates {r.duplicates}, "
-                      f"matched {r.matched}, unmatched {r.unmatched}, quarantined {r.quarantined}, "
-                      f"errors {r.errors}" + (f" ({r.error})" if r.error else ""))
+                print(
+                    f"{r.connector}: fetched {r.fetched}, new {r.new}, duplicates {r.duplicates}, "
+                    f"matched {r.matched}, unmatched {r.unmatched}, quarantined {r.quarantined}, "
+                    f"errors {r.errors}" + (f" ({r.error})" if r.error else "")
+                )
         return 1 if any(r.errors for r in reports) else 0
 
     return asyncio.run(_with_hub(work))
@@ -208,8 +219,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="crmhub", description="Every customer communication, "
-                                "attributed and on one timeline.")
+    p = argparse.ArgumentParser(
+        prog="crmhub", description="Every customer communication, attributed and on one timeline."
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -225,12 +237,16 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true")
     serve.set_defaults(run=cmd_serve)
 
-    sub.add_parser("worker", help="run scheduled syncs without the web view").set_defaults(run=cmd_worker)
+    sub.add_parser("worker", help="run scheduled syncs without the web view").set_defaults(
+        run=cmd_worker
+    )
 
     dbp = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     dbp.add_parser("upgrade", help="migrate to the newest schema").set_defaults(run=cmd_db_upgrade)
 
-    dirp = sub.add_parser("directory", help="customer directory").add_subparsers(dest="dir", required=True)
+    dirp = sub.add_parser("directory", help="customer directory").add_subparsers(
+        dest="dir", required=True
+    )
     imp = dirp.add_parser("import", help="import a .csv or .vcf file")
     imp.add_argument("file")
     imp.set_defaults(run=cmd_directory_import)
@@ -257,7 +273,9 @@ def parser() -> argparse.ArgumentParser:
     uadd = users.add_parser("add")
     uadd.add_argument("email")
     uadd.add_argument("--role", choices=ROLES, required=True)
-    uadd.add_argument("--password-env", metavar="ENV_VAR", help="read the password from this variable")
+    uadd.add_argument(
+        "--password-env", metavar="ENV_VAR", help="read the password from this variable"
+    )
     uadd.set_defaults(run=cmd_users_add)
 
     tokens = sub.add_parser("tokens").add_subparsers(dest="tokens", required=True)
@@ -269,15 +287,29 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.run(args))
     except (
-        ConfigError, DatabaseError, ConfigurationError, ConnectorError, DirectoryFileError,
+        ConfigError,
+        DatabaseError,
+        ConfigurationError,
+        ConnectorError,
+        DirectoryFileError,
         UsageError,
     ) as e:
         print(f"crmhub: {e}", file=sys.stderr)
+        return 2
+    except DBAPIError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
+        print(
+            f"crmhub: database error: {reason} (check CRMHUB_DATABASE_URL; after an update run "
+            "`crmhub db upgrade`)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

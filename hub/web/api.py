@@ -76,12 +76,53 @@ def timeline_filter(request: Request) -> queries.TimelineFilter:
     channel = request.query_params.get("channel") or None
     if channel and channel not in ("email", "call", "sms", "meeting", "fax", "note"):
         raise ApiError(400, "bad_channel", f"channel={channel!r} is not a channel")
-    return queries.TimelineFilter(channel, _date(request, "since"), _date(request, "until"),
-                                  request.query_params.get("q") or None)
+    return queries.TimelineFilter(
+        channel,
+        _date(request, "since"),
+        _date(request, "until"),
+        request.query_params.get("q") or None,
+    )
 
 
-def _id(request: Request) -> int:
-    return int(request.path_params["id"])
+MAX_ID = 2**63 - 1  # ids are 64-bit integer columns; a larger one cannot exist
+
+
+def object_id(request: Request) -> int:
+    value = int(request.path_params["id"])
+    if value > MAX_ID:
+        raise ApiError(404, "not_found", f"no object {value}")
+    return value
+
+
+def _cursor(request: Request, *shape: type) -> str | None:
+    """The `cursor` parameter, checked against the shape this listing hands out.
+
+    Storage decodes a cursor but trusts what is inside; a hand-made or truncated one must be
+    answered with 400, not fail in the database.
+    """
+    raw = request.query_params.get("cursor") or None
+    if raw is None:
+        return None
+    values = queries.decode_cursor(raw)
+    fits = len(values) == len(shape) and all(
+        isinstance(v, kind) and not isinstance(v, bool) and (kind is not int or 0 <= v <= MAX_ID)
+        for v, kind in zip(values, shape, strict=True)
+    )
+    if not fits:
+        raise queries.BadCursor(f"cursor {raw[:40]!r} is not valid")
+    return raw
+
+
+def account_cursor(request: Request) -> str | None:
+    return _cursor(request, str, int)
+
+
+def timeline_cursor(request: Request) -> str | None:
+    return _cursor(request, str, int)
+
+
+def quarantine_cursor(request: Request) -> str | None:
+    return _cursor(request, int)
 
 
 def page_json(page: queries.Page, render: Callable[[Any], dict[str, Any]]) -> JSONResponse:
@@ -91,17 +132,18 @@ def page_json(page: queries.Page, render: Callable[[Any], dict[str, Any]]) -> JS
 @endpoint
 async def accounts(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        page = await queries.list_accounts(session, request.query_params.get("q"),
-                                           request.query_params.get("cursor"), _limit(request))
+        page = await queries.list_accounts(
+            session, request.query_params.get("q"), account_cursor(request), _limit(request)
+        )
     return page_json(page, account_json)
 
 
 @endpoint
 async def account(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        row = await session.get(AccountRow, _id(request))
+        row = await session.get(AccountRow, object_id(request))
         if row is None:
-            raise ApiError(404, "not_found", f"no account {_id(request)}")
+            raise ApiError(404, "not_found", f"no account {object_id(request)}")
         contacts = await queries.contacts_of(session, row.id)
     return JSONResponse({**account_json(row), "contacts": [contact_json(c) for c in contacts]})
 
@@ -109,38 +151,48 @@ async def account(request: Request) -> Response:
 @endpoint
 async def account_timeline(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        if await session.get(AccountRow, _id(request)) is None:
-            raise ApiError(404, "not_found", f"no account {_id(request)}")
-        page = await queries.account_timeline(session, _id(request), timeline_filter(request),
-                                              request.query_params.get("cursor"), _limit(request))
+        if await session.get(AccountRow, object_id(request)) is None:
+            raise ApiError(404, "not_found", f"no account {object_id(request)}")
+        page = await queries.account_timeline(
+            session,
+            object_id(request),
+            timeline_filter(request),
+            timeline_cursor(request),
+            _limit(request),
+        )
     return page_json(page, interaction_json)
 
 
 @endpoint
 async def contact(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        row = await session.get(ContactRow, _id(request))
+        row = await session.get(ContactRow, object_id(request))
         if row is None:
-            raise ApiError(404, "not_found", f"no contact {_id(request)}")
+            raise ApiError(404, "not_found", f"no contact {object_id(request)}")
     return JSONResponse(contact_json(row))
 
 
 @endpoint
 async def contact_timeline(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        if await session.get(ContactRow, _id(request)) is None:
-            raise ApiError(404, "not_found", f"no contact {_id(request)}")
-        page = await queries.contact_timeline(session, _id(request), timeline_filter(request),
-                                              request.query_params.get("cursor"), _limit(request))
+        if await session.get(ContactRow, object_id(request)) is None:
+            raise ApiError(404, "not_found", f"no contact {object_id(request)}")
+        page = await queries.contact_timeline(
+            session,
+            object_id(request),
+            timeline_filter(request),
+            timeline_cursor(request),
+            _limit(request),
+        )
     return page_json(page, interaction_json)
 
 
 @endpoint
 async def interaction(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        row = await session.get(InteractionRow, _id(request))
+        row = await session.get(InteractionRow, object_id(request))
         if row is None:
-            raise ApiError(404, "not_found", f"no interaction {_id(request)}")
+            raise ApiError(404, "not_found", f"no interaction {object_id(request)}")
     return JSONResponse(interaction_json(row, full=True))
 
 
@@ -158,7 +210,7 @@ async def interactions(request: Request) -> Response:
             external_id=params.get("external_id") or None,
             unmatched=None if not unmatched else unmatched in ("true", "1"),
             f=timeline_filter(request),
-            cursor=params.get("cursor"),
+            cursor=timeline_cursor(request),
             limit=_limit(request),
         )
     return page_json(page, interaction_json)
@@ -191,34 +243,41 @@ async def lookup(request: Request) -> Response:
             latest += [interaction_json(i) for i in page.items]
         if not contacts:
             for a in account_rows.values():
-                page = await queries.account_timeline(session, a.id, queries.TimelineFilter(), None, 10)
+                page = await queries.account_timeline(
+                    session, a.id, queries.TimelineFilter(), None, 10
+                )
                 latest += [interaction_json(i) for i in page.items]
     latest.sort(key=lambda x: x["occurred_at"], reverse=True)
-    return JSONResponse({
-        "query": {"phone": key_phone, "email": key_email},
-        "contacts": [contact_json(c) for c in contacts],
-        "accounts": [account_json(a) for a in account_rows.values()],
-        "latest": latest[:10],
-    })
+    return JSONResponse(
+        {
+            "query": {"phone": key_phone, "email": key_email},
+            "contacts": [contact_json(c) for c in contacts],
+            "accounts": [account_json(a) for a in account_rows.values()],
+            "latest": latest[:10],
+        }
+    )
 
 
 @endpoint
 async def quarantine(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        page = await queries.quarantine(session, request.query_params.get("cursor"), _limit(request))
+        page = await queries.quarantine(session, quarantine_cursor(request), _limit(request))
     return page_json(page, quarantine_json)
 
 
 @endpoint
 async def attachment(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        row = await session.get(AttachmentRow, _id(request))
+        row = await session.get(AttachmentRow, object_id(request))
         if row is None or row.blob_id is None:
-            raise ApiError(404, "not_found", f"no stored attachment {_id(request)}")
+            raise ApiError(404, "not_found", f"no stored attachment {object_id(request)}")
         data = await read_blob(session, row.blob_id)
     safe = row.filename.replace('"', "").encode("ascii", "replace").decode()
-    return Response(data, media_type=row.content_type,
-                    headers={"Content-Disposition": f'attachment; filename="{safe}"'})
+    return Response(
+        data,
+        media_type=row.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{safe}"'},
+    )
 
 
 @endpoint

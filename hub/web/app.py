@@ -34,9 +34,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def build_app(hub: Hub) -> Starlette:
     app = Starlette(
         routes=[*api.ROUTES, *pages.ROUTES],
-        middleware=[Middleware(SessionMiddleware, secret_key=secret_key_for(hub.settings),
-                               session_cookie="crmhub_session", same_site="lax",
-                               https_only=False, max_age=12 * 3600)],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=secret_key_for(hub.settings),
+                session_cookie="crmhub_session",
+                same_site="lax",
+                https_only=False,
+                max_age=12 * 3600,
+            )
+        ],
         exception_handlers={500: server_error, HTTPException: http_error},
     )
     app.state.hub = hub

@@ -6,38 +6,81 @@ from typing import Any
 
 
 def _param(name: str, where: str = "query", kind: str = "string", doc: str = "") -> dict[str, Any]:
-    return {"name": name, "in": where, "required": where == "path",
-            "schema": {"type": kind}, "description": doc}
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": {"type": kind},
+        "description": doc,
+    }
 
 
-PAGING = [_param("cursor", doc="next_cursor of the previous page"),
-          _param("limit", kind="integer", doc="1..200, default 50")]
-TIMELINE = [_param("channel", doc="email, call, sms, meeting, fax or note"),
-            _param("since", doc="ISO date-time, inclusive"), _param("until", doc="ISO date-time, exclusive")]
+PAGING = [
+    _param("cursor", doc="next_cursor of the previous page"),
+    _param("limit", kind="integer", doc="1..200, default 50"),
+]
+TIMELINE = [
+    _param("channel", doc="email, call, sms, meeting, fax or note"),
+    _param("since", doc="ISO date-time, inclusive"),
+    _param("until", doc="ISO date-time, exclusive"),
+]
 ID = [_param("id", "path", "integer")]
 
-ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
-    "code": {"type": "string"}, "message": {"type": "string"}}}}}
-INTERACTION = {"type": "object", "properties": {k: {} for k in (
-    "id", "channel", "direction", "occurred_at", "subject", "snippet", "participants",
-    "attributions", "sources", "message_id", "thread_id")}}
+ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+INTERACTION = {
+    "type": "object",
+    "properties": {
+        k: {}
+        for k in (
+            "id",
+            "channel",
+            "direction",
+            "occurred_at",
+            "subject",
+            "snippet",
+            "participants",
+            "attributions",
+            "sources",
+            "message_id",
+            "thread_id",
+        )
+    },
+}
 
 
 def _get(summary: str, params: list[dict[str, Any]], item: str | None = None) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object"}
     if item:
-        schema = {"type": "object", "properties": {
-            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
-            "next_cursor": {"type": ["string", "null"]}}}
-    return {"get": {
-        "summary": summary,
-        "parameters": params,
-        "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
-            "401": {"description": "no or bad token", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Error"}}}},
-        },
-    }}
+        schema = {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        }
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+                "401": {
+                    "description": "no or bad token",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+            },
+        }
+    }
 
 
 OPENAPI: dict[str, Any] = {
@@ -45,28 +88,53 @@ OPENAPI: dict[str, Any] = {
     "info": {"title": "crmhub API", "version": "0.1.0"},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"Error": ERROR, "Interaction": INTERACTION,
-                    "Account": {"type": "object"}, "Quarantined": {"type": "object"}},
+        "schemas": {
+            "Error": ERROR,
+            "Interaction": INTERACTION,
+            "Account": {"type": "object"},
+            "Quarantined": {"type": "object"},
+        },
     },
     "security": [{"bearer": []}],
     "paths": {
-        "/api/health": {"get": {"summary": "liveness", "security": [],
-                                "responses": {"200": {"description": "OK"}}}},
+        "/api/health": {
+            "get": {
+                "summary": "liveness",
+                "security": [],
+                "responses": {"200": {"description": "OK"}},
+            }
+        },
         "/api/accounts": _get("accounts, by name", [_param("q"), *PAGING], "Account"),
         "/api/accounts/{id}": _get("one account with its contacts", ID),
-        "/api/accounts/{id}/timeline": _get("the account's combined timeline, newest first",
-                                            [*ID, *TIMELINE, *PAGING], "Interaction"),
+        "/api/accounts/{id}/timeline": _get(
+            "the account's combined timeline, newest first",
+            [*ID, *TIMELINE, *PAGING],
+            "Interaction",
+        ),
         "/api/contacts/{id}": _get("one contact", ID),
-        "/api/contacts/{id}/timeline": _get("the contact's timeline", [*ID, *TIMELINE, *PAGING],
-                                            "Interaction"),
-        "/api/interactions": _get("interactions, newest first", [
-            _param("message_id"), _param("connector"), _param("external_id"),
-            _param("unmatched", kind="boolean"), _param("q"), *TIMELINE, *PAGING], "Interaction"),
+        "/api/contacts/{id}/timeline": _get(
+            "the contact's timeline", [*ID, *TIMELINE, *PAGING], "Interaction"
+        ),
+        "/api/interactions": _get(
+            "interactions, newest first",
+            [
+                _param("message_id"),
+                _param("connector"),
+                _param("external_id"),
+                _param("unmatched", kind="boolean"),
+                _param("q"),
+                *TIMELINE,
+                *PAGING,
+            ],
+            "Interaction",
+        ),
         "/api/interactions/{id}": _get("one interaction with its text", ID),
         "/api/attachments/{id}": _get("download an attachment", ID),
-        "/api/lookup": _get("who is this phone number or address (screen pop)",
-                            [_param("phone"), _param("email")]),
-        "/api/quarantine": _get("items that could not be read, with the reason", PAGING,
-                                "Quarantined"),
+        "/api/lookup": _get(
+            "who is this phone number or address (screen pop)", [_param("phone"), _param("email")]
+        ),
+        "/api/quarantine": _get(
+            "items that could not be read, with the reason", PAGING, "Quarantined"
+        ),
     },
 }

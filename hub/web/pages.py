@@ -14,7 +14,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.bootstrap import Hub
-from hub.web.api import ApiError, timeline_filter
+from hub.web.api import (
+    ApiError,
+    account_cursor,
+    object_id,
+    quarantine_cursor,
+    timeline_cursor,
+    timeline_filter,
+)
 from hub.web.auth import current_user
 from storage import queries
 from storage.blobs import read_blob
@@ -31,8 +38,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     user = getattr(request.state, "user", None)
-    return HTMLResponse(TEMPLATES.get_template(name).render(request=request, user=user, **context),
-                        status_code=status)
+    return HTMLResponse(
+        TEMPLATES.get_template(name).render(request=request, user=user, **context),
+        status_code=status,
+    )
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
@@ -74,8 +83,14 @@ async def login(request: Request) -> Response:
     async with _hub(request).sessions() as session:
         user = await user_by_email(session, email)
     if user is None or not check_password(password, user.password_hash):
-        return render(request, "login.html", status=401, next=target, email=email,
-                      error="Wrong email or password.")
+        return render(
+            request,
+            "login.html",
+            status=401,
+            next=target,
+            email=email,
+            error="Wrong email or password.",
+        )
     request.session["user_id"] = user.id
     return RedirectResponse(target, 303)
 
@@ -88,9 +103,8 @@ async def logout(request: Request) -> Response:
 @page
 async def accounts(request: Request) -> Response:
     q = request.query_params.get("q", "")
-    cursor = request.query_params.get("cursor")
     async with _hub(request).sessions() as session:
-        result = await queries.list_accounts(session, q or None, cursor, PAGE_SIZE)
+        result = await queries.list_accounts(session, q or None, account_cursor(request), PAGE_SIZE)
     return render(request, "accounts.html", q=q, page=result)
 
 
@@ -100,41 +114,57 @@ def _filters(request: Request) -> dict[str, str]:
 
 @page
 async def account(request: Request) -> Response:
-    account_id = int(request.path_params["id"])
+    account_id = object_id(request)
     async with _hub(request).sessions() as session:
         row = await session.get(AccountRow, account_id)
         if row is None:
             raise ApiError(404, "not_found", f"There is no account {account_id}.")
         contacts = await queries.contacts_of(session, account_id)
-        result = await queries.account_timeline(session, account_id, timeline_filter(request),
-                                                request.query_params.get("cursor"), PAGE_SIZE)
-    return render(request, "account.html", account=row, contacts=contacts, page=result,
-                  filters=_filters(request))
+        result = await queries.account_timeline(
+            session, account_id, timeline_filter(request), timeline_cursor(request), PAGE_SIZE
+        )
+    return render(
+        request,
+        "account.html",
+        account=row,
+        contacts=contacts,
+        page=result,
+        filters=_filters(request),
+    )
 
 
 @page
 async def contact(request: Request) -> Response:
-    contact_id = int(request.path_params["id"])
+    contact_id = object_id(request)
     async with _hub(request).sessions() as session:
         row = await session.get(ContactRow, contact_id)
         if row is None:
             raise ApiError(404, "not_found", f"There is no contact {contact_id}.")
         account_row = await session.get(AccountRow, row.account_id) if row.account_id else None
-        result = await queries.contact_timeline(session, contact_id, timeline_filter(request),
-                                                request.query_params.get("cursor"), PAGE_SIZE)
-    return render(request, "contact.html", contact=row, account=account_row, page=result,
-                  filters=_filters(request))
+        result = await queries.contact_timeline(
+            session, contact_id, timeline_filter(request), timeline_cursor(request), PAGE_SIZE
+        )
+    return render(
+        request,
+        "contact.html",
+        contact=row,
+        account=account_row,
+        page=result,
+        filters=_filters(request),
+    )
 
 
 @page
 async def interaction(request: Request) -> Response:
-    interaction_id = int(request.path_params["id"])
+    interaction_id = object_id(request)
     async with _hub(request).sessions() as session:
         row = await session.get(InteractionRow, interaction_id)
         if row is None:
             raise ApiError(404, "not_found", f"There is no interaction {interaction_id}.")
         names = await queries.accounts_by_ids(session, {a.account_id for a in row.attributions})
-    html = nh3.clean(row.body_html, url_schemes={"http", "https", "mailto"}) if row.body_html else ""
+    html = (
+        nh3.clean(row.body_html, url_schemes={"http", "https", "mailto"}) if row.body_html else ""
+    )
     return render(request, "interaction.html", item=row, html=html, accounts=names)
 
 
@@ -142,7 +172,7 @@ async def interaction(request: Request) -> Response:
 async def unmatched(request: Request) -> Response:
     async with _hub(request).sessions() as session:
         result = await queries.list_interactions(
-            session, unmatched=True, cursor=request.query_params.get("cursor"), limit=PAGE_SIZE
+            session, unmatched=True, cursor=timeline_cursor(request), limit=PAGE_SIZE
         )
     return render(request, "unmatched.html", page=result)
 
@@ -150,7 +180,7 @@ async def unmatched(request: Request) -> Response:
 @page
 async def quarantined(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        result = await queries.quarantine(session, request.query_params.get("cursor"), PAGE_SIZE)
+        result = await queries.quarantine(session, quarantine_cursor(request), PAGE_SIZE)
     return render(request, "quarantine.html", page=result)
 
 
@@ -158,7 +188,7 @@ async def quarantined(request: Request) -> Response:
 async def quarantined_raw(request: Request) -> Response:
     """The raw bytes of a quarantined item, as text, so IT can see why it failed."""
     async with _hub(request).sessions() as session:
-        row = await session.get(QuarantineRow, int(request.path_params["id"]))
+        row = await session.get(QuarantineRow, object_id(request))
         if row is None or row.raw_blob_id is None:
             raise ApiError(404, "not_found", "No such quarantined item.")
         data = await read_blob(session, row.raw_blob_id)

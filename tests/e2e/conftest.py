@@ -1,0 +1,272 @@
+"""End-to-end fixtures: the real `crmhub` console script and a real `crmhub serve` child process.
+
+The e2e tier talks to crmhub only the way users and scripts do, through the command line and
+HTTP, so these fixtures start child processes on free loopback ports and stop them by pid. The
+HTTP and browser modules share one seeded site per module: their tests only read, and starting a
+server plus loading the tests/data files once keeps the tier fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from config.settings import Settings
+from hub.admin import add_connector, import_directory
+from hub.bootstrap import build_hub
+from hub.pipeline import sync_all
+from storage import db
+from storage.users import add_user, create_token
+
+CRMHUB = Path(sys.executable).parent / "crmhub"
+DATA = Path(__file__).parent.parent / "data"
+SECRET_KEY = "e2e-secret-key-0123456789abcdef"
+Result = subprocess.CompletedProcess[str]
+BROKEN_CDR_ROW = "this,row,is,not,a,call,record\n"
+
+
+def crmhub_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment an operator would export before running crmhub against this database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMHUB_")}
+    env.update(
+        CRMHUB_DATABASE_URL=database_url,
+        CRMHUB_INTERNAL_DOMAINS="ourco.example",
+        CRMHUB_DEFAULT_REGION="DE",
+        CRMHUB_TIMEZONE="Europe/Berlin",
+        CRMHUB_SECRET_KEY=SECRET_KEY,
+    )
+    env.update(extra)
+    return env
+
+
+class Cli:
+    """Runs `crmhub ARGS...` in a work directory against one database, as an operator would."""
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.database_url, self.workdir = database_url, workdir
+
+    def _start(self, args: tuple[str, ...], env: dict[str, str] | None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(CRMHUB), *args],
+            env=crmhub_env(self.database_url, **(env or {})),
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    @staticmethod
+    def _finish(process: subprocess.Popen[str]) -> Result:
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return self._finish(self._start(args, env))
+
+    def each(self, *commands: tuple[str, ...], env: dict[str, str] | None = None) -> list[Result]:
+        """Independent commands side by side: each spends about a second starting Python.
+
+        Only for a database that exists already, so that no two of them create its schema.
+        """
+        started = [self._start(args, env) for args in commands]
+        return [self._finish(process) for process in started]
+
+
+@pytest.fixture
+def crmhub(database_url: str, tmp_path: Path) -> Cli:
+    if not CRMHUB.exists():
+        pytest.fail(f"{CRMHUB} is missing: install the project with `pip install -e .[test]`")
+    return Cli(database_url, tmp_path)
+
+
+@pytest.fixture
+def migrated(database_url: str) -> None:
+    """The schema in place before the first command, so that `Cli.each` may run at once."""
+    db.upgrade(database_url)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A `crmhub serve --no-scheduler` child process and the URL it answers on."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def start_server(database_url: str, workdir: Path, timeout: float = 30.0) -> Server:
+    port = free_port()
+    log = workdir / f"serve-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(CRMHUB), "serve", "--port", str(port), "--no-scheduler"],
+            env=crmhub_env(database_url),
+            cwd=workdir,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"crmhub serve exited with {process.returncode}:\n{server.output()}")
+        try:
+            if httpx.get(f"{server.url}/api/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.05)
+    stop_server(server)
+    pytest.fail(f"crmhub serve did not answer within {timeout} s:\n{server.output()}")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[str, Path], Server]]:
+    """Factory: start a server for a database; every server started here is stopped after."""
+    started: list[Server] = []
+
+    def start(database_url: str, workdir: Path) -> Server:
+        server = start_server(database_url, workdir)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database of the module's own, so a module-wide server never sees a TRUNCATE."""
+    pg_url = os.environ.get("CRMHUB_TEST_DATABASE_URL", "")
+    if not pg_url:
+        url = f"sqlite:///{tmp_path_factory.mktemp('site') / 'site.db'}"
+        db.upgrade(url)
+        yield url
+        return
+    admin_url = make_url(pg_url).set(drivername="postgresql+psycopg")
+    name = f"crmhub_e2e_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    db.upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@dataclass
+class Site:
+    """A running server over tests/data, with a user who can log in and an API token."""
+
+    server: Server
+    database_url: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+async def _seed(database_url: str, cdr: Path, synced: bool) -> str:
+    settings = Settings(
+        database_url=database_url,
+        internal_domains=["ourco.example"],
+        default_region="DE",
+        timezone="Europe/Berlin",
+        secret_key=SECRET_KEY,
+    )
+    hub = build_hub(settings)
+    try:
+        result = await import_directory(hub, DATA / "directory.csv")
+        assert not result.errors, result.errors
+        for kind, name, path in (
+            ("mbox", "mail", DATA / "contract.mbox"),
+            ("ics", "calendar", DATA / "contract.ics"),
+            ("asterisk-cdr", "calls", cdr),
+        ):
+            await add_connector(hub, kind, name, {"path": str(path)}, {})
+        if not synced:
+            return ""
+        reports = await sync_all(hub)
+        assert all(not r.errors for r in reports), [r.error for r in reports]
+        async with hub.sessions() as session, session.begin():
+            row = await add_user(session, "sales@ourco.example", "sales", "correct horse 42")
+            return await create_token(session, row)
+    finally:
+        await hub.close()
+
+
+def seed(database_url: str, cdr: Path = DATA / "Master.csv", *, synced: bool = True) -> str:
+    """Load tests/data in-process: directory and the connectors mail, calendar and calls.
+
+    With `synced`, also sync them and add sales@ourco.example; returns that user's API token.
+    Tests whose subject is something else set up this way, not through slower CLI calls. It
+    runs in a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    """
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _seed(database_url, cdr, synced)).result()
+
+
+@pytest.fixture
+def configured(database_url: str) -> None:
+    """tests/data's directory imported and its three connectors added, nothing synced yet."""
+    seed(database_url, synced=False)
+
+
+@pytest.fixture(scope="module")
+def site(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """tests/data synced (plus one unreadable call record, to fill the quarantine) and served."""
+    workdir = tmp_path_factory.mktemp("served")
+    shutil.copy(DATA / "Master.csv", workdir / "Master.csv")
+    with (workdir / "Master.csv").open("a", encoding="utf-8") as handle:
+        handle.write(BROKEN_CDR_ROW)
+    token = seed(module_database_url, workdir / "Master.csv")
+    server = start_server(module_database_url, workdir)
+    try:
+        yield Site(server, module_database_url, "sales@ourco.example", "correct horse 42", token)
+    finally:
+        stop_server(server)
+    assert "Traceback" not in server.output(), f"the server failed a request:\n{server.output()}"
