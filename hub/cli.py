@@ -205,6 +205,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(hub, args.host, args.port, scheduler=not args.no_scheduler)
 
 
+def cmd_dropbox(args: argparse.Namespace) -> int:
+    from hub.dropbox import serve_dropbox
+
+    return serve_dropbox(_hub(), args.host, args.port)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from hub.jobs import run_worker
 
@@ -236,6 +242,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-scheduler", action="store_true")
     serve.set_defaults(run=cmd_serve)
+
+    dropbox = sub.add_parser("dropbox", help="SMTP server that logs mail BCC'd or forwarded to it")
+    dropbox.add_argument("--host", default="127.0.0.1")
+    dropbox.add_argument("--port", type=int, default=2525)
+    dropbox.set_defaults(run=cmd_dropbox)
 
     sub.add_parser("worker", help="run scheduled syncs without the web view").set_defaults(
         run=cmd_worker
