@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import secrets
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,10 +21,26 @@ from hub.model import Quarantined, RawItem, Translated
 from matching.identities import FreeMail, default_free_mail
 from matching.index import IdentityIndex
 from storage import db
+from storage.blobs import pack
 from storage.directory import load_directory
 from storage.ingest import SqlInteractionStore
 
 POOL_THRESHOLD = 100  # items; below this a worker process costs more than it saves
+
+
+def translate_and_pack(
+    cls: type[Connector],
+    name: str,
+    settings: dict[str, str],
+    context: ConnectorContext,
+    raws: list[RawItem],
+) -> list[Translated | Quarantined]:
+    """Translate, and hash and compress the raw bytes while on a core of their own."""
+    out: list[Translated | Quarantined] = []
+    for item in translate_batch(cls, name, settings, context, raws):
+        digest, packed = pack(item.raw.data)
+        out.append(replace(item, raw=replace(item.raw, digest=digest, packed=packed)))
+    return out
 
 
 class SecretBox:
@@ -99,23 +115,15 @@ class Hub:
         self, connector: Connector, raws: list[RawItem]
     ) -> list[Translated | Quarantined]:
         """Big batches go to worker processes (all cores); small ones to a thread (no start-up)."""
+        args = (type(connector), connector.name, dict(connector.settings), connector.context, raws)
         if len(raws) < POOL_THRESHOLD or os.cpu_count() == 1:
-            return await asyncio.to_thread(connector.translate_all, raws)
+            return await asyncio.to_thread(translate_and_pack, *args)
         if self.pool is None:
             # spawn, not fork: forking a process that runs an event loop and database threads
             # can copy a held lock into the child.
             self.pool = ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn"))
         loop = asyncio.get_running_loop()
-        settings = dict(connector.settings)
-        return await loop.run_in_executor(
-            self.pool,
-            translate_batch,
-            type(connector),
-            connector.name,
-            settings,
-            connector.context,
-            raws,
-        )
+        return await loop.run_in_executor(self.pool, translate_and_pack, *args)
 
     async def close(self) -> None:
         if self.pool is not None:

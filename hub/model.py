@@ -141,6 +141,9 @@ class RawItem:
     external_id: str
     data: bytes
     content_type: str = "message/rfc822"
+    # Filled where CPU is parallel (the translation worker), so storage need not hash or pack:
+    digest: str = ""  # sha256 hex of `data`
+    packed: bytes | None = None  # `data` as storage keeps it
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from storage.ingest import IngestCounts, MatchedParticipant, StoredItem
 from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
-AHEAD = 2
+AHEAD = 1  # one batch fetched ahead already overlaps I/O and CPU; more only costs memory
 
 Progress = Callable[[str, int], None]
 

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.model import Attribution, Interaction, Quarantined, RawItem
-from storage.blobs import store_blobs
+from storage.blobs import Blob, store_blobs
 from storage.tables import (
     AttachmentRow,
     AttributionRow,
@@ -94,10 +94,10 @@ class SqlInteractionStore:
                 _sort(item, plan, counts)
             blobs = await store_blobs(
                 session,
-                [i.raw.data for i in plan.new_items.values()]
-                + [q.raw.data for q in quarantined]
+                [_blob(i.raw) for i in plan.new_items.values()]
+                + [_blob(q.raw) for q in quarantined]
                 + [
-                    a.content
+                    Blob.of(a.content)
                     for i in plan.new_items.values()
                     for a in i.interaction.attachments
                     if a.content
@@ -253,7 +253,7 @@ class SqlInteractionStore:
                     connector=connector,
                     external_id=q.raw.external_id,
                     reason=q.reason[:2000],
-                    raw_blob_id=blobs.get(_sha(q.raw.data)),
+                    raw_blob_id=blobs.get(_digest(q.raw)),
                     created_at=now,
                 )
             )
@@ -264,6 +264,14 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _digest(raw: RawItem) -> str:
+    return raw.digest or _sha(raw.data)
+
+
+def _blob(raw: RawItem) -> Blob:
+    return Blob.of(raw.data, raw.digest, raw.packed)
+
+
 def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
     """New interaction, another source of a known one, or a re-delivery of a known source."""
     if item.raw.external_id in plan.known_sources:
@@ -271,7 +279,7 @@ def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
         return
     plan.known_sources.add(item.raw.external_id)
     key = item.interaction.dedupe_key
-    plan.sources.append((key, item.raw.external_id, _sha(item.raw.data)))
+    plan.sources.append((key, item.raw.external_id, _digest(item.raw)))
     if key in plan.by_key or key in plan.new_items:
         counts.duplicates += 1
         return
@@ -301,6 +309,6 @@ def _interaction_values(item: StoredItem, blobs: dict[str, int]) -> dict[str, An
         "in_reply_to": it.in_reply_to,
         "references": it.references,
         "not_logged": item.not_logged[:200],
-        "raw_blob_id": blobs.get(_sha(item.raw.data)),
+        "raw_blob_id": blobs.get(_digest(item.raw)),
         "extra": dict(it.extra),
     }
