@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.base import ConfigurationError, ConnectorError
 from hub.bootstrap import Hub
+from hub.sending import Outgoing, SendError, SendOutcome, send_mail, smtp_connector_for
 from hub.web.auth import current_user
 from hub.web.openapi import OPENAPI
 from hub.web.serialize import account_json, contact_json, interaction_json, quarantine_json
@@ -280,6 +282,60 @@ async def attachment(request: Request) -> Response:
     )
 
 
+async def outgoing_from(request: Request, values: dict[str, Any]) -> tuple[str, Outgoing]:
+    """The send request as the API and the web form both give it; SendError names a field."""
+
+    def addresses(name: str) -> list[str]:
+        value = values.get(name) or []
+        if isinstance(value, str):
+            value = [part for part in value.replace(";", ",").split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SendError(f"{name}: expected a list of email addresses")
+        return [v.strip() for v in value]
+
+    for name in ("subject", "body", "in_reply_to", "connector"):
+        if not isinstance(values.get(name, ""), str):
+            raise SendError(f"{name}: expected a string")
+    outgoing = Outgoing(
+        sender=request.state.user.email,
+        to=addresses("to"),
+        cc=addresses("cc"),
+        subject=values.get("subject", ""),
+        body=values.get("body", ""),
+        in_reply_to=values.get("in_reply_to", "").strip(),
+    )
+    connector = await smtp_connector_for(_hub(request), values.get("connector") or None)
+    return connector, outgoing
+
+
+async def send(request: Request, values: dict[str, Any]) -> SendOutcome:
+    """Send for the logged-in user; errors become ApiError with a status that says whose fault."""
+    try:
+        connector, outgoing = await outgoing_from(request, values)
+        return await send_mail(_hub(request), connector, outgoing)
+    except SendError as e:
+        raise ApiError(422, "bad_message", str(e)) from e
+    except ConfigurationError as e:
+        raise ApiError(503, "sending_not_configured", str(e)) from e
+    except ConnectorError as e:
+        raise ApiError(502, "send_failed", str(e)) from e
+
+
+@endpoint
+async def messages(request: Request) -> Response:
+    """POST /api/messages: JSON only, which also keeps other sites from posting with a cookie."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the message as application/json")
+    try:
+        values = await request.json()
+    except ValueError as e:
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from e
+    if not isinstance(values, dict):
+        raise ApiError(400, "bad_json", "expected a JSON object")
+    outcome = await send(request, values)
+    return JSONResponse(outcome.as_json(), status_code=201)
+
+
 @endpoint
 async def openapi(request: Request) -> Response:
     return JSONResponse(OPENAPI)
@@ -306,5 +362,6 @@ ROUTES = [
     Route("/api/attachments/{id:int}", attachment),
     Route("/api/lookup", lookup),
     Route("/api/quarantine", quarantine),
+    Route("/api/messages", messages, methods=["POST"]),
     Route("/api/{rest:path}", not_found),
 ]

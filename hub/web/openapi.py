@@ -83,6 +83,71 @@ def _get(summary: str, params: list[dict[str, Any]], item: str | None = None) ->
     }
 
 
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+SEND_MESSAGE = {
+    "post": {
+        "summary": "send a mail to customers as the caller; logged at once, filed in Sent",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["to", "subject", "body"],
+                        "properties": {
+                            "to": {"type": "array", "items": {"type": "string"}},
+                            "cc": {"type": "array", "items": {"type": "string"}},
+                            "subject": {"type": "string"},
+                            "body": {"type": "string", "description": "plain text"},
+                            "in_reply_to": {"type": "string", "description": "a Message-ID"},
+                            "connector": {
+                                "type": "string",
+                                "description": "smtp connector; optional when there is one",
+                            },
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "201": {
+                "description": "sent to `accepted`; `refused` maps each refused recipient to "
+                "the server's answer",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "interaction_id": {"type": "integer"},
+                                "message_id": {"type": "string"},
+                                "accepted": {"type": "array", "items": {"type": "string"}},
+                                "refused": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "string"},
+                                },
+                                "sent_folder": {"type": "string"},
+                                "sent_copy_error": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "401": {"description": "no or bad token", "content": _ERROR_JSON},
+            "415": {"description": "not application/json", "content": _ERROR_JSON},
+            "422": {
+                "description": "a field is wrong; the message names it",
+                "content": _ERROR_JSON,
+            },
+            "502": {
+                "description": "the mail server refused every recipient or the login",
+                "content": _ERROR_JSON,
+            },
+            "503": {"description": "no smtp connector is set up", "content": _ERROR_JSON},
+        },
+    }
+}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "crmhub API", "version": "0.1.0"},
@@ -136,5 +201,6 @@ OPENAPI: dict[str, Any] = {
         "/api/quarantine": _get(
             "items that could not be read, with the reason", PAGING, "Quarantined"
         ),
+        "/api/messages": SEND_MESSAGE,
     },
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from hub.web.api import (
     account_cursor,
     object_id,
     quarantine_cursor,
+    send,
     timeline_cursor,
     timeline_filter,
 )
@@ -36,10 +39,22 @@ PAGE_SIZE = 25
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def csrf_token(request: Request) -> str:
+    """Per-session token that every state-changing form carries back (a cookie alone does not)."""
+    if "session" not in request.scope:
+        return ""
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(24)
+    return str(token)
+
+
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     user = getattr(request.state, "user", None)
     return HTMLResponse(
-        TEMPLATES.get_template(name).render(request=request, user=user, **context),
+        TEMPLATES.get_template(name).render(
+            request=request, user=user, csrf=csrf_token(request), **context
+        ),
         status_code=status,
     )
 
@@ -71,7 +86,8 @@ def _hub(request: Request) -> Hub:
 
 
 def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+    safe = value and value.startswith("/") and not value.startswith(("//", "/\\"))
+    return value if safe and value else "/"
 
 
 async def login(request: Request) -> Response:
@@ -92,6 +108,7 @@ async def login(request: Request) -> Response:
             error="Wrong email or password.",
         )
     request.session["user_id"] = user.id
+    request.session["csrf"] = secrets.token_urlsafe(24)  # a new session gets a new token
     return RedirectResponse(target, 303)
 
 
@@ -130,6 +147,8 @@ async def account(request: Request) -> Response:
         contacts=contacts,
         page=result,
         filters=_filters(request),
+        known_addresses=[e.address for c in contacts for e in c.emails],
+        compose_to="",
     )
 
 
@@ -144,6 +163,7 @@ async def contact(request: Request) -> Response:
         result = await queries.contact_timeline(
             session, contact_id, timeline_filter(request), timeline_cursor(request), PAGE_SIZE
         )
+    addresses = [e.address for e in row.emails]
     return render(
         request,
         "contact.html",
@@ -151,7 +171,21 @@ async def contact(request: Request) -> Response:
         account=account_row,
         page=result,
         filters=_filters(request),
+        known_addresses=addresses,
+        compose_to=addresses[0] if addresses else "",
     )
+
+
+@page
+async def send_form(request: Request) -> Response:
+    form = await request.form()
+    expected = request.session.get("csrf", "")
+    if not expected or not hmac.compare_digest(str(form.get("csrf", "")), str(expected)):
+        return error_page(request, 403, "This form has expired; reload the page and send again.")
+    back = _safe_next(str(form.get("back", "/")))
+    values = {k: str(form.get(k, "")) for k in ("to", "cc", "subject", "body", "in_reply_to")}
+    outcome = await send(request, values)
+    return render(request, "sent.html", outcome=outcome, back=back)
 
 
 @page
@@ -213,6 +247,7 @@ ROUTES = [
     Route("/accounts/{id:int}", account),
     Route("/contacts/{id:int}", contact),
     Route("/interactions/{id:int}", interaction),
+    Route("/send", send_form, methods=["POST"]),
     Route("/unmatched", unmatched),
     Route("/quarantine", quarantined),
     Route("/quarantine/{id:int}/raw", quarantined_raw),

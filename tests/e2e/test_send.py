@@ -1,0 +1,169 @@
+"""Sending from crmhub as users do it: `POST /api/messages` and the form on a contact page.
+
+The mail server is a real aiosmtpd on loopback; the hub is a real `crmhub serve` child process.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.e2e.conftest import Cli, Server, seed
+
+
+class Mailserver:
+    """Accepts everything except recipients at nobody.example."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.endswith("@nobody.example"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailserver() -> Iterator[tuple[int, Mailserver]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = Mailserver()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, handler
+    controller.stop()
+
+
+@pytest.fixture
+def sending_site(
+    database_url: str, tmp_path: Path, crmhub: Cli, serve: Any, mailserver: tuple[int, Mailserver]
+) -> tuple[Server, str]:
+    token = seed(database_url)
+    server = serve(database_url, tmp_path)
+    return server, token
+
+
+def test_api_send_reports_refusals_and_logs_the_mail(
+    sending_site: tuple[Server, str], crmhub: Cli, mailserver: tuple[int, Mailserver]
+) -> None:
+    server, token = sending_site
+    port, handler = mailserver
+    headers = {"Authorization": f"Bearer {token}"}
+    message = {
+        "to": ["j.ohlsen@elbe-logistik.de", "ghost@nobody.example"],
+        "subject": "Angebot Lager Nord",
+        "body": "Guten Tag Frau Ohlsen,\nanbei das Angebot.",
+    }
+    unconfigured = httpx.post(f"{server.url}/api/messages", json=message, headers=headers)
+    assert unconfigured.status_code == 503
+    assert "crmhub connectors add smtp" in unconfigured.json()["error"]["message"]
+
+    added = crmhub(
+        "connectors",
+        "add",
+        "smtp",
+        "out",
+        "--set",
+        "host=127.0.0.1",
+        "--set",
+        f"port={port}",
+        "--set",
+        "tls=none",
+    )
+    assert added.returncode == 0, added.stderr
+
+    form_encoded = httpx.post(f"{server.url}/api/messages", data=message, headers=headers)
+    assert form_encoded.status_code == 415
+    bad = httpx.post(
+        f"{server.url}/api/messages", headers=headers, json={**message, "to": ["not an address"]}
+    )
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "bad_message")
+    assert bad.json()["error"]["message"].startswith("to:")
+    assert httpx.post(f"{server.url}/api/messages", json=message).status_code == 401
+
+    sent = httpx.post(f"{server.url}/api/messages", json=message, headers=headers)
+    assert sent.status_code == 201, sent.text
+    outcome = sent.json()
+    assert outcome["accepted"] == ["j.ohlsen@elbe-logistik.de"]
+    assert outcome["refused"]["ghost@nobody.example"].startswith("550")
+    mail_from, rcpts, content = handler.received[-1]
+    assert (mail_from, rcpts) == ("sales@ourco.example", ["j.ohlsen@elbe-logistik.de"])
+    assert outcome["message_id"].encode() in content
+
+    logged = httpx.get(
+        f"{server.url}/api/interactions/{outcome['interaction_id']}", headers=headers
+    ).json()
+    assert logged["direction"] == "outbound"
+    assert logged["subject"] == "Angebot Lager Nord"
+    assert any(a["rule"] == "contact-email" for a in logged["attributions"])
+
+
+def test_the_contact_page_form_sends_and_needs_its_csrf_token(
+    sending_site: tuple[Server, str], crmhub: Cli, mailserver: tuple[int, Mailserver]
+) -> None:
+    server, _ = sending_site
+    port, handler = mailserver
+    assert (
+        crmhub(
+            "connectors",
+            "add",
+            "smtp",
+            "out",
+            "--set",
+            "host=127.0.0.1",
+            "--set",
+            f"port={port}",
+            "--set",
+            "tls=none",
+        ).returncode
+        == 0
+    )
+    with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
+        login = browser.post(
+            "/login",
+            data={"email": "sales@ourco.example", "password": "correct horse 42", "next": "/"},
+        )
+        assert login.status_code == 200
+        accounts = browser.get("/", params={"q": "Elbe"}).text
+        account_path = re.search(r'href="(/accounts/\d+)"', accounts)
+        assert account_path is not None
+        account_page = browser.get(account_path.group(1)).text
+        contact_path = re.search(r'href="(/contacts/\d+)"', account_page)
+        assert contact_path is not None
+        page = browser.get(contact_path.group(1)).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        to = re.search(r'name="to" list="known-addresses" value="([^"]*)"', page)
+        assert csrf is not None and to is not None and "@" in to.group(1)
+        form = {
+            "to": to.group(1),
+            "subject": "Rückruf",
+            "body": "Ich rufe morgen an.",
+            "back": contact_path.group(1),
+        }
+        before = len(handler.received)
+        forged = browser.post("/send", data={**form, "csrf": "guessed"})
+        assert forged.status_code == 403
+        assert len(handler.received) == before, "a forged form must send nothing"
+        sent = browser.post("/send", data={**form, "csrf": csrf.group(1)})
+        assert sent.status_code == 200, sent.text
+        assert "<h1>Sent</h1>" in sent.text
+        assert handler.received[-1][1] == [to.group(1)]
+        logged = re.search(r'href="/interactions/(\d+)"', sent.text)
+        assert logged is not None
+        detail = browser.get(f"/interactions/{logged.group(1)}").text
+        assert "Rückruf" in detail and "Ich rufe morgen an." in detail
