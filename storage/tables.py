@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -19,9 +19,34 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant, stored in UTC on every backend and read back time-zone aware.
+
+    SQLite has no time zone type: without this, a mail sent at 09:00+01:00 came back as a naive
+    09:00 while PostgreSQL said 08:00+00:00, and timelines ordered by local clock readings.
+    A naive value is taken to be UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -96,8 +121,8 @@ class InteractionRow(Base):
     dedupe_key: Mapped[str] = mapped_column(String(512), unique=True)
     channel: Mapped[str] = mapped_column(String(16))
     direction: Mapped[str] = mapped_column(String(16))
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text, default="")
     snippet: Mapped[str] = mapped_column(Text, default="")
@@ -194,7 +219,7 @@ class QuarantineRow(Base):
     external_id: Mapped[str] = mapped_column(String(512))
     reason: Mapped[str] = mapped_column(Text)
     raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     __table_args__ = (UniqueConstraint("connector", "external_id"),)
 
 
@@ -209,7 +234,7 @@ class ConnectorRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="new")
     last_error: Mapped[str] = mapped_column(Text, default="")
     cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sync_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class UserRow(Base):
@@ -225,4 +250,4 @@ class TokenRow(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -291,11 +290,6 @@ def test_interaction_detail_carries_the_documented_fields_and_text(api: httpx.Cl
     assert mail["sources"][0]["connector"] == "mail"
 
 
-@pytest.mark.xfail(
-    not os.environ.get("CRMHUB_TEST_DATABASE_URL"),
-    reason="storage keeps SQLite date-times naive, in each source's own local time",
-    strict=True,
-)
 def test_occurred_at_is_an_instant_with_its_offset(api: httpx.Client) -> None:
     mail = ok(api.get("/api/interactions", params={"message_id": "<m1@elbe-logistik.de>"}))
     when = datetime.fromisoformat(mail["items"][0]["occurred_at"])
