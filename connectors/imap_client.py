@@ -234,11 +234,10 @@ class ImapSession:
             if lost_holder and not lost_holder[0].done():
                 lost_holder[0].set_result(None)
 
+        client: aioimaplib.IMAP4 | None = None
         try:
             if tls == "ssl":
-                client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-                    host, port, timeout=timeout, ssl_context=context
-                )
+                client = aioimaplib.IMAP4_SSL(host, port, timeout=timeout, ssl_context=context)
                 client.protocol.conn_lost_cb = on_lost
             else:
                 client = aioimaplib.IMAP4(host, port, timeout=timeout, conn_lost_cb=on_lost)
@@ -246,8 +245,10 @@ class ImapSession:
             lost_holder.append(session.lost)
             await session.guard(client.wait_hello_from_server())
         except ssl.SSLError as e:
+            _drop(client)
             raise ImapRefused(f"TLS with {host}:{port} failed: {e.reason or e}") from e
-        except (OSError, TimeoutError) as e:
+        except (OSError, TimeoutError, ImapTransient) as e:
+            _drop(client)
             raise ImapTransient(f"cannot connect to {host}:{port}: {e}") from e
         try:
             if tls == "starttls":
@@ -418,6 +419,17 @@ class ImapSession:
         transport = self.client.protocol.transport
         if transport is not None:
             transport.close()
+
+
+def _drop(client: aioimaplib.IMAP4 | None) -> None:
+    """Close a connection that never got as far as a session, so no socket is left open."""
+    if client is None:
+        return
+    transport = client.protocol.transport
+    if transport is not None:
+        transport.close()
+    else:
+        client._client_task.cancel()
 
 
 def _uid_set(uids: list[int]) -> str:
