@@ -13,7 +13,7 @@ import base64
 import logging
 import re
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,6 +95,7 @@ _STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)"
 _FETCH_START = re.compile(rb"^\d+ FETCH \(")
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_LITERAL = re.compile(rb"\{(\d+)\}$")
 _LIST = re.compile(rb'^(?:LIST )?\(([^)]*)\) (?:"(?:[^"\\]|\\.)*"|NIL) (.*)$')
 
 
@@ -205,6 +206,83 @@ class _FetchCommand(aioimaplib.Command):
         return self._depth > 0
 
 
+class _Protocol(aioimaplib.IMAP4ClientProtocol):
+    """aioimaplib's protocol with a linear response reader.
+
+    The original handles each line by recursing on a copy of the rest of the buffer, so a
+    64 KB chunk full of short lines and message literals is copied once per line; here an
+    offset walks the buffer and only literal bytes are copied (once, into the message).
+    """
+
+    def data_received(self, d: bytes) -> None:
+        # The original formats every received chunk for a debug log line even when debug
+        # logging is off, which cost a third of a bulk fetch.
+        try:
+            self._handle_responses(
+                self.incomplete_line + d, self._handle_line, self.current_command
+            )
+            self.incomplete_line = b""
+            self.current_command = None
+        except aioimaplib.IncompleteRead as incomplete:
+            self.current_command = incomplete.cmd
+            self.incomplete_line = incomplete.data
+
+    def _handle_responses(
+        self,
+        data: bytes,
+        line_handler: Callable[[bytes, aioimaplib.Command], aioimaplib.Command | None],
+        current_cmd: aioimaplib.Command | None = None,
+    ) -> None:
+        pos, size = 0, len(data)
+        while True:
+            if current_cmd is not None and current_cmd.wait_literal_data():
+                need = current_cmd._expected_size - len(current_cmd._resp_literal_data)
+                current_cmd.append_literal_data(data[pos : pos + need])
+                pos += min(need, size - pos)
+                if current_cmd.wait_literal_data():
+                    raise aioimaplib.IncompleteRead(current_cmd)
+            if pos >= size:
+                if self.pending_sync_command is not None:
+                    self.pending_sync_command.flush()
+                if current_cmd is not None and current_cmd.wait_data():
+                    raise aioimaplib.IncompleteRead(current_cmd)
+                return
+            end = data.find(b"\r\n", pos)
+            if end == -1:
+                raise aioimaplib.IncompleteRead(current_cmd, data[pos:])
+            line = data[pos:end]
+            pos = end + 2
+            cmd = line_handler(line, current_cmd)
+            literal = _LITERAL.search(line)
+            if literal:
+                if cmd is None:
+                    cmd = aioimaplib.Command("NIL", "unused")
+                cmd.begin_literal_data(int(literal.group(1)))
+                current_cmd = cmd
+            elif cmd is not None and cmd.wait_data():
+                current_cmd = cmd
+            else:
+                current_cmd = None
+
+
+class _Client(aioimaplib.IMAP4):
+    """IMAP4 (or, given an SSL context, IMAP4 over implicit TLS) with the linear reader."""
+
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Callable[[Exception | None], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        running = loop or asyncio.get_running_loop()
+        self.protocol = _Protocol(running, conn_lost_cb)
+        self._client_task = running.create_task(
+            running.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
+        )
+
+
 class ImapSession:
     """One logged-in connection. Use `ImapSession.open(...)`; always `await session.close()`."""
 
@@ -236,11 +314,13 @@ class ImapSession:
 
         client: aioimaplib.IMAP4 | None = None
         try:
-            if tls == "ssl":
-                client = aioimaplib.IMAP4_SSL(host, port, timeout=timeout, ssl_context=context)
-                client.protocol.conn_lost_cb = on_lost
-            else:
-                client = aioimaplib.IMAP4(host, port, timeout=timeout, conn_lost_cb=on_lost)
+            client = _Client(
+                host,
+                port,
+                timeout=timeout,
+                conn_lost_cb=on_lost,
+                ssl_context=context if tls == "ssl" else None,
+            )
             session = cls(client, host, timeout)
             lost_holder.append(session.lost)
             await session.guard(client.wait_hello_from_server())
