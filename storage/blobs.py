@@ -48,7 +48,8 @@ async def store_blobs(session: AsyncSession, contents: list[Blob]) -> dict[str, 
         if sha not in ids
     ]
     if fresh:
-        rows = await session.execute(insert(BlobRow).returning(BlobRow.sha256, BlobRow.id), fresh)
+        table = BlobRow.__table__
+        rows = await session.execute(insert(table).returning(table.c.sha256, table.c.id), fresh)
         ids.update({sha: id_ for sha, id_ in rows})
     return ids
 

@@ -154,7 +154,9 @@ class SqlInteractionStore:
     ) -> None:
         if plan.new_items:
             inserted = await session.execute(
-                insert(InteractionRow).returning(InteractionRow.dedupe_key, InteractionRow.id),
+                insert(InteractionRow.__table__).returning(
+                    InteractionRow.__table__.c.dedupe_key, InteractionRow.__table__.c.id
+                ),
                 [_interaction_values(i, blobs) for i in plan.new_items.values()],
             )
             plan.by_key.update({key: id_ for key, id_ in inserted})
@@ -221,7 +223,7 @@ class SqlInteractionStore:
         ]
         for table, rows in children:
             if rows:
-                await session.execute(insert(table), rows)
+                await session.execute(insert(table.__table__), rows)
 
     async def _quarantine(
         self,
