@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from connectors.base import ConnectorContext, ConnectorError
 from connectors.imap import ImapConnector
+from connectors.imap_client import ImapSession
 from hub.admin import add_connector
 from hub.bootstrap import Hub
 from hub.jobs import Scheduler
@@ -337,3 +338,50 @@ def test_sigkill_mid_batch_then_resume_gives_the_exact_count(
             "SELECT count(*), count(DISTINCT dedupe_key) FROM interactions"
         ).fetchone() == (3000, 3000)
         assert conn.execute("SELECT count(*) FROM sources").fetchone()[0] == 3000
+
+
+async def test_idle_survives_a_bye_and_still_reports_new_mail(
+    server: Dovecot, user: MailUser
+) -> None:
+    """`doveadm kick` makes Dovecot send BYE mid-IDLE: the watcher reconnects, never hangs."""
+    connector = _connector(server, user, folders="INBOX")
+    events = connector.watch()
+    first = asyncio.ensure_future(events.__anext__())
+    try:
+        await asyncio.sleep(1.0)  # logged in and idling
+        await asyncio.to_thread(server.kick, user)
+        await asyncio.sleep(3.0)  # reconnected (back-off is about 1-2 s) and idling again
+        assert not first.done()
+        await asyncio.to_thread(server.append, user, "INBOX", mail(5))
+        assert await asyncio.wait_for(first, timeout=5) == "idle"
+    finally:
+        first.cancel()
+        await events.aclose()
+
+
+async def test_max_connections_is_respected_across_connectors(
+    server: Dovecot, user: MailUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.fill_maildir(user, "INBOX", (mail(n) for n in range(300)))
+    active, peak = 0, 0
+    original_open = ImapSession.open.__func__  # type: ignore[attr-defined]
+    original_close = ImapSession.close
+
+    async def counting_open(cls: type[ImapSession], *args: Any, **kwargs: Any) -> ImapSession:
+        nonlocal active, peak
+        session = await original_open(cls, *args, **kwargs)
+        active += 1
+        peak = max(peak, active)
+        return session
+
+    async def counting_close(self: ImapSession) -> None:
+        nonlocal active
+        active -= 1
+        await original_close(self)
+
+    monkeypatch.setattr(ImapSession, "open", classmethod(counting_open))
+    monkeypatch.setattr(ImapSession, "close", counting_close)
+    connectors = [_connector(server, user, folders="INBOX", max_connections="1") for _ in range(3)]
+    results = await asyncio.gather(*(_drain(c, {}) for c in connectors))
+    assert [len(ids) for ids, _ in results] == [300, 300, 300]
+    assert peak == 1
