@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -12,7 +12,9 @@ from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.directory_files import RowError, read_directory
 from hub.model import Account, Contact
+from hub.rematch import rematch
 from storage.directory import DirectoryCounts, upsert_directory
+from storage.rematch import RematchCounts, affected_by
 from storage.tables import ConnectorRow
 
 
@@ -21,13 +23,15 @@ class DirectoryImport:
     rows: int
     errors: list[RowError]
     counts: DirectoryCounts
+    rematched: RematchCounts = field(default_factory=RematchCounts)
 
     def summary(self, name: str) -> str:
         c = self.counts
         return (
             f"{name}: {self.rows} rows imported, {len(self.errors)} rejected; accounts "
             f"{c.accounts_created} new, {c.accounts_updated} updated; contacts "
-            f"{c.contacts_created} new, {c.contacts_updated} updated"
+            f"{c.contacts_created} new, {c.contacts_updated} updated; "
+            f"{self.rematched.changed} stored items attributed anew"
         )
 
 
@@ -43,7 +47,10 @@ async def import_directory(hub: Hub, path: Path) -> DirectoryImport:
     ]
     async with hub.sessions() as session, session.begin():
         counts = await upsert_directory(session, entries)
-    return DirectoryImport(len(rows), errors, counts)
+    async with hub.sessions() as session:
+        affected = await affected_by(session, counts.new_addresses, counts.new_domains)
+    rematched = await rematch(hub, affected) if affected else RematchCounts()
+    return DirectoryImport(len(rows), errors, counts, rematched)
 
 
 async def add_connector(

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from connectors.base import Connector, ConnectorError
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
-from hub.model import Quarantined, Translated
+from hub.model import AddressKind, Quarantined, Translated
 from matching.engine import attribute
+from matching.identities import reversed_domain
 from matching.index import IdentityIndex
 from storage.ingest import IngestCounts, MatchedParticipant, StoredItem
 from storage.tables import ConnectorRow
@@ -81,6 +82,9 @@ def decide(
                 name=r.participant.name,
                 normalized=r.normalized,
                 contact_id=r.contact_id,
+                rdomain=reversed_domain(r.normalized)
+                if r.normalized and r.participant.kind is AddressKind.EMAIL
+                else None,
             )
             for r in decision.participants
         ],

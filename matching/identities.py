@@ -88,6 +88,12 @@ def parent_domains(domain: str) -> list[str]:
     return [".".join(labels[start:]) for start in range(len(labels) - 1)]
 
 
+def reversed_domain(normalized_address: str) -> str | None:
+    """ "de.acme.eu" for x@eu.acme.de: a domain and its subdomains sort together."""
+    local, at, domain = normalized_address.rpartition("@")
+    return ".".join(reversed(domain.split("."))) if at and local and domain else None
+
+
 def is_internal(domain: str, internal_domains: Iterable[str]) -> bool:
     """Whether `domain` is one of ours or a subdomain of one, so its party is our own staff."""
     normalized = normalize_domain(domain)

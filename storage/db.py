@@ -67,8 +67,8 @@ def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def upgrade(url: str) -> None:
-    """Bring the schema to the newest migration; safe to run on every start."""
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the schema to the newest migration (or `revision`); safe to run on every start."""
     target = sync_url(url)
     if target.get_backend_name() == "sqlite" and target.database not in (None, "", ":memory:"):
         Path(target.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ def upgrade(url: str) -> None:
     try:
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
     except Exception as e:
         raise DatabaseError(
             f"cannot migrate the database at {target.render_as_string()}: {e}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,9 @@ class DirectoryCounts:
     accounts_updated: int = 0
     contacts_created: int = 0
     contacts_updated: int = 0
+    # What the directory gained: stored items with these identities are attributed again.
+    new_addresses: set[str] = field(default_factory=set)  # emails and E.164 numbers
+    new_domains: set[str] = field(default_factory=set)
 
 
 async def upsert_directory(
@@ -54,6 +57,7 @@ async def upsert_directory(
             if domain not in known:
                 row.domains.append(AccountDomainRow(domain=domain))
                 known.add(domain)
+                counts.new_domains.add(domain)
                 changed = True
         if account.owner and row.owner != account.owner:
             row.owner, changed = account.owner, True
@@ -73,7 +77,7 @@ async def upsert_directory(
             contacts[key] = crow
             counts.contacts_created += 1
             touched_contacts.add(key)
-        changed = _merge_contact(crow, contact)
+        changed = _merge_contact(crow, contact, counts.new_addresses)
         if changed and key not in touched_contacts:
             counts.contacts_updated += 1
             touched_contacts.add(key)
@@ -81,19 +85,21 @@ async def upsert_directory(
     return counts
 
 
-def _merge_contact(row: ContactRow, contact: Contact) -> bool:
+def _merge_contact(row: ContactRow, contact: Contact, gained: set[str]) -> bool:
     changed = False
     emails = {e.address for e in row.emails}
     for address in contact.emails:
         if address not in emails:
             row.emails.append(ContactEmailRow(address=address))
             emails.add(address)
+            gained.add(address)
             changed = True
     phones = {p.e164 for p in row.phones}
     for number in contact.phones:
         if number not in phones:
             row.phones.append(ContactPhoneRow(e164=number))
             phones.add(number)
+            gained.add(number)
             changed = True
     if contact.owner and row.owner != contact.owner:
         row.owner, changed = contact.owner, True

@@ -36,6 +36,7 @@ class MatchedParticipant:
     name: str
     normalized: str | None
     contact_id: int | None
+    rdomain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ class SqlInteractionStore:
                         "normalized": p.normalized,
                         "name": p.name[:300],
                         "contact_id": p.contact_id,
+                        "rdomain": p.rdomain,
                     }
                     for key, item in plan.new_items.items()
                     for p in item.participants

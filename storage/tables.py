@@ -163,6 +163,24 @@ class ParticipantRow(Base):
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), index=True
     )
+    # The mail domain with its labels reversed ("de.acme.eu" for eu.acme.de), so that "acme.de
+    # and every subdomain of it" is an index range scan when an account gains a domain.
+    rdomain: Mapped[str | None] = mapped_column(String(255), index=True)
+
+
+class AuditRow(Base):
+    """Who changed an attribution by hand, when, and what it was before and after."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL"), index=True
+    )
+    before: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class AttributionRow(Base):

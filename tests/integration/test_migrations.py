@@ -1,0 +1,48 @@
+"""Migrations: the models and the migration scripts describe the same schema, and upgrading a
+database that holds data keeps it usable (SQLite, or PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+
+from storage import db
+from storage.tables import Base
+
+
+def test_models_and_migrations_agree(database_url: str) -> None:
+    db.upgrade(database_url)
+    engine = create_engine(db.sync_url(database_url))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        differences = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert differences == [], "a model change needs a migration (alembic revision --autogenerate)"
+
+
+def test_upgrade_from_0001_fills_rdomain_for_stored_participants(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"  # the data step needs a database at 0001
+    db.upgrade(url, "0001")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO interactions (id, dedupe_key, channel, direction, occurred_at,"
+                ' subject, snippet, body_text, body_html, in_reply_to, "references", not_logged,'
+                " extra) VALUES (1, 'mid:<a@b>', 'email', 'inbound', '2024-01-08 08:00:00', '',"
+                " '', '', '', '[]', '[]', '', '{}')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO participants (interaction_id, role, kind, address, normalized, name)"
+                " VALUES (1, 'from', 'email', 'x@eu.acme.de', 'x@eu.acme.de', ''),"
+                " (1, 'callee', 'phone', '+4940123', '+4940123', '')"
+            )
+        )
+    db.upgrade(url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT kind, rdomain FROM participants ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("email", "de.acme.eu"), ("phone", None)]

@@ -1,0 +1,121 @@
+"""Retroactive attribution: a directory change reaches the items already stored, and only them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from hub.admin import add_connector, import_directory
+from hub.bootstrap import Hub
+from hub.pipeline import sync_all
+from storage.tables import InteractionRow
+
+MBOX = """From x Mon Jan  8 09:00:00 2024
+From: Einkauf <einkauf@sued.isar-mb.de>
+To: anna@ourco.example
+Subject: Ersatzteile
+Date: Mon, 8 Jan 2024 09:00:00 +0100
+Message-ID: <r1@isar-mb.de>
+
+Bitte um Angebot.
+
+From x Mon Jan  8 10:00:00 2024
+From: Privat <kollege@privat-mail.example>
+To: anna@ourco.example
+Subject: Re: Ersatzteile
+Date: Mon, 8 Jan 2024 10:00:00 +0100
+Message-ID: <r2@privat-mail.example>
+In-Reply-To: <r1@isar-mb.de>
+
+Ich übernehme.
+
+From x Mon Jan  8 11:00:00 2024
+From: Fremd <info@notisar-mb.de>
+To: anna@ourco.example
+Subject: Werbung
+Date: Mon, 8 Jan 2024 11:00:00 +0100
+Message-ID: <r3@notisar-mb.de>
+
+Nicht Isar.
+
+"""
+
+CDR = (
+    '"","01719998887","201","from-external","","SIP/t-1","SIP/201-1","Dial","SIP/201",'
+    '"2024-01-09 14:00:00","2024-01-09 14:00:03","2024-01-09 14:05:03",303,300,"ANSWERED",'
+    '"DOCUMENTATION","1704805200.1",""\n'
+)
+
+
+async def _rules(hub: Hub) -> dict[str, list[tuple[str, bool]]]:
+    async with hub.sessions() as session:
+        rows = (await session.execute(select(InteractionRow))).scalars().all()
+        return {
+            row.message_id or row.dedupe_key: sorted(
+                (a.rule, a.manual) for a in row.attributions if not a.removed
+            )
+            for row in rows
+        }
+
+
+async def test_a_new_domain_and_phone_reattribute_stored_items_and_their_replies(
+    hub: Hub, tmp_path: Path
+) -> None:
+    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
+    (tmp_path / "Master.csv").write_text(CDR, encoding="utf-8")
+    first = tmp_path / "first.csv"
+    first.write_text("account,domains,contact,emails,phones,owner\nElbe GmbH,elbe.de,,,,\n")
+    await import_directory(hub, first)
+    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
+    await add_connector(hub, "asterisk-cdr", "calls", {"path": str(tmp_path / "Master.csv")}, {})
+    await sync_all(hub)
+    before = await _rules(hub)
+    assert all(rules == [] for rules in before.values()), before
+
+    more = tmp_path / "more.csv"
+    more.write_text(
+        "account,domains,contact,emails,phones,owner\n"
+        "Isar Maschinenbau AG,isar-mb.de,Tom Rieger,,0171 9998887,\n"
+    )
+    result = await import_directory(hub, more)
+    assert result.rematched.changed == 3, result.summary("more.csv")
+    assert "3 stored items attributed anew" in result.summary("more.csv")
+    after = await _rules(hub)
+    assert after["<r1@isar-mb.de>"] == [("account-domain", False)]
+    assert after["<r2@privat-mail.example>"] == [("thread", False)]
+    assert after["<r3@notisar-mb.de>"] == [], "only whole labels make a subdomain"
+    (call,) = [key for key in after if key.startswith("asterisk")]
+    assert after[call] == [("contact-phone", False)]
+
+    again = await import_directory(hub, more)
+    assert again.rematched.changed == 0, "re-importing the same file changes nothing"
+
+
+async def test_manual_links_and_tombstones_survive_rematching(hub: Hub, tmp_path: Path) -> None:
+    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
+    directory = tmp_path / "d.csv"
+    directory.write_text(
+        "account,domains,contact,emails,phones,owner\n"
+        "Isar Maschinenbau AG,isar-mb.de,,,,\nElbe GmbH,elbe.de,,,,\n"
+    )
+    await import_directory(hub, directory)
+    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
+    await sync_all(hub)
+    async with hub.sessions() as session, session.begin():
+        mail = (
+            await session.execute(
+                select(InteractionRow).where(InteractionRow.message_id == "<r1@isar-mb.de>")
+            )
+        ).scalar_one()
+        (isar_link,) = mail.attributions
+        isar_link.removed = isar_link.manual = True  # a person said: not Isar
+    grown = tmp_path / "grown.csv"
+    grown.write_text(
+        "account,domains,contact,emails,phones,owner\n"
+        "Isar Maschinenbau AG,isar-mb.de;isar-maschinenbau.de,,,,\n"
+        "Isar Maschinenbau AG,,Einkauf,einkauf@sued.isar-mb.de,,\n"
+    )
+    await import_directory(hub, grown)
+    after = await _rules(hub)
+    assert after["<r1@isar-mb.de>"] == [], "the tombstone keeps Isar away"
