@@ -283,6 +283,26 @@ class _Client(aioimaplib.IMAP4):
         )
 
 
+class _XOAuth2Command(aioimaplib.Command):
+    """AUTHENTICATE XOAUTH2 that answers the server's error challenge.
+
+    A server refusing the token sends its reason as a challenge (`+ <base64 JSON>`) and waits
+    for an empty client response before the tagged NO (Google's XOAUTH2 protocol; RFC 7628 3.2.3
+    for OAUTHBEARER). aioimaplib never answers it, so the login hung until the timeout and was
+    retried as a dropped connection instead of being reported as refused.
+    """
+
+    def __init__(self, tag: str, sasl: str, *, protocol: aioimaplib.IMAP4ClientProtocol) -> None:
+        super().__init__("AUTHENTICATE", tag, "XOAUTH2", sasl, loop=protocol.loop)
+        self._protocol = protocol
+
+    def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
+        if result == "Pending" and line.startswith(b"+"):
+            self._protocol.transport.write(b"\r\n")
+            return
+        super().append_to_resp(line, result)
+
+
 class ImapSession:
     """One logged-in connection. Use `ImapSession.open(...)`; always `await session.close()`."""
 
@@ -395,7 +415,7 @@ class ImapSession:
     async def _login(self, username: str, password: str, oauth_token: str) -> None:
         protocol = self.client.protocol
         if oauth_token:
-            response = await self.guard(protocol.xoauth2(username, oauth_token))
+            response = await self.guard(self._xoauth2(username, oauth_token))
         else:
             if "LOGINDISABLED" in self.capabilities:
                 raise ImapRefused(
@@ -411,6 +431,19 @@ class ImapSession:
             )
         if not any(isinstance(line, bytes) and b"CAPABILITY" in line for line in response.lines):
             await self.guard(protocol.capability())
+
+    async def _xoauth2(self, username: str, token: str) -> aioimaplib.Response:
+        """AUTHENTICATE XOAUTH2 with the initial response; aioimaplib's own `xoauth2` hangs on a
+        refused token (see `_XOAuth2Command`) and logs the base64 string that carries it."""
+        protocol = self.client.protocol
+        sasl = base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01".encode())
+        command = _XOAuth2Command(protocol.new_tag(), sasl.decode("ascii"), protocol=protocol)
+        response = await protocol.execute(command, scrub=sasl.decode("ascii"))
+        if response.result == "OK":
+            async with protocol.state_condition:
+                protocol.state = aioimaplib.AUTH
+                protocol.state_condition.notify_all()
+        return response
 
     async def list_folders(self) -> list[FolderInfo]:
         pattern = "RETURN (SPECIAL-USE)" if "SPECIAL-USE" in self.capabilities else ""
@@ -491,14 +524,15 @@ class ImapSession:
             raise ImapRefused(f"cannot append to {folder.name!r}: {_text(response)}")
 
     async def close(self) -> None:
+        """Say goodbye if the connection allows it; the socket is closed in any case, also
+        when the caller is being cancelled (a watcher stopping) halfway through LOGOUT."""
         try:
             if not self.lost.done() and not self.client.protocol.has_pending_idle_command():
                 await asyncio.wait_for(self.client.logout(), min(self.timeout, 5))
         except Exception:  # noqa: BLE001 - a failing goodbye changes nothing
             pass
-        transport = self.client.protocol.transport
-        if transport is not None:
-            transport.close()
+        finally:
+            _drop(self.client)
 
 
 def _drop(client: aioimaplib.IMAP4 | None) -> None:
