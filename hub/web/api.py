@@ -19,6 +19,7 @@ from hub.web.serialize import account_json, contact_json, interaction_json, quar
 from matching.identities import normalize_email, normalize_phone, parent_domains
 from storage import queries
 from storage.blobs import read_blob
+from storage.corrections import CorrectionError, correct
 from storage.tables import AccountRow, AttachmentRow, ContactRow, InteractionRow
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -322,6 +323,41 @@ async def send(request: Request, values: dict[str, Any]) -> SendOutcome:
 
 
 @endpoint
+async def correct_attribution(request: Request) -> Response:
+    """POST /api/interactions/{id}/attributions: a person adds or removes a customer link."""
+    interaction_id = object_id(request)
+    try:
+        values = await request.json()
+    except ValueError as e:
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from e
+    if not isinstance(values, dict):
+        raise ApiError(400, "bad_json", "expected a JSON object")
+    account_id, contact_id = values.get("account_id"), values.get("contact_id")
+    if not isinstance(account_id, int) or isinstance(account_id, bool):
+        raise ApiError(422, "bad_correction", "account_id: expected an account id")
+    if contact_id is not None and (not isinstance(contact_id, int) or isinstance(contact_id, bool)):
+        raise ApiError(422, "bad_correction", "contact_id: expected a contact id or null")
+    async with _hub(request).sessions() as session, session.begin():
+        row = await session.get(InteractionRow, interaction_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"There is no interaction {interaction_id}.")
+        try:
+            await correct(
+                session,
+                row,
+                actor=request.state.user.email,
+                action=str(values.get("action", "")),
+                account_id=account_id,
+                contact_id=contact_id,
+            )
+        except CorrectionError as e:
+            raise ApiError(422, "bad_correction", str(e)) from e
+    async with _hub(request).sessions() as session:
+        row = await session.get(InteractionRow, interaction_id)
+        return JSONResponse(interaction_json(row, full=True))
+
+
+@endpoint
 async def messages(request: Request) -> Response:
     """POST /api/messages: JSON only, which also keeps other sites from posting with a cookie."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -359,6 +395,7 @@ ROUTES = [
     Route("/api/contacts/{id:int}/timeline", contact_timeline),
     Route("/api/interactions", interactions),
     Route("/api/interactions/{id:int}", interaction),
+    Route("/api/interactions/{id:int}/attributions", correct_attribution, methods=["POST"]),
     Route("/api/attachments/{id:int}", attachment),
     Route("/api/lookup", lookup),
     Route("/api/quarantine", quarantine),

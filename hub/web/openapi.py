@@ -148,6 +148,47 @@ SEND_MESSAGE = {
 }
 
 
+CORRECT_ATTRIBUTION = {
+    "post": {
+        "summary": "a person links the item to an account (add) or unlinks it (remove); manual "
+        "links survive re-matching and removed ones are never re-added; recorded in the audit log",
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["action", "account_id"],
+                        "properties": {
+                            "action": {"enum": ["add", "remove"]},
+                            "account_id": {"type": "integer"},
+                            "contact_id": {"type": ["integer", "null"]},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "the interaction after the change",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Interaction"}}
+                },
+            },
+            "401": {"description": "no or bad token", "content": _ERROR_JSON},
+            "404": {"description": "no such interaction", "content": _ERROR_JSON},
+            "422": {
+                "description": "a field is wrong; the message names it",
+                "content": _ERROR_JSON,
+            },
+        },
+    }
+}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "crmhub API", "version": "0.1.0"},
@@ -202,5 +243,6 @@ OPENAPI: dict[str, Any] = {
             "items that could not be read, with the reason", PAGING, "Quarantined"
         ),
         "/api/messages": SEND_MESSAGE,
+        "/api/interactions/{id}/attributions": CORRECT_ATTRIBUTION,
     },
 }

@@ -119,3 +119,83 @@ async def test_manual_links_and_tombstones_survive_rematching(hub: Hub, tmp_path
     await import_directory(hub, grown)
     after = await _rules(hub)
     assert after["<r1@isar-mb.de>"] == [], "the tombstone keeps Isar away"
+
+
+async def test_corrections_through_the_api_win_over_rematching_and_are_audited(
+    hub: Hub, tmp_path: Path
+) -> None:
+    import httpx
+    from sqlalchemy import func
+
+    from hub.web.app import build_app
+    from storage.tables import AccountRow, AuditRow
+    from storage.users import add_user, create_token
+
+    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
+    directory = tmp_path / "d.csv"
+    directory.write_text(
+        "account,domains,contact,emails,phones,owner\n"
+        "Isar Maschinenbau AG,isar-mb.de,,,,\nElbe GmbH,elbe.de,,,,\n"
+    )
+    await import_directory(hub, directory)
+    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
+    await sync_all(hub)
+    async with hub.sessions() as session, session.begin():
+        user = await add_user(session, "lea@ourco.example", "manager", "pw-lea-1234")
+        token = await create_token(session, user)
+        ids = {a.name: a.id for a in (await session.execute(select(AccountRow))).scalars()}
+        mail_id = (
+            await session.execute(
+                select(InteractionRow.id).where(InteractionRow.message_id == "<r3@notisar-mb.de>")
+            )
+        ).scalar_one()
+        isar_mail = (
+            await session.execute(
+                select(InteractionRow.id).where(InteractionRow.message_id == "<r1@isar-mb.de>")
+            )
+        ).scalar_one()
+    transport = httpx.ASGITransport(app=build_app(hub))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub", headers={"Authorization": f"Bearer {token}"}
+    ) as api:
+        added = await api.post(
+            f"/api/interactions/{mail_id}/attributions",
+            json={"action": "add", "account_id": ids["Elbe GmbH"]},
+        )
+        assert added.status_code == 200, added.text
+        assert [(a["rule"], a["manual"]) for a in added.json()["attributions"]] == [
+            ("manual", True)
+        ]
+        removed = await api.post(
+            f"/api/interactions/{isar_mail}/attributions",
+            json={"action": "remove", "account_id": ids["Isar Maschinenbau AG"]},
+        )
+        assert removed.status_code == 200 and removed.json()["attributions"] == []
+        bad = await api.post(
+            f"/api/interactions/{isar_mail}/attributions",
+            json={"action": "add", "account_id": 999999},
+        )
+        assert (bad.status_code, bad.json()["error"]["code"]) == (422, "bad_correction")
+        unknown = await api.post(
+            "/api/interactions/999999/attributions",
+            json={"action": "add", "account_id": ids["Elbe GmbH"]},
+        )
+        assert unknown.status_code == 404
+    grown = tmp_path / "grown.csv"
+    grown.write_text(
+        "account,domains,contact,emails,phones,owner\n"
+        "Isar Maschinenbau AG,isar-mb.de;notisar-mb.de,Einkauf,einkauf@sued.isar-mb.de,,\n"
+    )
+    await import_directory(hub, grown)
+    rules = await _rules(hub)
+    assert rules["<r1@isar-mb.de>"] == [], "a removed account is not re-added"
+    assert ("manual", True) in rules["<r3@notisar-mb.de>"], "a manual link is kept"
+    async with hub.sessions() as session:
+        audits = (await session.execute(select(AuditRow).order_by(AuditRow.id))).scalars().all()
+        assert [(a.actor, a.action) for a in audits] == [
+            ("lea@ourco.example", "attribution.add"),
+            ("lea@ourco.example", "attribution.remove"),
+        ]
+        assert audits[1].before["attributions"][0]["rule"] == "account-domain"
+        assert audits[1].after == {"attributions": []}
+        assert (await session.execute(select(func.count()).select_from(AuditRow))).scalar() == 2
