@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import nh3
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from hub.web.api import (
 from hub.web.auth import current_user
 from storage import queries
 from storage.blobs import read_blob
+from storage.corrections import CorrectionError, correct
 from storage.tables import AccountRow, ContactRow, InteractionRow, QuarantineRow
 from storage.users import check_password, user_by_email
 
@@ -203,6 +205,44 @@ async def interaction(request: Request) -> Response:
 
 
 @page
+async def correct_form(request: Request) -> Response:
+    """The buttons on an interaction: the same correction as the API, by account name."""
+    interaction_id = object_id(request)
+    form = await request.form()
+    expected = request.session.get("csrf", "")
+    if not expected or not hmac.compare_digest(str(form.get("csrf", "")), str(expected)):
+        return error_page(request, 403, "This form has expired; reload the page and try again.")
+    async with _hub(request).sessions() as session, session.begin():
+        row = await session.get(InteractionRow, interaction_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"There is no interaction {interaction_id}.")
+        raw_id, name = str(form.get("account_id", "")), str(form.get("account", "")).strip()
+        if raw_id.isdigit():
+            account_id = int(raw_id)
+        else:
+            found = (
+                await session.execute(
+                    select(AccountRow.id).where(func.lower(AccountRow.name) == name.lower())
+                )
+            ).scalar_one_or_none()
+            if found is None:
+                return error_page(request, 422, f"There is no account named {name!r}.")
+            account_id = found
+        try:
+            await correct(
+                session,
+                row,
+                actor=request.state.user.email,
+                action=str(form.get("action", "")),
+                account_id=account_id,
+                contact_id=None,
+            )
+        except CorrectionError as e:
+            return error_page(request, 422, str(e))
+    return RedirectResponse(f"/interactions/{interaction_id}", 303)
+
+
+@page
 async def unmatched(request: Request) -> Response:
     async with _hub(request).sessions() as session:
         result = await queries.list_interactions(
@@ -248,6 +288,7 @@ ROUTES = [
     Route("/contacts/{id:int}", contact),
     Route("/interactions/{id:int}", interaction),
     Route("/send", send_form, methods=["POST"]),
+    Route("/interactions/{id:int}/attributions", correct_form, methods=["POST"]),
     Route("/unmatched", unmatched),
     Route("/quarantine", quarantined),
     Route("/quarantine/{id:int}/raw", quarantined_raw),

@@ -199,3 +199,57 @@ async def test_corrections_through_the_api_win_over_rematching_and_are_audited(
         assert audits[1].before["attributions"][0]["rule"] == "account-domain"
         assert audits[1].after == {"attributions": []}
         assert (await session.execute(select(func.count()).select_from(AuditRow))).scalar() == 2
+
+
+async def test_the_interaction_page_buttons_correct_links(hub: Hub, tmp_path: Path) -> None:
+    import re
+
+    import httpx
+
+    from hub.web.app import build_app
+    from storage.users import add_user
+
+    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
+    directory = tmp_path / "d.csv"
+    directory.write_text(
+        "account,domains,contact,emails,phones,owner\n"
+        "Isar Maschinenbau AG,isar-mb.de,,,,\nElbe GmbH,elbe.de,,,,\n"
+    )
+    await import_directory(hub, directory)
+    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
+    await sync_all(hub)
+    async with hub.sessions() as session, session.begin():
+        await add_user(session, "lea@ourco.example", "sales", "pw-lea-1234")
+        mail_id = (
+            await session.execute(
+                select(InteractionRow.id).where(InteractionRow.message_id == "<r1@isar-mb.de>")
+            )
+        ).scalar_one()
+    transport = httpx.ASGITransport(app=build_app(hub))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub", follow_redirects=True
+    ) as browser:
+        await browser.post("/login", data={"email": "lea@ourco.example", "password": "pw-lea-1234"})
+        page = (await browser.get(f"/interactions/{mail_id}")).text
+        assert "Isar Maschinenbau AG" in page and "Not this customer" in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        wrong = await browser.post(
+            f"/interactions/{mail_id}/attributions",
+            data={"csrf": csrf.group(1), "action": "add", "account": "Nobody GmbH"},
+        )
+        assert wrong.status_code == 422 and "Nobody GmbH" in wrong.text
+        moved = await browser.post(
+            f"/interactions/{mail_id}/attributions",
+            data={"csrf": csrf.group(1), "action": "add", "account": "elbe gmbh"},
+        )
+        assert moved.status_code == 200
+        account_id = re.search(r'name="account_id" value="(\d+)"', moved.text)
+        assert account_id is not None
+        removed = await browser.post(
+            f"/interactions/{mail_id}/attributions",
+            data={"csrf": csrf.group(1), "action": "remove", "account_id": account_id.group(1)},
+        )
+        assert removed.status_code == 200
+    rules = await _rules(hub)
+    assert len(rules["<r1@isar-mb.de>"]) == 1, "one account removed, the other kept"
