@@ -29,8 +29,12 @@ _MAILTO = "mailto:"
 _ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~.")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MAX_DOMAIN_LENGTH = 253
+_ASCII_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+")
+# Lower-case LDH labels are their own IDNA form unless a label looks like an A-label.
+_ASCII_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{1,63}\.?")
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def normalize_email(address: str) -> str | None:
     """The matching key of a mail address, or None when `address` is not one.
 
@@ -45,7 +49,9 @@ def normalize_email(address: str) -> str | None:
     if text[: len(_MAILTO)].lower() == _MAILTO:
         text = text[len(_MAILTO) :].partition("?")[0].strip()
     raw_local, at, raw_domain = text.rpartition("@")
-    if not at or not raw_local or not all(_is_local_char(char) for char in raw_local):
+    if not at or not raw_local:
+        return None
+    if not _ASCII_LOCAL.fullmatch(raw_local) and not all(map(_is_local_char, raw_local)):
         return None
     domain = _normalize_host(raw_domain)
     if domain is None:
@@ -103,6 +109,7 @@ def is_internal(domain: str, internal_domains: Iterable[str]) -> bool:
     return any(parent in ours for parent in parent_domains(normalized))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_phone(number: str, region: str | None) -> str | None:
     """The E.164 form of a phone number, or None when it is not a complete number.
 
@@ -191,7 +198,13 @@ def _normalize_host(host: str) -> str | None:
 
     Cached: a mailbox repeats a few thousand domains, and IDNA costs a third of matching.
     """
-    encoded = _to_ascii(host.lower())
+    lowered = host.lower()
+    if _ASCII_HOST.fullmatch(lowered) and not any(
+        label[2:4] == "--" for label in lowered.split(".")
+    ):
+        encoded: str | None = lowered  # already its own IDNA form; idna would agree, slowly
+    else:
+        encoded = _to_ascii(lowered)
     if encoded is None:
         return None
     encoded = encoded.removesuffix(".")
