@@ -269,7 +269,8 @@ def main() -> None:
         print("ratios:")
         print(f"  crmhub / mbsync wall time:        {seconds / mbsync:5.2f}  (target <= 1)")
         if offlineimap:
-            print(f"  offlineimap / crmhub wall time:   {offlineimap / seconds:5.1f}  (target >= 10)")
+            ratio = offlineimap / seconds
+            print(f"  offlineimap / crmhub wall time:   {ratio:5.1f}  (target >= 10)")
         print(f"  crmhub / bare fetch wall time:    {seconds / bare:5.1f}  (target <= 5)")
         print(f"  peak RSS doubled / single:        {rss2 / rss:5.2f}  (flat: about 1)")
 
