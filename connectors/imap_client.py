@@ -533,6 +533,9 @@ class ImapSession:
             pass
         finally:
             _drop(self.client)
+        # A TLS socket closes only once the loop has run the TLS shutdown; a caller that ends its
+        # loop right after a refused login would otherwise leak it (ResourceWarning).
+        await asyncio.wait({self.lost}, timeout=min(self.timeout, 2))
 
 
 def _drop(client: aioimaplib.IMAP4 | None) -> None:

@@ -160,15 +160,23 @@ class Dovecot:
     ``cert_path`` (see `ssl_context`) and connect to ``host``. With ``allow_plaintext=False``
     Dovecot refuses LOGIN and AUTHENTICATE PLAIN before TLS, and listens on STRICT_HOST so that
     loopback does not count as secure. Users exist only in the current generation (see `reset`).
+
+    With ``oauth2_url`` set, Dovecot also offers AUTHENTICATE XOAUTH2 and OAUTHBEARER and checks
+    each bearer token by POSTing ``token=<token>`` to that RFC 7662 introspection endpoint, which
+    must answer with JSON like ``{"active": true, "username": "<login>"}``; the username has to
+    match the one the client sent, and the user must exist (`add_user`) for its mail home.
+    Passwords keep working through the passwd-file passdb.
     """
 
-    def __init__(self, root: Path, *, allow_plaintext: bool) -> None:
+    def __init__(self, root: Path, *, allow_plaintext: bool, oauth2_url: str | None = None) -> None:
         self.root = root
         self.allow_plaintext = allow_plaintext
+        self.oauth2_url = oauth2_url
         self.host = HOST if allow_plaintext else STRICT_HOST
         self.imap_port = 0
         self.imaps_port = 0
         self.conf_path = root / "dovecot.conf"
+        self.oauth2_conf_path = root / "dovecot-oauth2.conf.ext"
         self.cert_path = root / "tls" / "cert.pem"
         self.users_dir = root / "users"
         self._dovecot, self._doveadm = find_dovecot()
@@ -373,6 +381,8 @@ class Dovecot:
         for attempt in range(3):
             self.imap_port, self.imaps_port = _free_ports(self.host, 2)
             self.conf_path.write_text(render_config(self), encoding="utf-8")
+            if self.oauth2_url is not None:
+                self.oauth2_conf_path.write_text(render_oauth2_config(self), encoding="utf-8")
             try:
                 self._spawn()
                 return
@@ -455,7 +465,7 @@ ssl_key = <{root}/tls/key.pem
 {f"ssl_dh = <{dh}" if dh.exists() else ""}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = {"no" if server.allow_plaintext else "yes"}
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if server.oauth2_url else ""}
 auth_failure_delay = 0
 auth_verbose = yes
 login_greeting = Dovecot (crmhub test) ready.
@@ -466,8 +476,9 @@ mailbox_idle_check_interval = 1 secs
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {server.users_dir}/%u
+{"  mechanisms = plain login" if server.oauth2_url else ""}
 }}
-userdb {{
+{_oauth2_passdb(server)}userdb {{
   driver = passwd-file
   args = username_format=%u {server.users_dir}/%u
 }}
@@ -509,6 +520,36 @@ service imap-login {{
 """
 
 
+def _oauth2_passdb(server: Dovecot) -> str:
+    """The oauth2 passdb, for the token mechanisms only; passwd-file then serves only PLAIN and
+    LOGIN, so a token is never compared with a password nor a password sent to the endpoint."""
+    if server.oauth2_url is None:
+        return ""
+    return f"""\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {server.oauth2_conf_path}
+}}
+"""
+
+
+def render_oauth2_config(server: Dovecot) -> str:
+    """dovecot-oauth2.conf.ext (see /usr/share/dovecot/dovecot-oauth2.conf.ext): RFC 7662
+    introspection by POST, the login taken from ``username``, only ``"active": true`` accepted.
+
+    Without a ``tokeninfo_url`` Dovecot goes straight to the introspection endpoint.
+    """
+    return f"""\
+introspection_url = {server.oauth2_url}
+introspection_mode = post
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+"""
+
+
 def dovecot_version() -> str:
     """``dovecot --version``, e.g. ``2.3.19.1 (9b53102964)``."""
     dovecot, _ = find_dovecot()
@@ -518,8 +559,13 @@ def dovecot_version() -> str:
 
 
 @contextlib.contextmanager
-def start_dovecot(*, allow_plaintext: bool = True) -> Iterator[Dovecot]:
+def start_dovecot(
+    *, allow_plaintext: bool = True, oauth2_url: str | None = None
+) -> Iterator[Dovecot]:
     """Run one Dovecot in a private temp dir for the duration of the ``with`` block.
+
+    ``oauth2_url`` adds XOAUTH2/OAUTHBEARER logins checked against that token introspection
+    endpoint (see `Dovecot`).
 
     The dir lives on tmpfs when there is one (creating 5,000 Maildir files on a VM disk takes
     seconds, on tmpfs a tenth of that) and gets mode 0755 because Dovecot's unprivileged
@@ -531,7 +577,7 @@ def start_dovecot(*, allow_plaintext: bool = True) -> Iterator[Dovecot]:
     shm = Path("/dev/shm")
     scratch = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
     root = Path(tempfile.mkdtemp(prefix="crmhub-dovecot-", dir=scratch))
-    server = Dovecot(root, allow_plaintext=allow_plaintext)
+    server = Dovecot(root, allow_plaintext=allow_plaintext, oauth2_url=oauth2_url)
     try:
         os.chmod(root, 0o755)
         write_self_signed_cert(root / "tls")
