@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sysconfig
 from datetime import UTC, datetime, timedelta, timezone
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.base import MalformedItem
-from connectors.mail import SNIPPET_CHARS, translate_message
+from connectors.mail import (
+    SNIPPET_CHARS,
+    _cap_headers,
+    _filename,
+    lines_of,
+    translate_message,
+)
 from hub.model import Channel, Role
 
 HEAD = (
@@ -377,3 +384,73 @@ def test_translate_raises_only_malformed_item(data: bytes) -> None:
     else:
         assert item.participants
         assert all("@" in p.address for p in item.participants)
+
+
+param_pieces = st.sampled_from(
+    [
+        "attachment",
+        "inline",
+        "text/plain",
+        "application/pdf",
+        "; ",
+        ";",
+        "=",
+        '"',
+        "\\",
+        "filename",
+        "FileName",
+        "name",
+        "NAME",
+        "filename*",
+        "filename*0",
+        "filename*1*",
+        "name*=utf-8''",
+        "a.pdf",
+        "M\udcc3\udcbcller",
+        "%C3%BC",
+        " ",
+        "nam",
+        "e",
+        "(x)",
+    ]
+)
+param_headers = st.lists(param_pieces, max_size=8).map("".join)
+
+
+@given(st.none() | param_headers, st.none() | param_headers)
+def test_filename_shortcut_agrees_with_get_filename(
+    disposition: str | None, content_type: str | None
+) -> None:
+    """_filename() skips get_filename()'s parameter parsing only where it cannot find a name."""
+    part = Message()
+    if disposition is not None:
+        part.set_raw("Content-Disposition", disposition)
+    if content_type is not None:
+        part.set_raw("Content-Type", content_type)
+    try:
+        expected = part.get_filename()
+    except (ValueError, LookupError) as e:
+        with pytest.raises(type(e)):
+            _filename(part)
+    else:
+        assert _filename(part) == expected
+
+
+@given(st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b": "]), max_size=30).map(b"".join))
+def test_header_cap_finds_the_first_blank_line(data: bytes) -> None:
+    """One regex search instead of two finds, the first of which scanned whole CRLF messages."""
+    end = data.find(b"\n\n")
+    crlf = data.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        end = crlf
+    if end == -1:
+        end = len(data)
+    cap = 4
+    cut = data.rfind(b"\n", 0, cap)
+    expected = data if end <= cap else data[: max(cut, 0)] + b"\n\n" + data[end:].lstrip(b"\r\n")
+    assert _cap_headers(data, cap) == expected
+
+
+@given(st.text(st.sampled_from("ab \r\n\x0b\x1c\x85\u2028")), st.integers(1, 8))
+def test_lines_of_is_a_lazy_splitlines(text: str, chunk: int) -> None:
+    assert list(lines_of(text, chunk)) == text.splitlines(keepends=True)
