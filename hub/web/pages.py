@@ -51,6 +51,11 @@ def csrf_token(request: Request) -> str:
     return str(token)
 
 
+def _csrf_ok(request: Request, form: Any) -> bool:
+    expected = request.session.get("csrf", "")
+    return bool(expected) and hmac.compare_digest(str(form.get("csrf", "")), str(expected))
+
+
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     user = getattr(request.state, "user", None)
     return HTMLResponse(
@@ -181,9 +186,8 @@ async def contact(request: Request) -> Response:
 @page
 async def send_form(request: Request) -> Response:
     form = await request.form()
-    expected = request.session.get("csrf", "")
-    if not expected or not hmac.compare_digest(str(form.get("csrf", "")), str(expected)):
-        return error_page(request, 403, "This form has expired; reload the page and send again.")
+    if not _csrf_ok(request, form):
+        return error_page(request, 403, "This form has expired; reload the page and try again.")
     back = _safe_next(str(form.get("back", "/")))
     values = {k: str(form.get(k, "")) for k in ("to", "cc", "subject", "body", "in_reply_to")}
     outcome = await send(request, values)
@@ -209,8 +213,7 @@ async def correct_form(request: Request) -> Response:
     """The buttons on an interaction: the same correction as the API, by account name."""
     interaction_id = object_id(request)
     form = await request.form()
-    expected = request.session.get("csrf", "")
-    if not expected or not hmac.compare_digest(str(form.get("csrf", "")), str(expected)):
+    if not _csrf_ok(request, form):
         return error_page(request, 403, "This form has expired; reload the page and try again.")
     async with _hub(request).sessions() as session, session.begin():
         row = await session.get(InteractionRow, interaction_id)

@@ -59,6 +59,19 @@ async def _rules(hub: Hub) -> dict[str, list[tuple[str, bool]]]:
         }
 
 
+async def _two_customers_synced(hub: Hub, tmp_path: Path) -> None:
+    """Isar and Elbe in the directory, MBOX synced: r1 goes to Isar by domain."""
+    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
+    directory = tmp_path / "d.csv"
+    directory.write_text(
+        "account,domains,contact,emails,phones,owner\n"
+        "Isar Maschinenbau AG,isar-mb.de,,,,\nElbe GmbH,elbe.de,,,,\n"
+    )
+    await import_directory(hub, directory)
+    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
+    await sync_all(hub)
+
+
 async def test_a_new_domain_and_phone_reattribute_stored_items_and_their_replies(
     hub: Hub, tmp_path: Path
 ) -> None:
@@ -93,15 +106,7 @@ async def test_a_new_domain_and_phone_reattribute_stored_items_and_their_replies
 
 
 async def test_manual_links_and_tombstones_survive_rematching(hub: Hub, tmp_path: Path) -> None:
-    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
-    directory = tmp_path / "d.csv"
-    directory.write_text(
-        "account,domains,contact,emails,phones,owner\n"
-        "Isar Maschinenbau AG,isar-mb.de,,,,\nElbe GmbH,elbe.de,,,,\n"
-    )
-    await import_directory(hub, directory)
-    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
-    await sync_all(hub)
+    await _two_customers_synced(hub, tmp_path)
     async with hub.sessions() as session, session.begin():
         mail = (
             await session.execute(
@@ -131,15 +136,7 @@ async def test_corrections_through_the_api_win_over_rematching_and_are_audited(
     from storage.tables import AccountRow, AuditRow
     from storage.users import add_user, create_token
 
-    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
-    directory = tmp_path / "d.csv"
-    directory.write_text(
-        "account,domains,contact,emails,phones,owner\n"
-        "Isar Maschinenbau AG,isar-mb.de,,,,\nElbe GmbH,elbe.de,,,,\n"
-    )
-    await import_directory(hub, directory)
-    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
-    await sync_all(hub)
+    await _two_customers_synced(hub, tmp_path)
     async with hub.sessions() as session, session.begin():
         user = await add_user(session, "lea@ourco.example", "manager", "pw-lea-1234")
         token = await create_token(session, user)
@@ -209,15 +206,7 @@ async def test_the_interaction_page_buttons_correct_links(hub: Hub, tmp_path: Pa
     from hub.web.app import build_app
     from storage.users import add_user
 
-    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
-    directory = tmp_path / "d.csv"
-    directory.write_text(
-        "account,domains,contact,emails,phones,owner\n"
-        "Isar Maschinenbau AG,isar-mb.de,,,,\nElbe GmbH,elbe.de,,,,\n"
-    )
-    await import_directory(hub, directory)
-    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
-    await sync_all(hub)
+    await _two_customers_synced(hub, tmp_path)
     async with hub.sessions() as session, session.begin():
         await add_user(session, "lea@ourco.example", "sales", "pw-lea-1234")
         mail_id = (
