@@ -53,7 +53,7 @@ def test_directory_import_creates_accounts_and_reimport_does_not_duplicate(
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == (
         "directory.csv: 3 rows imported, 0 rejected; accounts 2 new, 0 updated; "
-        "contacts 2 new, 0 updated"
+        "contacts 2 new, 0 updated; 0 stored items attributed anew"
     )
     again = crmhub("directory", "import", str(DATA / "directory.csv"))
     assert again.returncode == 0, again.stderr
