@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,6 +24,7 @@ from storage.corrections import CorrectionError, correct
 from storage.tables import AccountRow, AttachmentRow, ContactRow, InteractionRow
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -97,6 +99,18 @@ def object_id(request: Request) -> int:
     return value
 
 
+_WHAT = {AccountRow: "account", ContactRow: "contact", InteractionRow: "interaction"}
+
+
+async def get_or_404(session: AsyncSession, model: type[T], request: Request) -> T:
+    """The row the path's `{id}` names, or the documented 404."""
+    id_ = object_id(request)
+    row = await session.get(model, id_)
+    if row is None:
+        raise ApiError(404, "not_found", f"There is no {_WHAT[model]} {id_}.")
+    return row
+
+
 def _cursor(request: Request, *shape: type) -> str | None:
     """The `cursor` parameter, checked against the shape this listing hands out.
 
@@ -144,9 +158,7 @@ async def accounts(request: Request) -> Response:
 @endpoint
 async def account(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        row = await session.get(AccountRow, object_id(request))
-        if row is None:
-            raise ApiError(404, "not_found", f"no account {object_id(request)}")
+        row = await get_or_404(session, AccountRow, request)
         contacts = await queries.contacts_of(session, row.id)
     return JSONResponse({**account_json(row), "contacts": [contact_json(c) for c in contacts]})
 
@@ -154,8 +166,7 @@ async def account(request: Request) -> Response:
 @endpoint
 async def account_timeline(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        if await session.get(AccountRow, object_id(request)) is None:
-            raise ApiError(404, "not_found", f"no account {object_id(request)}")
+        await get_or_404(session, AccountRow, request)
         page = await queries.account_timeline(
             session,
             object_id(request),
@@ -169,17 +180,14 @@ async def account_timeline(request: Request) -> Response:
 @endpoint
 async def contact(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        row = await session.get(ContactRow, object_id(request))
-        if row is None:
-            raise ApiError(404, "not_found", f"no contact {object_id(request)}")
+        row = await get_or_404(session, ContactRow, request)
     return JSONResponse(contact_json(row))
 
 
 @endpoint
 async def contact_timeline(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        if await session.get(ContactRow, object_id(request)) is None:
-            raise ApiError(404, "not_found", f"no contact {object_id(request)}")
+        await get_or_404(session, ContactRow, request)
         page = await queries.contact_timeline(
             session,
             object_id(request),
@@ -193,9 +201,7 @@ async def contact_timeline(request: Request) -> Response:
 @endpoint
 async def interaction(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        row = await session.get(InteractionRow, object_id(request))
-        if row is None:
-            raise ApiError(404, "not_found", f"no interaction {object_id(request)}")
+        row = await get_or_404(session, InteractionRow, request)
     return JSONResponse(interaction_json(row, full=True))
 
 
@@ -338,9 +344,7 @@ async def correct_attribution(request: Request) -> Response:
     if contact_id is not None and (not isinstance(contact_id, int) or isinstance(contact_id, bool)):
         raise ApiError(422, "bad_correction", "contact_id: expected a contact id or null")
     async with _hub(request).sessions() as session, session.begin():
-        row = await session.get(InteractionRow, interaction_id)
-        if row is None:
-            raise ApiError(404, "not_found", f"There is no interaction {interaction_id}.")
+        row = await get_or_404(session, InteractionRow, request)
         try:
             await correct(
                 session,

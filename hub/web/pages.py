@@ -20,6 +20,7 @@ from hub.bootstrap import Hub
 from hub.web.api import (
     ApiError,
     account_cursor,
+    get_or_404,
     object_id,
     quarantine_cursor,
     send,
@@ -140,9 +141,7 @@ def _filters(request: Request) -> dict[str, str]:
 async def account(request: Request) -> Response:
     account_id = object_id(request)
     async with _hub(request).sessions() as session:
-        row = await session.get(AccountRow, account_id)
-        if row is None:
-            raise ApiError(404, "not_found", f"There is no account {account_id}.")
+        row = await get_or_404(session, AccountRow, request)
         contacts = await queries.contacts_of(session, account_id)
         result = await queries.account_timeline(
             session, account_id, timeline_filter(request), timeline_cursor(request), PAGE_SIZE
@@ -163,9 +162,7 @@ async def account(request: Request) -> Response:
 async def contact(request: Request) -> Response:
     contact_id = object_id(request)
     async with _hub(request).sessions() as session:
-        row = await session.get(ContactRow, contact_id)
-        if row is None:
-            raise ApiError(404, "not_found", f"There is no contact {contact_id}.")
+        row = await get_or_404(session, ContactRow, request)
         account_row = await session.get(AccountRow, row.account_id) if row.account_id else None
         result = await queries.contact_timeline(
             session, contact_id, timeline_filter(request), timeline_cursor(request), PAGE_SIZE
@@ -196,11 +193,8 @@ async def send_form(request: Request) -> Response:
 
 @page
 async def interaction(request: Request) -> Response:
-    interaction_id = object_id(request)
     async with _hub(request).sessions() as session:
-        row = await session.get(InteractionRow, interaction_id)
-        if row is None:
-            raise ApiError(404, "not_found", f"There is no interaction {interaction_id}.")
+        row = await get_or_404(session, InteractionRow, request)
         names = await queries.accounts_by_ids(session, {a.account_id for a in row.attributions})
     html = (
         nh3.clean(row.body_html, url_schemes={"http", "https", "mailto"}) if row.body_html else ""
@@ -216,9 +210,7 @@ async def correct_form(request: Request) -> Response:
     if not _csrf_ok(request, form):
         return error_page(request, 403, "This form has expired; reload the page and try again.")
     async with _hub(request).sessions() as session, session.begin():
-        row = await session.get(InteractionRow, interaction_id)
-        if row is None:
-            raise ApiError(404, "not_found", f"There is no interaction {interaction_id}.")
+        row = await get_or_404(session, InteractionRow, request)
         raw_id, name = str(form.get("account_id", "")), str(form.get("account", "")).strip()
         if raw_id.isdigit():
             account_id = int(raw_id)
