@@ -152,17 +152,6 @@ class Connector:
         raise NotImplementedError
 
 
-def translate_batch(
-    cls: type[Connector],
-    name: str,
-    settings: dict[str, str],
-    context: ConnectorContext,
-    raws: list[RawItem],
-) -> list[Translated | Quarantined]:
-    """`translate_all` in a worker process: the connector is rebuilt there, without secrets."""
-    return cls(name, settings, None, context).translate_all(raws)
-
-
 _DONE = object()
 
 

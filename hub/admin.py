@@ -13,6 +13,7 @@ from hub.bootstrap import Hub
 from hub.directory_files import RowError, read_directory
 from hub.model import Account, Contact
 from hub.rematch import rematch
+from matching.identities import reversed_labels
 from storage.directory import DirectoryCounts, upsert_directory
 from storage.rematch import RematchCounts, affected_by
 from storage.tables import ConnectorRow
@@ -48,7 +49,9 @@ async def import_directory(hub: Hub, path: Path) -> DirectoryImport:
     async with hub.sessions() as session, session.begin():
         counts = await upsert_directory(session, entries)
     async with hub.sessions() as session:
-        affected = await affected_by(session, counts.new_addresses, counts.new_domains)
+        affected = await affected_by(
+            session, counts.new_addresses, map(reversed_labels, counts.new_domains)
+        )
     rematched = await rematch(hub, affected) if affected else RematchCounts()
     return DirectoryImport(len(rows), errors, counts, rematched)
 

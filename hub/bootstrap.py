@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import ConfigError, Settings
-from connectors.base import Connector, ConnectorContext, translate_batch
+from connectors.base import Connector, ConnectorContext
 from hub.model import Quarantined, RawItem, Translated
 from matching.identities import FreeMail, default_free_mail
 from matching.index import IdentityIndex
@@ -35,9 +35,12 @@ def translate_and_pack(
     context: ConnectorContext,
     raws: list[RawItem],
 ) -> list[Translated | Quarantined]:
-    """Translate, and hash and compress the raw bytes while on a core of their own."""
+    """Translate, and hash and compress the raw bytes while on a core of their own.
+
+    Runs in a worker process, so the connector is rebuilt there, without its secrets.
+    """
     out: list[Translated | Quarantined] = []
-    for item in translate_batch(cls, name, settings, context, raws):
+    for item in cls(name, settings, None, context).translate_all(raws):
         digest, packed = pack(item.raw.data)
         out.append(replace(item, raw=replace(item.raw, digest=digest, packed=packed)))
     return out

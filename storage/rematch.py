@@ -27,17 +27,13 @@ class RematchCounts:
     removed: int = 0
 
 
-def reversed_labels(domain: str) -> str:
-    return ".".join(reversed(domain.split(".")))
-
-
 async def affected_by(
     session: AsyncSession,
     addresses: Iterable[str] = (),
-    domains: Iterable[str] = (),
+    domain_keys: Iterable[str] = (),
 ) -> set[int]:
     """Ids of items with a participant at one of these normalised addresses or numbers, or at
-    one of these domains or any subdomain of them."""
+    one of these domains (given as `reversed_labels` keys) or any subdomain of them."""
     found: set[int] = set()
     keys = sorted(set(addresses))
     for start in range(0, len(keys), CHUNK):
@@ -47,8 +43,7 @@ async def affected_by(
             )
         )
         found.update(rows.scalars())
-    for domain in sorted(set(domains)):
-        key = reversed_labels(domain)
+    for key in sorted(set(domain_keys)):
         # "de.acme" itself, and "de.acme.<anything>": a range, so the rdomain index serves it
         # ("/" is the character after ".").
         rows = await session.execute(
