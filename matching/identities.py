@@ -94,10 +94,16 @@ def parent_domains(domain: str) -> list[str]:
     return [".".join(labels[start:]) for start in range(len(labels) - 1)]
 
 
+def reversed_labels(domain: str) -> str:
+    """The labels of a domain in reverse ("de.acme.eu" for eu.acme.de), so that a domain and
+    its subdomains sort together."""
+    return ".".join(reversed(domain.split(".")))
+
+
 def reversed_domain(normalized_address: str) -> str | None:
-    """ "de.acme.eu" for x@eu.acme.de: a domain and its subdomains sort together."""
+    """`reversed_labels` of an address's domain."""
     local, at, domain = normalized_address.rpartition("@")
-    return ".".join(reversed(domain.split("."))) if at and local and domain else None
+    return reversed_labels(domain) if at and local and domain else None
 
 
 def is_internal(domain: str, internal_domains: Iterable[str]) -> bool:
