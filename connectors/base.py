@@ -89,6 +89,17 @@ class Connector:
                 f"(--set {missing[0]}=...: {cls.options[missing[0]]})"
             )
 
+    @classmethod
+    def require_numbers(cls, settings: Mapping[str, str], *keys: str, zero: bool = False) -> None:
+        """Each of `keys` that is set must be a whole number above 0 (or 0 with `zero`)."""
+        for key in keys:
+            value = settings.get(key)
+            if value is None:
+                continue
+            text = str(value)
+            if not text.isdigit() or (int(text) == 0 and not zero):
+                raise ConfigurationError(f"{cls.kind}: {key}={value!r} is not a positive number")
+
     @final
     async def raw_batches(
         self, cursor: Mapping[str, Any]

@@ -92,21 +92,10 @@ class ImapConnector(Connector):
         auth = settings.get("auth", "password")
         if auth not in ("password", "xoauth2"):
             raise ConfigurationError(f"imap: auth={auth!r}; use password or xoauth2")
-        for key in (
-            "port",
-            "max_connections",
-            "timeout",
-            "retries",
-            "idle_seconds",
-            "poll_seconds",
-        ):
-            value = settings.get(key)
-            if (
-                value is not None
-                and (not str(value).isdigit() or int(value) <= 0)
-                and not (key == "retries" and value == "0")
-            ):
-                raise ConfigurationError(f"imap: {key}={value!r} is not a positive number")
+        cls.require_numbers(
+            settings, "port", "max_connections", "timeout", "idle_seconds", "poll_seconds"
+        )
+        cls.require_numbers(settings, "retries", zero=True)
 
     @property
     def _port(self) -> int:

@@ -48,10 +48,7 @@ class SmtpConnector(Connector):
         tls = settings.get("tls", "starttls")
         if tls not in ("ssl", "starttls", "none"):
             raise ConfigurationError(f"smtp: tls={tls!r}; use starttls, ssl or none")
-        for key in ("port", "timeout"):
-            value = settings.get(key)
-            if value is not None and (not str(value).isdigit() or int(value) <= 0):
-                raise ConfigurationError(f"smtp: {key}={value!r} is not a positive number")
+        cls.require_numbers(settings, "port", "timeout")
 
     async def _fetch(
         self, cursor: dict[str, Any]

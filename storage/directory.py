@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,24 +87,22 @@ async def upsert_directory(
 
 
 def _merge_contact(row: ContactRow, contact: Contact, gained: set[str]) -> bool:
-    changed = False
-    emails = {e.address for e in row.emails}
-    for address in contact.emails:
-        if address not in emails:
-            row.emails.append(ContactEmailRow(address=address))
-            emails.add(address)
-            gained.add(address)
-            changed = True
-    phones = {p.e164 for p in row.phones}
-    for number in contact.phones:
-        if number not in phones:
-            row.phones.append(ContactPhoneRow(e164=number))
-            phones.add(number)
-            gained.add(number)
-            changed = True
+    added = _add_missing(row.emails, "address", contact.emails, ContactEmailRow, gained)
+    added |= _add_missing(row.phones, "e164", contact.phones, ContactPhoneRow, gained)
     if contact.owner and row.owner != contact.owner:
-        row.owner, changed = contact.owner, True
-    return changed
+        row.owner, added = contact.owner, True
+    return added
+
+
+def _add_missing(
+    rows: list[Any], attribute: str, values: tuple[str, ...], make: Any, gained: set[str]
+) -> bool:
+    """Append a row for each value not there yet; `gained` collects them for re-matching."""
+    known = {getattr(r, attribute) for r in rows}
+    fresh = [v for v in dict.fromkeys(values) if v not in known]
+    rows.extend(make(**{attribute: value}) for value in fresh)
+    gained.update(fresh)
+    return bool(fresh)
 
 
 async def load_directory(session: AsyncSession) -> tuple[list[Account], list[Contact]]:
