@@ -6,6 +6,7 @@ tests against PostgreSQL; each test run works in a database of its own, created 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,23 +24,32 @@ from storage.tables import Base
 PG_URL = os.environ.get("CRMHUB_TEST_DATABASE_URL", "")
 
 
+@contextlib.contextmanager
+def private_pg_database(prefix: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of its own on the CI server, dropped afterwards."""
+    admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str | None]:
     """A private PostgreSQL database for this test run, migrated once."""
     if not PG_URL:
         yield None
         return
-    admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"crmhub_t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    db.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with private_pg_database("crmhub_t") as url:
+        yield url
 
 
 @pytest.fixture

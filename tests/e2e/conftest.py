@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from config.settings import Settings
 from hub.admin import add_connector, import_directory
@@ -32,6 +29,7 @@ from hub.bootstrap import build_hub
 from hub.pipeline import sync_all
 from storage import db
 from storage.users import add_user, create_token
+from tests.conftest import PG_URL, private_pg_database
 
 CRMHUB = Path(sys.executable).parent / "crmhub"
 DATA = Path(__file__).parent.parent / "data"
@@ -176,23 +174,13 @@ def serve() -> Iterator[Callable[[str, Path], Server]]:
 @pytest.fixture(scope="module")
 def module_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database of the module's own, so a module-wide server never sees a TRUNCATE."""
-    pg_url = os.environ.get("CRMHUB_TEST_DATABASE_URL", "")
-    if not pg_url:
+    if not PG_URL:
         url = f"sqlite:///{tmp_path_factory.mktemp('site') / 'site.db'}"
         db.upgrade(url)
         yield url
         return
-    admin_url = make_url(pg_url).set(drivername="postgresql+psycopg")
-    name = f"crmhub_e2e_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    db.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with private_pg_database("crmhub_e2e") as url:
+        yield url
 
 
 @dataclass

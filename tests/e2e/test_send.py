@@ -6,52 +6,32 @@ The mail server is a real aiosmtpd on loopback; the hub is a real `crmhub serve`
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.e2e.conftest import Cli, Server, seed
-
-
-class Mailserver:
-    """Accepts everything except recipients at nobody.example."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if address.endswith("@nobody.example"):
-            return "550 5.1.1 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
+from tests.mailserver import RecordingMailserver, start_mailserver
 
 
 @pytest.fixture
-def mailserver() -> Iterator[tuple[int, Mailserver]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = Mailserver()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, handler
+def mailserver() -> Iterator[tuple[int, RecordingMailserver]]:
+    handler = RecordingMailserver()
+    controller = start_mailserver(handler)
+    yield controller.port, handler
     controller.stop()
 
 
 @pytest.fixture
 def sending_site(
-    database_url: str, tmp_path: Path, crmhub: Cli, serve: Any, mailserver: tuple[int, Mailserver]
+    database_url: str,
+    tmp_path: Path,
+    crmhub: Cli,
+    serve: Any,
+    mailserver: tuple[int, RecordingMailserver],
 ) -> tuple[Server, str]:
     token = seed(database_url)
     server = serve(database_url, tmp_path)
@@ -59,7 +39,7 @@ def sending_site(
 
 
 def test_api_send_reports_refusals_and_logs_the_mail(
-    sending_site: tuple[Server, str], crmhub: Cli, mailserver: tuple[int, Mailserver]
+    sending_site: tuple[Server, str], crmhub: Cli, mailserver: tuple[int, RecordingMailserver]
 ) -> None:
     server, token = sending_site
     port, handler = mailserver
@@ -114,7 +94,7 @@ def test_api_send_reports_refusals_and_logs_the_mail(
 
 
 def test_the_contact_page_form_sends_and_needs_its_csrf_token(
-    sending_site: tuple[Server, str], crmhub: Cli, mailserver: tuple[int, Mailserver]
+    sending_site: tuple[Server, str], crmhub: Cli, mailserver: tuple[int, RecordingMailserver]
 ) -> None:
     server, _ = sending_site
     port, handler = mailserver

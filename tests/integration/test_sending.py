@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -21,27 +20,9 @@ from hub.pipeline import sync_all
 from hub.sending import Outgoing, SendError, compose, send_mail
 from storage.tables import InteractionRow, SourceRow
 from tests.integration.dovecot import Dovecot, MailUser, start_dovecot, write_self_signed_cert
+from tests.mailserver import RecordingMailserver, start_mailserver
 
 SMTP_PASSWORD = "smtp-secret"
-
-
-class Recorder:
-    """Accepts mail; refuses recipients at the `nobody.example` domain, as a server would."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if address.endswith("@nobody.example"):
-            return "550 5.1.1 no such user here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted"
 
 
 def _authenticate(
@@ -52,25 +33,19 @@ def _authenticate(
 
 
 @pytest.fixture(scope="module")
-def smtp_server() -> Iterator[tuple[Controller, Recorder, Path]]:
+def smtp_server() -> Iterator[tuple[Controller, RecordingMailserver, Path]]:
     certs = Path(tempfile.mkdtemp(prefix="crmhub-smtp-")) / "tls"
     write_self_signed_cert(certs)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certs / "cert.pem", certs / "key.pem")
-    recorder = Recorder()
-    with socket.socket() as probe:  # aiosmtpd checks readiness by connecting: no port 0
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(
+    recorder = RecordingMailserver()
+    controller = start_mailserver(
         recorder,
-        hostname="127.0.0.1",
-        port=port,
         tls_context=context,
         require_starttls=True,
         authenticator=_authenticate,
         auth_required=True,
     )
-    controller.start()
     yield controller, recorder, certs / "cert.pem"
     controller.stop()
 
@@ -110,7 +85,7 @@ async def _setup(hub: Hub, smtp: Controller, cert: Path, imap: Dovecot, user: Ma
 
 
 async def test_send_logs_at_once_reports_refusals_and_files_a_copy_in_sent(
-    hub: Hub, smtp_server: tuple[Controller, Recorder, Path], imap_server: Dovecot
+    hub: Hub, smtp_server: tuple[Controller, RecordingMailserver, Path], imap_server: Dovecot
 ) -> None:
     controller, recorder, cert = smtp_server
     imap_server.reset()
@@ -160,7 +135,7 @@ async def test_send_logs_at_once_reports_refusals_and_files_a_copy_in_sent(
 
 
 async def test_every_recipient_refused_or_bad_login_is_an_error(
-    hub: Hub, smtp_server: tuple[Controller, Recorder, Path], imap_server: Dovecot
+    hub: Hub, smtp_server: tuple[Controller, RecordingMailserver, Path], imap_server: Dovecot
 ) -> None:
     controller, recorder, cert = smtp_server
     imap_server.reset()
@@ -196,7 +171,7 @@ async def test_every_recipient_refused_or_bad_login_is_an_error(
 
 
 def test_plaintext_is_refused_by_a_server_that_requires_starttls(
-    smtp_server: tuple[Controller, Recorder, Path],
+    smtp_server: tuple[Controller, RecordingMailserver, Path],
 ) -> None:
     import asyncio
 

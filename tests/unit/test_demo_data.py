@@ -25,8 +25,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoFiles:
 
 
 def test_counts_are_in_the_requested_ranges(demo: DemoFiles) -> None:
-    ranges = {"accounts": (45, 55), "contacts": (180, 220), "mails": (1900, 2100),
-              "malformed_mails": (8, 12), "meetings": (90, 110), "calls": (280, 320)}
+    ranges = {
+        "accounts": (45, 55),
+        "contacts": (180, 220),
+        "mails": (1900, 2100),
+        "malformed_mails": (8, 12),
+        "meetings": (90, 110),
+        "calls": (280, 320),
+    }
     for name, (low, high) in ranges.items():
         assert low <= demo.counts[name] <= high, name
     assert demo.internal_domain == "nordwind-systeme.example"

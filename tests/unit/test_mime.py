@@ -81,9 +81,7 @@ def same_interaction_or_error(data: bytes) -> None:
     assert results[0] == results[1]
 
 
-@pytest.mark.parametrize(
-    ("name", "least_split"), [("bench", 600), ("cpython", 30), ("demo", 1990)]
-)
+@pytest.mark.parametrize(("name", "least_split"), [("bench", 600), ("cpython", 30), ("demo", 1990)])
 def test_every_corpus_message_gets_the_feedparser_tree_and_interaction(
     name: str, least_split: int, tmp_path: Path
 ) -> None:
