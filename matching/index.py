@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hub.model import Account, Contact
-from matching.identities import FreeMail, default_free_mail, is_internal
+from matching.identities import FreeMail, default_free_mail, is_internal, normalize_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,9 @@ class AccountRef:
 class IdentityIndex:
     """Normalised address -> contacts, E.164 -> contacts, domain -> accounts.
 
+    `names` (name key -> contacts) only ever sends an item to review, never attributes;
+    `ignored` holds the review keys (addresses, numbers, domains) people asked not to see again.
+
     Built from the directory at the start of a sync; `add_account` and `add_contact` keep it
     current when the directory changes, so nothing is rebuilt per item.
     """
@@ -37,7 +40,9 @@ class IdentityIndex:
     emails: dict[str, list[ContactRef]] = field(default_factory=dict)
     phones: dict[str, list[ContactRef]] = field(default_factory=dict)
     domains: dict[str, list[AccountRef]] = field(default_factory=dict)
+    names: dict[str, list[ContactRef]] = field(default_factory=dict)
     account_names: dict[int, str] = field(default_factory=dict)
+    ignored: set[str] = field(default_factory=set)
     _internal_cache: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
@@ -49,11 +54,13 @@ class IdentityIndex:
         internal_domains: Iterable[str] = (),
         region: str | None = "DE",
         free_mail: FreeMail | None = None,
+        ignored: Iterable[str] = (),
     ) -> IdentityIndex:
         index = cls(
             internal_domains=tuple(internal_domains),
             region=region,
             free_mail=free_mail or default_free_mail(),
+            ignored=set(ignored),
         )
         for account in accounts:
             index.add_account(account)
@@ -82,6 +89,11 @@ class IdentityIndex:
                 refs.append(ref)
         for number in contact.phones:
             refs = self.phones.setdefault(number, [])
+            if ref not in refs:
+                refs.append(ref)
+        name_key = normalize_name(contact.name)
+        if name_key:
+            refs = self.names.setdefault(name_key, [])
             if ref not in refs:
                 refs.append(ref)
 

@@ -54,23 +54,31 @@ def contact_by_phone(number: str, index: IdentityIndex) -> list[tuple[int, int |
     ]
 
 
-def account_by_domain(address: str, index: IdentityIndex) -> list[tuple[int, str]]:
-    """Accounts owning the address's domain or its nearest listed parent; never free mail."""
+def listed_domain(address: str, index: IdentityIndex) -> str:
+    """The address's domain or its nearest parent an account lists; "" for none or free mail."""
     domain = address.rpartition("@")[2]
     if domain in index.free_mail:
-        return []
+        return ""
     for candidate in parent_domains(domain):
-        refs = index.domains.get(candidate)
-        if refs:
-            return [
-                (
-                    ref.account_id,
-                    f"{domain} belongs to {ref.account_name}"
-                    + ("" if candidate == domain else f" (domain {candidate})"),
-                )
-                for ref in refs
-            ]
-    return []
+        if candidate in index.domains:
+            return candidate
+    return ""
+
+
+def account_by_domain(address: str, index: IdentityIndex) -> list[tuple[int, str]]:
+    """Accounts owning the address's domain or its nearest listed parent; never free mail."""
+    listed = listed_domain(address, index)
+    if not listed:
+        return []
+    domain = address.rpartition("@")[2]
+    return [
+        (
+            ref.account_id,
+            f"{domain} belongs to {ref.account_name}"
+            + ("" if listed == domain else f" (domain {listed})"),
+        )
+        for ref in index.domains[listed]
+    ]
 
 
 def accounts_by_thread(

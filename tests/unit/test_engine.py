@@ -23,6 +23,7 @@ from hub.model import (
     Direction,
     Interaction,
     Participant,
+    ReviewKind,
     Role,
 )
 from matching.engine import Decision, ResolvedParticipant, attribute, direction_of, resolve
@@ -374,6 +375,83 @@ def test_a_shared_address_attributes_to_every_contact_that_owns_it() -> None:
     )
     decision = attribute(_mail((Role.FROM, "info@shared.de")), index)
     assert _pairs(decision) == {(1, 10, CONTACT_EMAIL), (2, 20, CONTACT_EMAIL)}
+    [case] = decision.review
+    assert (case.kind, case.key, set(case.candidates)) == (
+        ReviewKind.SHARED_ADDRESS,
+        "info@shared.de",
+        {10, 20},
+    )
+
+
+def test_a_domain_listed_by_two_accounts_attributes_to_both_and_asks() -> None:
+    index = IdentityIndex.build(
+        [Account("Holding", ("acme.de",), id=1), Account("Tochter", ("acme.de",), id=2)], []
+    )
+    decision = attribute(_mail((Role.FROM, "x@eu.acme.de")), index)
+    assert {a.account_id for a in decision.attributions} == {1, 2}
+    [case] = decision.review
+    assert (case.kind, case.key, set(case.candidates)) == (
+        ReviewKind.SHARED_DOMAIN,
+        "acme.de",
+        {1, 2},
+    )
+
+
+def test_unknown_free_mail_sender_without_thread_goes_to_review(index: IdentityIndex) -> None:
+    mail = _mail((Role.FROM, "Neue.Kundin@web.de"), (Role.TO, "anna@ourco.example"))
+    decision = attribute(mail, index)
+    assert decision.attributions == []
+    [case] = decision.review
+    assert (case.kind, case.key) == (ReviewKind.UNKNOWN_SENDER, "neue.kundin@web.de")
+
+
+def test_unknown_sender_at_a_company_domain_or_on_a_thread_is_not_queued(
+    index: IdentityIndex,
+) -> None:
+    company = attribute(_mail((Role.FROM, "a@unbekannt-gmbh.de")), index)
+    assert company.review == []
+    reply = _mail((Role.FROM, "neu@web.de"))
+    reply.in_reply_to = ["<parent@x>"]
+    threaded = attribute(reply, index, {"<parent@x>": frozenset({ELBE})})
+    assert threaded.review == [] and {a.account_id for a in threaded.attributions} == {ELBE}
+
+
+def test_unknown_caller_goes_to_review_but_not_an_anonymous_one(index: IdentityIndex) -> None:
+    [case] = attribute(_call("+49 89 1234567", "201"), index).review
+    assert (case.kind, case.key) == (ReviewKind.UNKNOWN_SENDER, "+49891234567")
+    assert attribute(_call("anonymous", "201"), index).review == []
+
+
+@pytest.mark.parametrize(
+    "name", ["Jana Ohlsen", "Ohlsen, Jana", "JANA OHLSEN (Elbe)", "Jána Öhlsen"]
+)
+def test_a_contacts_name_on_an_unrelated_address_goes_to_review_only(
+    index: IdentityIndex, name: str
+) -> None:
+    mail = _mail((Role.TO, "anna@ourco.example"))
+    mail.participants.insert(0, Participant(Role.FROM, "jana.privat@web.de", name=name))
+    decision = attribute(mail, index)
+    assert decision.attributions == []
+    kinds = {case.kind: case for case in decision.review}
+    assert kinds[ReviewKind.NAME_LOOKALIKE].candidates == (JANA,)
+    assert kinds[ReviewKind.NAME_LOOKALIKE].key == "jana.privat@web.de"
+
+
+def test_single_names_and_addresses_in_the_name_field_are_no_lookalikes(
+    index: IdentityIndex,
+) -> None:
+    for name in ("Jana", "j.ohlsen@elbe-logistik.de"):
+        mail = _mail((Role.TO, "anna@ourco.example"))
+        mail.participants.insert(0, Participant(Role.FROM, "x@unbekannt.de", name=name))
+        assert attribute(mail, index).review == []
+
+
+def test_ignored_keys_and_unlogged_items_open_no_case(index: IdentityIndex) -> None:
+    mail = _mail((Role.FROM, "neue.kundin@web.de"))
+    index.ignored.add("neue.kundin@web.de")
+    assert attribute(mail, index).review == []
+    bulk = _mail((Role.FROM, "news@web.de"), headers={"List-Id": "<n.web.de>"})
+    assert attribute(bulk, index).review == []
 
 
 def test_incremental_directory_updates_take_effect(index: IdentityIndex) -> None:

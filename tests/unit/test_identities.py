@@ -22,6 +22,7 @@ from matching.identities import (
     is_internal_extension,
     normalize_domain,
     normalize_email,
+    normalize_name,
     normalize_phone,
     parent_domains,
 )
@@ -273,3 +274,21 @@ def test_normalize_phone_is_e164_or_none_and_idempotent(text: str, region: str |
         assert E164.fullmatch(key), key
         assert normalize_phone(key, region) == key
         assert normalize_phone(key, None) == key
+
+
+@given(st.text())
+def test_normalize_name_is_total_and_idempotent(name: str) -> None:
+    key = normalize_name(name)
+    assert key is None or (normalize_name(key) == key and len(key.split()) >= 2)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Doe, Jane", "jane DOE"),
+        ("Jürgen Müller", "Muller, Jurgen"),
+        ("Jane Doe (ACME)", "Jane Doe"),
+    ],
+)
+def test_normalize_name_ignores_order_case_accents_and_asides(a: str, b: str) -> None:
+    assert normalize_name(a) == normalize_name(b) is not None
