@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -14,7 +15,9 @@ from hub.directory_files import RowError, read_directory
 from hub.model import Account, Contact
 from hub.rematch import rematch
 from matching.identities import reversed_labels
+from storage import merge
 from storage.directory import DirectoryCounts, upsert_directory
+from storage.merge import MergeResult
 from storage.rematch import RematchCounts, affected_by
 from storage.tables import ConnectorRow
 
@@ -54,6 +57,63 @@ async def import_directory(hub: Hub, path: Path) -> DirectoryImport:
         )
     rematched = await rematch(hub, affected) if affected else RematchCounts()
     return DirectoryImport(len(rows), errors, counts, rematched)
+
+
+@dataclass
+class DirectoryMerge:
+    merged: MergeResult
+    rematched: RematchCounts
+
+    def summary(self) -> list[str]:
+        """The lines `crmhub directory merge` prints: what moved, and the re-matching."""
+        m = self.merged
+        moved = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in m.moved().items())
+        return [
+            f"merged {m.kind} {m.drop_id} {m.drop_name!r} into {m.kind} {m.keep_id} "
+            f"{m.keep_name!r}; {m.kind} {m.drop_id} is deleted",
+            f"moved: {moved}",
+            *(f"note: {note}" for note in m.notes),
+            f"{self.rematched.examined} stored items re-matched, "
+            f"{self.rematched.changed} stored items attributed anew",
+        ]
+
+    def as_json(self) -> dict[str, Any]:
+        m = self.merged
+        return {
+            "kind": m.kind,
+            "kept": m.keep_id,
+            "dropped": m.drop_id,
+            "moved": m.moved(),
+            "notes": m.notes,
+            "rematched": {"examined": self.rematched.examined, "changed": self.rematched.changed},
+        }
+
+
+async def merge_accounts(
+    hub: Hub, keep: int | str, drop: int | str, *, actor: str
+) -> DirectoryMerge:
+    """Fold account DROP (an id or exact name) into KEEP, then re-attribute what it touched."""
+    async with hub.sessions() as session, session.begin():
+        merged = await merge.merge_accounts(session, keep, drop, actor=actor)
+    return DirectoryMerge(merged, await _rematch_merged(hub, merged))
+
+
+async def merge_contacts(hub: Hub, keep: int, drop: int, *, actor: str) -> DirectoryMerge:
+    """Fold contact DROP into KEEP, then re-attribute what it touched."""
+    async with hub.sessions() as session, session.begin():
+        merged = await merge.merge_contacts(session, keep, drop, actor=actor)
+    return DirectoryMerge(merged, await _rematch_merged(hub, merged))
+
+
+async def _rematch_merged(hub: Hub, merged: MergeResult) -> RematchCounts:
+    """Only the affected items: those with DROP's identities or domains, and those whose links
+    moved (their explanations still name DROP; an automatic link may now belong elsewhere)."""
+    async with hub.sessions() as session:
+        affected = await affected_by(
+            session, merged.addresses, map(reversed_labels, merged.domain_names)
+        )
+    affected |= merged.interactions
+    return await rematch(hub, affected) if affected else RematchCounts()
 
 
 async def add_connector(

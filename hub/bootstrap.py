@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import secrets
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,7 +23,9 @@ from matching.index import IdentityIndex
 from storage import db
 from storage.blobs import pack
 from storage.directory import load_directory
+from storage.directory import version as directory_version
 from storage.ingest import SqlInteractionStore
+from storage.review import ignored_keys
 
 POOL_THRESHOLD = 100  # items; below this a worker process costs more than it saves
 
@@ -102,17 +104,30 @@ class Hub:
     secret_box: SecretBox
     free_mail: FreeMail
     pool: ProcessPoolExecutor | None = None
+    _index: tuple[int, IdentityIndex] | None = field(default=None, repr=False)
 
     async def identity_index(self) -> IdentityIndex:
+        """The directory as an index, rebuilt only when its version moved since the last call.
+
+        Every directory change raises the version in its own transaction, whichever process
+        made it, so the dropbox, the web and the workers share one cheap staleness check.
+        """
         async with self.sessions() as session:
+            current = await directory_version(session)
+            if self._index is not None and self._index[0] == current:
+                return self._index[1]
             accounts, contacts = await load_directory(session)
-        return IdentityIndex.build(
+            ignored = await ignored_keys(session)
+        index = IdentityIndex.build(
             accounts,
             contacts,
             internal_domains=self.settings.internal_domains,
             region=self.settings.default_region,
             free_mail=self.free_mail,
+            ignored=ignored,
         )
+        self._index = (current, index)
+        return index
 
     async def translate(
         self, connector: Connector, raws: list[RawItem]

@@ -19,10 +19,11 @@ from sqlalchemy.exc import DBAPIError
 from config.settings import ConfigError, load_settings
 from connectors.base import ConfigurationError, ConnectorError
 from connectors.registry import connector_class
-from hub.admin import add_connector, import_directory
+from hub.admin import add_connector, import_directory, merge_accounts, merge_contacts
 from hub.bootstrap import Hub, build_hub
 from hub.directory_files import DirectoryFileError
 from storage.db import DatabaseError, upgrade
+from storage.merge import MergeError, UnknownRecord
 from storage.tables import ConnectorRow
 from storage.users import ROLES, add_user, create_token, user_by_email
 
@@ -62,6 +63,33 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
         print(result.summary(path.name))
         # Good rows are in; a non-zero status still tells a script that some were rejected.
         return 1 if result.errors else 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def _record_id(value: str, what: str) -> int:
+    if not value.isdigit():
+        raise UsageError(f"{what} {value!r}: expected a contact id (a number)")
+    return int(value)
+
+
+def cmd_directory_merge(args: argparse.Namespace) -> int:
+    """Exit status 2 for a bad KEEP or DROP, like every other usage error."""
+
+    async def work(hub: Hub) -> int:
+        try:
+            if args.kind == "accounts":
+                keep, drop = (int(v) if v.isdigit() else v for v in (args.keep, args.drop))
+                result = await merge_accounts(hub, keep, drop, actor="cli")
+            else:
+                keep_id, drop_id = _record_id(args.keep, "KEEP"), _record_id(args.drop, "DROP")
+                result = await merge_contacts(hub, keep_id, drop_id, actor="cli")
+        except UnknownRecord as e:
+            raise UsageError(f"{e.which.upper()}: {e}") from e
+        except MergeError as e:
+            raise UsageError(str(e)) from e
+        print("\n".join(result.summary()))
+        return 0
 
     return asyncio.run(_with_hub(work))
 
@@ -261,6 +289,13 @@ def parser() -> argparse.ArgumentParser:
     imp = dirp.add_parser("import", help="import a .csv or .vcf file")
     imp.add_argument("file")
     imp.set_defaults(run=cmd_directory_import)
+    mrg = dirp.add_parser(
+        "merge", help="fold the duplicate DROP into KEEP; stored items follow, DROP is deleted"
+    )
+    mrg.add_argument("kind", choices=("accounts", "contacts"))
+    mrg.add_argument("keep", metavar="KEEP", help="id (an account also by its exact name)")
+    mrg.add_argument("drop", metavar="DROP", help="id (an account also by its exact name)")
+    mrg.set_defaults(run=cmd_directory_merge)
 
     con = sub.add_parser("connectors", help="sources").add_subparsers(dest="con", required=True)
     add = con.add_parser("add", help="add a connector")

@@ -16,6 +16,7 @@ from hub.model import AddressKind, Channel, Interaction, Participant, Role
 from matching.engine import attribute
 from matching.index import IdentityIndex
 from storage.rematch import CHUNK, RematchCounts, replace_automatic, replies_to
+from storage.review import replace_open
 from storage.tables import InteractionRow
 
 MAX_ROUNDS = 20  # a reply chain deeper than this is followed on the next change
@@ -65,6 +66,7 @@ async def _rematch_chunk(
             for stored, resolved in zip(row.participants, decision.participants, strict=False):
                 stored.contact_id = resolved.contact_id
             added, removed = await replace_automatic(session, row, decision.attributions)
+            await replace_open(session, row.id, decision.review)
             if added or removed:
                 counts.changed += 1
                 counts.added += added

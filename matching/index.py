@@ -41,6 +41,7 @@ class IdentityIndex:
     phones: dict[str, list[ContactRef]] = field(default_factory=dict)
     domains: dict[str, list[AccountRef]] = field(default_factory=dict)
     names: dict[str, list[ContactRef]] = field(default_factory=dict)
+    contacts: dict[int, ContactRef] = field(default_factory=dict)
     account_names: dict[int, str] = field(default_factory=dict)
     ignored: set[str] = field(default_factory=set)
     _internal_cache: dict[str, bool] = field(default_factory=dict)
@@ -83,6 +84,7 @@ class IdentityIndex:
             raise ValueError("only stored contacts (with an id) can be indexed")
         account_name = self.account_names.get(contact.account_id or -1, "")
         ref = ContactRef(contact.id, contact.name, contact.account_id, account_name)
+        self.contacts[contact.id] = ref
         for address in contact.emails:
             refs = self.emails.setdefault(address, [])
             if ref not in refs:

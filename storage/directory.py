@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.model import Account, Contact
@@ -15,7 +15,12 @@ from storage.tables import (
     ContactEmailRow,
     ContactPhoneRow,
     ContactRow,
+    DirectoryStateRow,
 )
+
+
+class DirectoryError(ValueError):
+    """A directory change that cannot be made as asked; the message says why."""
 
 
 @dataclass
@@ -83,7 +88,93 @@ async def upsert_directory(
             counts.contacts_updated += 1
             touched_contacts.add(key)
     await session.flush()
+    if touched_accounts or touched_contacts:
+        await bump_version(session)
     return counts
+
+
+async def bump_version(session: AsyncSession) -> None:
+    """Call in every transaction that changes the directory, so cached indexes reload."""
+    raised = await session.execute(
+        update(DirectoryStateRow)
+        .where(DirectoryStateRow.id == 1)
+        .values(version=DirectoryStateRow.version + 1)
+    )
+    if not raised.rowcount:  # type: ignore[attr-defined]
+        session.add(DirectoryStateRow(id=1, version=1))
+        await session.flush()
+
+
+async def version(session: AsyncSession) -> int:
+    found = await session.execute(
+        select(DirectoryStateRow.version).where(DirectoryStateRow.id == 1)
+    )
+    return int(found.scalar_one_or_none() or 0)
+
+
+async def add_identity(session: AsyncSession, contact_id: int, key: str) -> ContactRow:
+    """Give a contact one more normalised address or E.164 number (a number starts with +)."""
+    contact = await session.get(ContactRow, contact_id)
+    if contact is None:
+        raise DirectoryError(f"contact_id: there is no contact {contact_id}")
+    if key.startswith("+"):
+        _add_missing(contact.phones, "e164", (key,), ContactPhoneRow, set())
+    else:
+        _add_missing(contact.emails, "address", (key,), ContactEmailRow, set())
+    await session.flush()
+    await bump_version(session)
+    return contact
+
+
+async def create_contact(session: AsyncSession, account_id: int, name: str, key: str) -> ContactRow:
+    """A new contact at an account with one identity; an existing namesake there gains it."""
+    if await session.get(AccountRow, account_id) is None:
+        raise DirectoryError(f"account_id: there is no account {account_id}")
+    name = " ".join(name.split())
+    if not name:
+        raise DirectoryError("name: a new contact needs a name")
+    found = await session.execute(
+        select(ContactRow.id).where(ContactRow.account_id == account_id, ContactRow.name == name)
+    )
+    contact_id = found.scalar_one_or_none()
+    if contact_id is None:
+        row = ContactRow(account_id=account_id, name=name, owner="", emails=[], phones=[])
+        session.add(row)
+        await session.flush()
+        contact_id = row.id
+    return await add_identity(session, contact_id, key)
+
+
+async def keep_identity_only_on(session: AsyncSession, contact_id: int, key: str) -> int:
+    """`key` belongs to this contact alone: other contacts lose it. Returns how many did."""
+    table, column = (
+        (ContactPhoneRow, ContactPhoneRow.e164)
+        if key.startswith("+")
+        else (ContactEmailRow, ContactEmailRow.address)
+    )
+    await add_identity(session, contact_id, key)
+    result = await session.execute(
+        delete(table).where(column == key, table.contact_id != contact_id)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def keep_domain_only_on(session: AsyncSession, account_id: int, domain: str) -> int:
+    """`domain` belongs to this account alone: other accounts lose it. Returns how many did."""
+    if await session.get(AccountRow, account_id) is None:
+        raise DirectoryError(f"account_id: there is no account {account_id}")
+    owners = await session.execute(
+        select(AccountDomainRow.account_id).where(AccountDomainRow.domain == domain)
+    )
+    if account_id not in set(owners.scalars()):
+        raise DirectoryError(f"account_id: account {account_id} does not list {domain}")
+    result = await session.execute(
+        delete(AccountDomainRow).where(
+            AccountDomainRow.domain == domain, AccountDomainRow.account_id != account_id
+        )
+    )
+    await bump_version(session)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _merge_contact(row: ContactRow, contact: Contact, gained: set[str]) -> bool:

@@ -183,6 +183,54 @@ class AuditRow(Base):
     after: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class ReviewItemRow(Base):
+    """One open (or settled) review question about one item; see hub.model.ReviewCase.
+
+    The queue shows them grouped by (kind, key): one decision settles every item of a sender.
+    """
+
+    __tablename__ = "review_items"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    candidates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    settled_by: Mapped[str | None] = mapped_column(String(320))
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    settlement: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (
+        UniqueConstraint("interaction_id", "kind", "key"),
+        Index("ix_review_items_open", "settled_at", "kind", "key"),
+    )
+
+
+class ReviewIgnoredRow(Base):
+    """A key (address, number or domain) people asked the review queue never to show again."""
+
+    __tablename__ = "review_ignored"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(320), unique=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DirectoryStateRow(Base):
+    """One row whose `version` every directory change raises, in the same transaction.
+
+    Long-running processes (web, dropbox, worker) keep an IdentityIndex in memory and rebuild
+    it only when this number moved: one cheap read per use instead of loading the directory.
+    """
+
+    __tablename__ = "directory_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class AttributionRow(Base):
     """`removed` marks a tombstone: a manually removed link that re-matching must not re-add."""
 

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.base import ConfigurationError, ConnectorError
+from hub.admin import DirectoryMerge, merge_accounts, merge_contacts
 from hub.bootstrap import Hub
 from hub.sending import Outgoing, SendError, SendOutcome, send_mail, smtp_connector_for
 from hub.web.auth import current_user
@@ -21,6 +22,7 @@ from matching.identities import normalize_email, normalize_phone, parent_domains
 from storage import queries
 from storage.blobs import read_blob
 from storage.corrections import CorrectionError, correct
+from storage.merge import MergeError, UnknownRecord
 from storage.tables import AccountRow, AttachmentRow, ContactRow, InteractionRow
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -376,6 +378,60 @@ async def messages(request: Request) -> Response:
     return JSONResponse(outcome.as_json(), status_code=201)
 
 
+async def _merge_from(request: Request, what: str) -> int:
+    """The body's `from`: the id of the duplicate to fold into the record the path names."""
+    try:
+        values = await request.json()
+    except ValueError as e:
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from e
+    if not isinstance(values, dict):
+        raise ApiError(400, "bad_json", "expected a JSON object")
+    drop = values.get("from")
+    if not isinstance(drop, int) or isinstance(drop, bool):
+        raise ApiError(422, "bad_merge", f"from: expected the id of the {what} to merge")
+    if not 1 <= drop <= MAX_ID:
+        raise ApiError(422, "bad_merge", f"from: there is no {what} {drop}")
+    return drop
+
+
+async def _merging(work: Awaitable[DirectoryMerge]) -> DirectoryMerge:
+    """An unknown path id is a 404; an unknown or same `from` is the body's fault (422)."""
+    try:
+        return await work
+    except UnknownRecord as e:
+        if e.which == "keep":
+            raise ApiError(404, "not_found", str(e)) from e
+        raise ApiError(422, "bad_merge", f"from: {e}") from e
+    except MergeError as e:
+        raise ApiError(422, "bad_merge", str(e)) from e
+
+
+@endpoint
+async def merge_account(request: Request) -> Response:
+    """POST /api/accounts/{id}/merge: account `from` is folded into this one and deleted."""
+    drop = await _merge_from(request, "account")
+    result = await _merging(
+        merge_accounts(_hub(request), object_id(request), drop, actor=request.state.user.email)
+    )
+    async with _hub(request).sessions() as session:
+        row = await get_or_404(session, AccountRow, request)
+        contacts = await queries.contacts_of(session, row.id)
+    merged = {**account_json(row), "contacts": [contact_json(c) for c in contacts]}
+    return JSONResponse({"account": merged, "merge": result.as_json()})
+
+
+@endpoint
+async def merge_contact(request: Request) -> Response:
+    """POST /api/contacts/{id}/merge: contact `from` is folded into this one and deleted."""
+    drop = await _merge_from(request, "contact")
+    result = await _merging(
+        merge_contacts(_hub(request), object_id(request), drop, actor=request.state.user.email)
+    )
+    async with _hub(request).sessions() as session:
+        row = await get_or_404(session, ContactRow, request)
+    return JSONResponse({"contact": contact_json(row), "merge": result.as_json()})
+
+
 @endpoint
 async def openapi(request: Request) -> Response:
     return JSONResponse(OPENAPI)
@@ -404,5 +460,7 @@ ROUTES = [
     Route("/api/lookup", lookup),
     Route("/api/quarantine", quarantine),
     Route("/api/messages", messages, methods=["POST"]),
+    Route("/api/accounts/{id:int}/merge", merge_account, methods=["POST"]),
+    Route("/api/contacts/{id:int}/merge", merge_contact, methods=["POST"]),
     Route("/api/{rest:path}", not_found),
 ]

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.bootstrap import Hub, secret_key_for
-from hub.web import api, pages
+from hub.web import api, pages, review
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 def build_app(hub: Hub) -> Starlette:
     app = Starlette(
-        routes=[*api.ROUTES, *pages.ROUTES],
+        routes=[*review.ROUTES, *api.ROUTES, *pages.ROUTES],
         middleware=[
             Middleware(
                 SessionMiddleware,

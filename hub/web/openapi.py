@@ -189,6 +189,78 @@ CORRECT_ATTRIBUTION = {
 }
 
 
+def _merge(what: str, owns: str) -> dict[str, Any]:
+    """POST /api/{what}s/{id}/merge: the record `from` is folded into the one the path names."""
+    return {
+        "post": {
+            "summary": f"merge the duplicate {what} `from` into this one: its {owns} and "
+            "attributions move here (manual links stay manual, tombstones are kept), the stored "
+            "items it touched are attributed anew, `from` is deleted; recorded in the audit log",
+            "parameters": ID,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["from"],
+                            "properties": {
+                                "from": {
+                                    "type": "integer",
+                                    "description": f"id of the {what} to merge and delete",
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": f"`{what}`: the {what} after the merge; `merge`: counts of "
+                    "what moved, notes, and how many stored items were re-matched and changed",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    what: {"type": "object"},
+                                    "merge": {
+                                        "type": "object",
+                                        "properties": {
+                                            "kind": {"enum": ["account", "contact"]},
+                                            "kept": {"type": "integer"},
+                                            "dropped": {"type": "integer"},
+                                            "moved": {
+                                                "type": "object",
+                                                "additionalProperties": {"type": "integer"},
+                                            },
+                                            "notes": {"type": "array", "items": {"type": "string"}},
+                                            "rematched": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "examined": {"type": "integer"},
+                                                    "changed": {"type": "integer"},
+                                                },
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "400": {"description": "the body is not a JSON object", "content": _ERROR_JSON},
+                "401": {"description": "no or bad token", "content": _ERROR_JSON},
+                "404": {"description": f"no such {what}", "content": _ERROR_JSON},
+                "422": {
+                    "description": f"`from` is missing, names no {what}, or names this one",
+                    "content": _ERROR_JSON,
+                },
+            },
+        }
+    }
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "crmhub API", "version": "0.1.0"},
@@ -244,5 +316,7 @@ OPENAPI: dict[str, Any] = {
         ),
         "/api/messages": SEND_MESSAGE,
         "/api/interactions/{id}/attributions": CORRECT_ATTRIBUTION,
+        "/api/accounts/{id}/merge": _merge("account", "domains, contacts"),
+        "/api/contacts/{id}/merge": _merge("contact", "emails, phones"),
     },
 }
