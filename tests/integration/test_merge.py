@@ -141,7 +141,8 @@ async def test_merging_accounts_moves_everything_and_keeps_peoples_decisions(
     await _synced(hub, tmp_path)
     accounts, contacts, items = await _ids(hub)
     keep, drop = accounts["Isar Maschinenbau AG"], accounts["Isar MB"]
-    keep_tom, drop_tom = contacts[("Isar Maschinenbau AG", "Tom Rieger")], contacts[("Isar MB", "Tom Rieger")]  # fmt: skip
+    keep_tom = contacts[("Isar Maschinenbau AG", "Tom Rieger")]
+    drop_tom = contacts[("Isar MB", "Tom Rieger")]
     eva = contacts[("Isar MB", "Eva Kurz")]
     await _correct(hub, items["removed"], "remove", drop)
     await _correct(hub, items["manual"], "add", drop)
@@ -298,7 +299,8 @@ async def test_merging_contacts_across_accounts_follows_keeps_account(
 async def test_a_manual_link_to_the_dropped_contact_stays_manual(hub: Hub, tmp_path: Path) -> None:
     await _synced(hub, tmp_path)
     accounts, contacts, items = await _ids(hub)
-    keep_tom, drop_tom = contacts[("Isar Maschinenbau AG", "Tom Rieger")], contacts[("Isar MB", "Tom Rieger")]  # fmt: skip
+    keep_tom = contacts[("Isar Maschinenbau AG", "Tom Rieger")]
+    drop_tom = contacts[("Isar MB", "Tom Rieger")]
     drop = accounts["Isar MB"]
     async with hub.sessions() as session, session.begin():
         row = await session.get(InteractionRow, items["elbe"])
