@@ -77,26 +77,42 @@ def realistic(n: int, rng: random.Random) -> bytes:
     qp = email.quoprimime.body_encode(plain.decode("latin-1")).encode("latin-1")
     kind = n % 5
     if kind in (0, 1):
-        return (head + f"Content-Type: text/plain; charset={charset}\r\n"
-                "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + qp + b"\r\n"
+        return (
+            (
+                head + f"Content-Type: text/plain; charset={charset}\r\n"
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            ).encode()
+            + qp
+            + b"\r\n"
+        )
     html = ("<html><body><p>" + body.replace("\n", "</p><p>") + "</p></body></html>").encode(
-        charset, "replace")
+        charset, "replace"
+    )
     html_qp = email.quoprimime.body_encode(html.decode("latin-1")).encode("latin-1")
     alt = (
-        b"--alt\r\nContent-Type: text/plain; charset=" + charset.encode()
-        + b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + qp
-        + b"\r\n--alt\r\nContent-Type: text/html; charset=" + charset.encode()
-        + b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + html_qp + b"\r\n--alt--\r\n"
+        b"--alt\r\nContent-Type: text/plain; charset="
+        + charset.encode()
+        + b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + qp
+        + b"\r\n--alt\r\nContent-Type: text/html; charset="
+        + charset.encode()
+        + b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + html_qp
+        + b"\r\n--alt--\r\n"
     )
     if kind in (2, 3):
         return (head + 'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n').encode() + alt
     attachment = encodebytes(rng.randbytes(target // 3)).replace(b"\n", b"\r\n")
     return (
-        (head + 'Content-Type: multipart/mixed; boundary="mix"\r\n\r\n--mix\r\n'
-         'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n').encode() + alt
+        (
+            head + 'Content-Type: multipart/mixed; boundary="mix"\r\n\r\n--mix\r\n'
+            'Content-Type: multipart/alternative; boundary="alt"\r\n\r\n'
+        ).encode()
+        + alt
         + b"--mix\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
         + f'Content-Disposition: attachment; filename="Angebot-{n}.pdf"\r\n\r\n'.encode()
-        + attachment + b"--mix--\r\n"
+        + attachment
+        + b"--mix--\r\n"
     )
 
 
@@ -136,8 +152,9 @@ def run_mbsync(server: Dovecot, user: MailUser, work: Path) -> float:
         "SyncState *\n"
     )
     started = time.perf_counter()
-    done = subprocess.run(["mbsync", "-c", str(config), "-q", "bench"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        ["mbsync", "-c", str(config), "-q", "bench"], capture_output=True, text=True, check=False
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"mbsync failed: {done.stderr.strip()[-400:]}")
@@ -158,8 +175,9 @@ def run_offlineimap(server: Dovecot, user: MailUser, work: Path) -> float:
     )
     (work / "oi-maildir").mkdir()
     started = time.perf_counter()
-    done = subprocess.run(["offlineimap", "-c", str(config), "-o", "-u", "quiet"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["offlineimap", "-c", str(config), "-o", "-u", "quiet"], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"offlineimap failed: {(done.stderr + done.stdout).strip()[-600:]}")
     return time.perf_counter() - started
@@ -181,21 +199,47 @@ def parse_all(server: Dovecot, user: MailUser) -> float:
 def crmhub(server: Dovecot, user: MailUser, work: Path, name: str) -> tuple[float, int, dict]:
     """`crmhub sync` in a child process: wall time, peak RSS (KiB) and its report."""
     db = work / f"{name}.db"
-    env = dict(os.environ, CRMHUB_DATABASE_URL=f"sqlite:///{db}",
-               CRMHUB_INTERNAL_DOMAINS="ourco.example", CRMHUB_SECRET_KEY="bench-secret-0123456",
-               BENCH_IMAP_PASSWORD=user.password)
+    env = dict(
+        os.environ,
+        CRMHUB_DATABASE_URL=f"sqlite:///{db}",
+        CRMHUB_INTERNAL_DOMAINS="ourco.example",
+        CRMHUB_SECRET_KEY="bench-secret-0123456",
+        BENCH_IMAP_PASSWORD=user.password,
+    )
     cli = [sys.executable, "-m", "hub"]
     subprocess.run(
-        [*cli, "connectors", "add", "imap", name, "--set", f"host={server.host}",
-         "--set", f"port={server.imaps_port}", "--set", f"username={user.name}",
-         "--set", f"ca_file={server.cert_path}", "--set", "folders=INBOX",
-         "--secret", "password=BENCH_IMAP_PASSWORD"],
-        env=env, check=True, cwd=ROOT, capture_output=True,
+        [
+            *cli,
+            "connectors",
+            "add",
+            "imap",
+            name,
+            "--set",
+            f"host={server.host}",
+            "--set",
+            f"port={server.imaps_port}",
+            "--set",
+            f"username={user.name}",
+            "--set",
+            f"ca_file={server.cert_path}",
+            "--set",
+            "folders=INBOX",
+            "--secret",
+            "password=BENCH_IMAP_PASSWORD",
+        ],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
     )
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURED, "sync", "--json"], env=env, cwd=ROOT,
-        capture_output=True, text=True, check=False,
+        [sys.executable, "-c", _MEASURED, "sync", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -205,8 +249,11 @@ def crmhub(server: Dovecot, user: MailUser, work: Path, name: str) -> tuple[floa
 
 
 def crmhub_resync(work: Path, name: str) -> float:
-    env = dict(os.environ, CRMHUB_DATABASE_URL=f"sqlite:///{work / f'{name}.db'}",
-               CRMHUB_SECRET_KEY="bench-secret-0123456")
+    env = dict(
+        os.environ,
+        CRMHUB_DATABASE_URL=f"sqlite:///{work / f'{name}.db'}",
+        CRMHUB_SECRET_KEY="bench-secret-0123456",
+    )
     code = (
         "import asyncio, time\nfrom config.settings import load_settings\n"
         "from hub.bootstrap import build_hub\nfrom hub.pipeline import sync_all\n"
@@ -217,8 +264,9 @@ def crmhub_resync(work: Path, name: str) -> float:
         "    assert r[0].new == 0 and not r[0].error, r\n    return time.perf_counter() - t\n"
         "asyncio.run(main())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -257,15 +305,19 @@ def main() -> None:
         parse = parse_all(server, user)
         print(f"email policy.default parse only:    {parse:7.2f} s")
         seconds, rss, report = crmhub(server, user, work, "first")
-        print(f"crmhub sync (fetch+parse+match+store): {seconds:4.2f} s, "
-              f"{n / seconds:,.0f} msg/s, peak RSS {rss / 1024:.0f} MiB "
-              f"(new {report['new']}, quarantined {report['quarantined']})")
+        print(
+            f"crmhub sync (fetch+parse+match+store): {seconds:4.2f} s, "
+            f"{n / seconds:,.0f} msg/s, peak RSS {rss / 1024:.0f} MiB "
+            f"(new {report['new']}, quarantined {report['quarantined']})"
+        )
         resync = crmhub_resync(work, "first")
         print(f"crmhub no-change re-sync (1 folder, incl. connect+login): {resync * 1000:.0f} ms")
         server.fill_maildir(user, "INBOX", messages(n, start=n))
         seconds2, rss2, report2 = crmhub(server, user, work, "doubled")
-        print(f"crmhub sync of the doubled mailbox ({2 * n}): {seconds2:.2f} s, "
-              f"peak RSS {rss2 / 1024:.0f} MiB (new {report2['new']})")
+        print(
+            f"crmhub sync of the doubled mailbox ({2 * n}): {seconds2:.2f} s, "
+            f"peak RSS {rss2 / 1024:.0f} MiB (new {report2['new']})"
+        )
         print("ratios:")
         print(f"  crmhub / mbsync wall time:        {seconds / mbsync:5.2f}  (target <= 1)")
         if offlineimap:
