@@ -15,14 +15,17 @@ from sqlalchemy import select
 from connectors.base import Connector, ConnectorError
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
-from hub.model import AddressKind, Quarantined, Translated
+from hub.model import AddressKind, Interaction, Quarantined, Translated
+from hub.rematch import rematch
 from matching.engine import attribute
 from matching.identities import reversed_domain
 from matching.index import IdentityIndex
 from storage.ingest import IngestCounts, MatchedParticipant, StoredItem
+from storage.rematch import replies_to
 from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
+MAX_THREAD_PASSES = 5  # reply chains deeper than this within one batch wait for re-matching
 AHEAD = 1  # one batch fetched ahead already overlaps I/O and CPU; more only costs memory
 
 Progress = Callable[[str, int], None]
@@ -51,20 +54,59 @@ class SyncReport:
 
 async def decide_batch(hub: Hub, items: list[Translated], index: IdentityIndex) -> list[StoredItem]:
     """Decide in order, so that a reply later in the batch inherits its parent's accounts."""
-    parents = {
-        message_id
-        for item in items
-        for message_id in (*item.interaction.in_reply_to, *item.interaction.references)
-    }
+    parents = {message_id for item in items for message_id in _parents(item.interaction)}
     threads = await hub.store.thread_accounts(parents) if parents else {}
     decided = []
     for item in items:
         stored = decide(item, index, threads)
-        message_id = item.interaction.message_id
-        if message_id and stored.attributions and not stored.not_logged:
-            threads[message_id] = frozenset(a.account_id for a in stored.attributions)
+        _remember_thread(stored, threads)
         decided.append(stored)
+    # A reply that came before its parent in the batch (mailboxes are not in thread order)
+    # inherits once the parent is decided; each pass settles one more level of a chain.
+    for _ in range(MAX_THREAD_PASSES):
+        late = [
+            n
+            for n, stored in enumerate(decided)
+            if not stored.attributions
+            and not stored.not_logged
+            and any(p in threads for p in _parents(stored.interaction))
+        ]
+        if not late:
+            break
+        for n in late:
+            decided[n] = decide(items[n], index, threads)
+            _remember_thread(decided[n], threads)
     return decided
+
+
+def _parents(interaction: Interaction) -> list[str]:
+    return [*interaction.in_reply_to, *interaction.references]
+
+
+def _remember_thread(stored: StoredItem, threads: dict[str, frozenset[int]]) -> None:
+    message_id = stored.interaction.message_id
+    if message_id and stored.attributions and not stored.not_logged:
+        threads[message_id] = frozenset(a.account_id for a in stored.attributions)
+
+
+async def follow_late_parents(hub: Hub, stored: list[StoredItem], index: IdentityIndex) -> int:
+    """Replies stored before their parent arrived are attributed now, through the parent.
+
+    Returns how many stored items changed. Only items of earlier batches or syncs are looked
+    at: this batch's own replies were decided with their parents already.
+    """
+    parents = {
+        s.interaction.message_id: s.interaction.thread_key or s.interaction.message_id
+        for s in stored
+        if s.interaction.message_id and s.attributions and not s.not_logged
+    }
+    if not parents:
+        return 0
+    async with hub.sessions() as session:
+        earlier = await replies_to(
+            session, parents, skip={s.interaction.dedupe_key for s in stored}
+        )
+    return (await rematch(hub, earlier, index)).changed if earlier else 0
 
 
 def decide(
@@ -91,6 +133,7 @@ def decide(
         attributions=decision.attributions,
         direction=decision.direction.value,
         not_logged=decision.not_logged,
+        review=decision.review,
     )
 
 
@@ -113,6 +156,7 @@ async def sync_connector(
             stored = await decide_batch(hub, [i for i in items if isinstance(i, Translated)], index)
             bad = [i for i in items if isinstance(i, Quarantined)]
             counts = await hub.store.ingest(name, stored, bad, cursor)
+            await follow_late_parents(hub, stored, index)
             report.counts.add(counts)
             report.fetched += fetched
             if progress:

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.model import Attribution, Interaction, Quarantined, RawItem
+from hub.model import Attribution, Interaction, Quarantined, RawItem, ReviewCase
 from storage.blobs import Blob, store_blobs
+from storage.review import open_cases
 from storage.tables import (
     AttachmentRow,
     AttributionRow,
@@ -49,6 +50,7 @@ class StoredItem:
     attributions: list[Attribution]
     direction: str
     not_logged: str
+    review: list[ReviewCase] = field(default_factory=list)
 
 
 @dataclass
@@ -226,6 +228,14 @@ class SqlInteractionStore:
         for table, rows in children:
             if rows:
                 await session.execute(insert(table.__table__), rows)
+        await open_cases(
+            session,
+            (
+                (plan.by_key[key], case)
+                for key, item in plan.new_items.items()
+                for case in item.review
+            ),
+        )
 
     async def _quarantine(
         self,

@@ -7,7 +7,7 @@ those items are attributed again. Manual links stay; manually removed ones stay 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, or_, select
@@ -58,19 +58,27 @@ async def affected_by(
     return found
 
 
-async def replies_to(session: AsyncSession, parents: dict[str, str]) -> set[int]:
-    """Stored items that answer one of `parents` (Message-ID -> its thread key)."""
+async def replies_to(
+    session: AsyncSession, parents: dict[str, str], skip: Collection[str] = ()
+) -> set[int]:
+    """Stored items that answer one of `parents` (Message-ID -> its thread key), except those
+    whose dedupe key is in `skip`."""
     if not parents:
         return set()
     keys = sorted(set(parents) | set(parents.values()))
     found: set[int] = set()
     for start in range(0, len(keys), CHUNK):
         rows = await session.execute(
-            select(InteractionRow.id, InteractionRow.in_reply_to, InteractionRow.references).where(
-                InteractionRow.thread_id.in_(keys[start : start + CHUNK])
-            )
+            select(
+                InteractionRow.id,
+                InteractionRow.dedupe_key,
+                InteractionRow.in_reply_to,
+                InteractionRow.references,
+            ).where(InteractionRow.thread_id.in_(keys[start : start + CHUNK]))
         )
-        for id_, in_reply_to, references in rows:
+        for id_, dedupe_key, in_reply_to, references in rows:
+            if dedupe_key in skip:
+                continue
             if set(in_reply_to or ()) & parents.keys() or set(references or ()) & parents.keys():
                 found.add(id_)
     return found
