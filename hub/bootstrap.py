@@ -39,13 +39,28 @@ def translate_and_pack(
 ) -> list[Translated | Quarantined]:
     """Translate, and hash and compress the raw bytes while on a core of their own.
 
-    Runs in a worker process, so the connector is rebuilt there, without its secrets.
+    Runs in a worker process, so the connector is rebuilt there, without its secrets. What
+    goes back holds neither the raw bytes (the caller has them: see `with_raws`) nor the HTML
+    body (storage keeps none): both would only be copied through a pipe again.
     """
     out: list[Translated | Quarantined] = []
     for item in cls(name, settings, None, context).translate_all(raws):
         digest, packed = pack(item.raw.data)
-        out.append(replace(item, raw=replace(item.raw, digest=digest, packed=packed)))
+        raw = replace(item.raw, data=b"", digest=digest, packed=packed)
+        if isinstance(item, Translated):
+            item.interaction.body_html = ""
+        out.append(replace(item, raw=raw))
     return out
+
+
+def with_raws(
+    items: list[Translated | Quarantined], raws: list[RawItem]
+) -> list[Translated | Quarantined]:
+    """Put the raw bytes back into what `translate_and_pack` returned (one item per raw)."""
+    return [
+        replace(item, raw=replace(item.raw, data=raw.data))
+        for item, raw in zip(items, raws, strict=True)
+    ]
 
 
 def translation_pool() -> ProcessPoolExecutor:
@@ -148,11 +163,13 @@ class Hub:
         """Big batches go to worker processes (all cores); small ones to a thread (no start-up)."""
         args = (type(connector), connector.name, dict(connector.settings), connector.context, raws)
         if len(raws) < POOL_THRESHOLD or os.cpu_count() == 1:
-            return await asyncio.to_thread(translate_and_pack, *args)
-        if self.pool is None:
-            self.pool = translation_pool()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, translate_and_pack, *args)
+            translated = await asyncio.to_thread(translate_and_pack, *args)
+        else:
+            if self.pool is None:
+                self.pool = translation_pool()
+            loop = asyncio.get_running_loop()
+            translated = await loop.run_in_executor(self.pool, translate_and_pack, *args)
+        return with_raws(translated, raws)
 
     async def close(self) -> None:
         if self.pool is not None:

@@ -317,7 +317,6 @@ def _interaction_values(item: StoredItem, blobs: dict[str, int]) -> dict[str, An
         "subject": it.subject,
         "snippet": it.snippet,
         "body_text": it.body_text,
-        "body_html": it.body_html,
         "message_id": it.message_id,
         "thread_id": it.thread_key,
         "in_reply_to": it.in_reply_to,

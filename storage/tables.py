@@ -106,7 +106,7 @@ class ContactPhoneRow(Base):
 
 
 class BlobRow(Base):
-    """Raw bytes, zlib-compressed, addressed by the SHA-256 of the uncompressed content."""
+    """Raw bytes, compressed (storage.blobs.pack), addressed by the SHA-256 of the content."""
 
     __tablename__ = "blobs"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -127,7 +127,6 @@ class InteractionRow(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     snippet: Mapped[str] = mapped_column(Text, default="")
     body_text: Mapped[str] = mapped_column(Text, default="")
-    body_html: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str | None] = mapped_column(String(512), index=True)
     thread_id: Mapped[str | None] = mapped_column(String(512), index=True)
     in_reply_to: Mapped[list[Any]] = mapped_column(JSON, default=list)

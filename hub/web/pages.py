@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import nh3
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select
 from starlette.requests import Request
@@ -17,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.bootstrap import Hub
+from hub.display import mail_html
 from hub.web.api import (
     ApiError,
     account_cursor,
@@ -196,9 +196,7 @@ async def interaction(request: Request) -> Response:
     async with _hub(request).sessions() as session:
         row = await get_or_404(session, InteractionRow, request)
         names = await queries.accounts_by_ids(session, {a.account_id for a in row.attributions})
-    html = (
-        nh3.clean(row.body_html, url_schemes={"http", "https", "mailto"}) if row.body_html else ""
-    )
+    html = await mail_html(_hub(request), row)
     return render(request, "interaction.html", item=row, html=html, accounts=names)
 
 

@@ -46,3 +46,46 @@ def test_upgrade_from_0001_fills_rdomain_for_stored_participants(tmp_path: objec
         rows = connection.execute(text("SELECT kind, rdomain FROM participants ORDER BY id")).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [("email", "de.acme.eu"), ("phone", None)]
+
+
+def test_upgrade_to_0004_drops_the_html_and_keeps_every_row_that_refers_to_an_item(
+    tmp_path: object,
+) -> None:
+    """A table copy on SQLite would drop `interactions`, and with foreign keys on that deletes
+    every participant, source and attribution by cascade: the upgrade must not lose them."""
+    url = f"sqlite:///{tmp_path}/old.db"
+    db.upgrade(url, "0003")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("PRAGMA foreign_keys=ON"))
+        connection.execute(
+            text(
+                "INSERT INTO interactions (id, dedupe_key, channel, direction, occurred_at,"
+                ' subject, snippet, body_text, body_html, in_reply_to, "references", not_logged,'
+                " extra) VALUES (1, 'mid:<a@b>', 'email', 'inbound', '2024-01-08 08:00:00', 'Hi',"
+                " '', 'text', '<p>html</p>', '[]', '[]', '', '{}')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO participants (interaction_id, role, kind, address, normalized, name)"
+                " VALUES (1, 'from', 'email', 'x@acme.de', 'x@acme.de', '')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO sources (interaction_id, connector, external_id, content_sha256)"
+                " VALUES (1, 'mail', 'm1', '')"
+            )
+        )
+    db.upgrade(url)
+    with engine.connect() as connection:
+        columns = {row[1] for row in connection.execute(text("PRAGMA table_info(interactions)"))}
+        counts = [
+            connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            for table in ("interactions", "participants", "sources")
+        ]
+        body = connection.execute(text("SELECT body_text FROM interactions")).scalar()
+    engine.dispose()
+    assert "body_html" not in columns
+    assert counts == [1, 1, 1] and body == "text"

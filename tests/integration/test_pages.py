@@ -1,0 +1,59 @@
+"""The interaction page shows a mail's HTML, read from the stored raw message and sanitised.
+
+Storage keeps no HTML bodies (migration 0004); this proves the page still shows them, and that
+nothing a sender wrote can run in the viewer's browser. SQLite, or PostgreSQL in CI.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from hub.admin import add_connector
+from hub.bootstrap import Hub
+from hub.pipeline import sync_all
+from hub.web.app import build_app
+from storage.tables import InteractionRow
+from storage.users import add_user
+
+MBOX = (
+    "From x Mon Jan  8 09:00:00 2024\n"
+    "From: Jana Ohlsen <j.ohlsen@elbe-logistik.de>\nTo: anna@ourco.example\n"
+    "Subject: Angebot\nDate: Mon, 8 Jan 2024 09:00:00 +0100\nMessage-ID: <html-1@test>\n"
+    'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="b"\n\n'
+    "--b\nContent-Type: text/plain; charset=utf-8\n\nDer Preis für 400 Paletten.\n"
+    "--b\nContent-Type: text/html; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\n"
+    '<p onclick=3D"steal()">Der <b>Preis</b> f=FCr 400 Paletten.</p>'
+    '<script>steal()</script><a href=3D"javascript:steal()">Link</a>\n'
+    "--b--\n\n"
+)
+
+
+async def test_the_interaction_page_shows_the_sanitised_html_of_the_raw_mail(
+    hub: Hub, tmp_path: Path
+) -> None:
+    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
+    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
+    [report] = await sync_all(hub)
+    assert (report.new, report.quarantined, report.error) == (1, 0, "")
+    async with hub.sessions() as session, session.begin():
+        await add_user(session, "lea@ourco.example", "sales", "pw-lea-1234")
+        mail_id = (
+            await session.execute(
+                select(InteractionRow.id).where(InteractionRow.message_id == "<html-1@test>")
+            )
+        ).scalar_one()
+    transport = httpx.ASGITransport(app=build_app(hub))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub", follow_redirects=True
+    ) as browser:
+        await browser.post("/login", data={"email": "lea@ourco.example", "password": "pw-lea-1234"})
+        page = (await browser.get(f"/interactions/{mail_id}")).text
+    content = re.search(r'<div class="mail">(.*?)</div>', page, flags=re.S)
+    assert content is not None, page
+    assert "Der <b>Preis</b> für 400 Paletten." in content.group(1), "HTML part, from latin-1"
+    for unsafe in ("<script", "onclick", "javascript:", "steal()"):
+        assert unsafe not in content.group(1)
