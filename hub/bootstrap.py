@@ -182,7 +182,7 @@ def build_hub(settings: Settings, *, migrate: bool | None = None) -> Hub:
     """Wire the hub. The embedded SQLite database migrates itself; PostgreSQL only on request."""
     if migrate is None:
         migrate = db.parse_url(settings.database_url).get_backend_name() == "sqlite"
-    if migrate:
+    if migrate and not db.is_current(settings.database_url):
         db.upgrade(settings.database_url)
     engine = db.create_engine_for(settings.database_url)
     sessions = db.sessionmaker_for(engine)

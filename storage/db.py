@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration; tests/integration/test_migrations.py checks it against alembic's head.
+HEAD = "0004"
 
 
 class DatabaseError(Exception):
@@ -72,8 +72,28 @@ def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def is_current(url: str) -> bool:
+    """Whether the database is at HEAD already: one query, and alembic is not even loaded.
+
+    Every command on the embedded database checks its schema at start; loading alembic for
+    that cost about 0.1 s per command.
+    """
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except Exception:  # noqa: BLE001 - no database, no table: not current, upgrade() will say why
+        return False
+    finally:
+        engine.dispose()
+    return [tuple(row) for row in found] == [(HEAD,)]
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema to the newest migration (or `revision`); safe to run on every start."""
+    from alembic import command  # only here: see is_current
+    from alembic.config import Config as AlembicConfig
+
     target = sync_url(url)
     if target.get_backend_name() == "sqlite" and target.database not in (None, "", ":memory:"):
         Path(target.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)

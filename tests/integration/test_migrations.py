@@ -4,7 +4,9 @@ database that holds data keeps it usable (SQLite, or PostgreSQL in CI)."""
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from storage import db
@@ -19,6 +21,23 @@ def test_models_and_migrations_agree(database_url: str) -> None:
         differences = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert differences == [], "a model change needs a migration (alembic revision --autogenerate)"
+
+
+def test_head_is_the_newest_migration_and_is_current_knows_it(tmp_path: object) -> None:
+    script = ScriptDirectory.from_config(_alembic_config())
+    assert db.HEAD == script.get_current_head(), "storage.db.HEAD must name the newest migration"
+    url = f"sqlite:///{tmp_path}/check.db"
+    assert not db.is_current(url)
+    db.upgrade(url, "0003")
+    assert not db.is_current(url)
+    db.upgrade(url)
+    assert db.is_current(url)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    return config
 
 
 def test_upgrade_from_0001_fills_rdomain_for_stored_participants(tmp_path: object) -> None:
