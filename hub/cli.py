@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -362,4 +363,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _entry() -> Any:
-    sys.exit(main())
+    code = main()
+    # Everything is closed by now. Freezing the heap spares the interpreter's last collection
+    # pass over it, measured at 0.15-0.2 s after a large sync; the OS reclaims the memory.
+    gc.freeze()
+    sys.exit(code)
