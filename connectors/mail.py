@@ -28,6 +28,16 @@ BODY_TEXT_CHARS = 200_000
 KEPT_HEADERS = ("auto-submitted", "precedence", "list-id", "list-unsubscribe")
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 _ANGLE_ADDR = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
+# The address forms nearly every header uses, `Name <a@b.c>` and `a@b.c`, read without the
+# standard library's character-by-character parser (a sixth of translation time). Anything
+# else (quotes, comments, groups, routes, literals) goes through getaddresses; the unit tests
+# check that both give the same answer wherever this pattern applies.
+_DOT_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_SIMPLE_ADDR = _DOT_ATOM + r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_SIMPLE_MAILBOX = re.compile(
+    rf"\s*(?:(?P<name>[^()<>@,;:\\\"\[\]]*?)\s*<(?P<angle>{_SIMPLE_ADDR})>|(?P<bare>{_SIMPLE_ADDR}))\s*"
+)
+_NOT_SIMPLE = frozenset('"()\\:;[]')
 _SPACE = re.compile(r"\s+")
 _BLANK_LINE = re.compile(rb"\n\n|\r\n\r\n")
 # The line a mail client puts above a quoted reply: the snippet ends there.
@@ -222,8 +232,30 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
     """
     pairs = []
     for value in values:
+        simple = _simple_addresses(value)
+        if simple is not None:
+            pairs += simple
+            continue
         found = [(name, addr.strip()) for name, addr in getaddresses([value]) if "@" in addr]
         pairs += found or [("", addr) for addr in _ANGLE_ADDR.findall(value)]
+    return pairs
+
+
+def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
+    """`getaddresses([value])` for a list of plain mailboxes, or None for any other header."""
+    if not _NOT_SIMPLE.isdisjoint(value):
+        return None
+    pairs = []
+    for element in value.split(","):
+        if not element.strip():
+            continue
+        found = _SIMPLE_MAILBOX.fullmatch(element)
+        if found is None:
+            return None
+        if found["bare"]:
+            pairs.append(("", found["bare"]))
+        else:
+            pairs.append((" ".join(found["name"].split()), found["angle"]))
     return pairs
 
 

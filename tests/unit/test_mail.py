@@ -454,3 +454,36 @@ def test_header_cap_finds_the_first_blank_line(data: bytes) -> None:
 @given(st.text(st.sampled_from("ab \r\n\x0b\x1c\x85\u2028")), st.integers(1, 8))
 def test_lines_of_is_a_lazy_splitlines(text: str, chunk: int) -> None:
     assert list(lines_of(text, chunk)) == text.splitlines(keepends=True)
+
+
+_ADDRESS_ALPHABET = st.sampled_from(list("ab.Z9-_+ @<>,\t\"()\\:;[]'!äé"))
+
+
+@given(st.text(_ADDRESS_ALPHABET, max_size=40))
+def test_the_fast_address_reader_agrees_with_getaddresses_wherever_it_answers(value: str) -> None:
+    from email.utils import getaddresses
+
+    from connectors.mail import _simple_addresses
+
+    fast = _simple_addresses(value)
+    if fast is not None:
+        expected = [(name, addr.strip()) for name, addr in getaddresses([value]) if "@" in addr]
+        assert fast == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Jana Ohlsen <j.ohlsen@elbe-logistik.de>",
+        "  J.  Ohlsen\t<j@x.de> , piet@elbe.de,",
+        "Jürgen Müller <jm@müller.example>, <bare@x.de>",
+        "a..b@x.de, Team <@route:a@b.de>",
+    ],
+)
+def test_the_fast_address_reader_on_common_headers(value: str) -> None:
+    from email.utils import getaddresses
+
+    from connectors.mail import _addresses
+
+    expected = [(name, addr.strip()) for name, addr in getaddresses([value]) if "@" in addr]
+    assert _addresses([value]) == expected
