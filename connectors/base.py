@@ -17,6 +17,10 @@ implement two hooks:
 Everything else (batching, translation in a worker thread, error wrapping) is done here, so that
 a connector holds only what is specific to its source. Connectors never touch storage or
 matching.
+
+Every kind also accepts the hub-level settings in `HUB_OPTIONS` (`create_contacts`, `owner`):
+they tell the pipeline what to do with what the connector fetched, so a connector author neither
+lists nor reads them. Override `mailbox_owner` when the login is not the mailbox's owner.
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ class ConfigurationError(ConnectorError):
 
 class MalformedItem(ValueError):
     """One item cannot be translated; it is quarantined with this reason."""
+
+
+CREATE_CONTACTS = ("off", "written-to", "account-domain")
+HUB_OPTIONS: dict[str, str] = {
+    "create_contacts": "new contacts from unknown addresses at a known account's domain: off "
+    "(default), written-to (recipients of mail the owner sent), account-domain (every party)",
+    "owner": "the mailbox owner's mail address (default: username, when it is a mail address)",
+}
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,10 @@ class Connector:
 
     @classmethod
     def validate_settings(cls, settings: Mapping[str, str]) -> None:
-        unknown = sorted(set(settings) - set(cls.options))
+        accepted = {**HUB_OPTIONS, **cls.options}
+        unknown = sorted(set(settings) - set(accepted))
         if unknown:
-            known = ", ".join(sorted(cls.options)) or "none"
+            known = ", ".join(sorted(accepted))
             raise ConfigurationError(
                 f"{cls.kind}: unknown setting {', '.join(unknown)} (known: {known})"
             )
@@ -86,8 +99,31 @@ class Connector:
         if missing:
             raise ConfigurationError(
                 f"{cls.kind}: missing setting {', '.join(missing)} "
-                f"(--set {missing[0]}=...: {cls.options[missing[0]]})"
+                f"(--set {missing[0]}=...: {accepted[missing[0]]})"
             )
+        policy = settings.get("create_contacts", "off")
+        if policy not in CREATE_CONTACTS:
+            raise ConfigurationError(
+                f"{cls.kind}: create_contacts={policy!r}; use {', '.join(CREATE_CONTACTS[:-1])} "
+                f"or {CREATE_CONTACTS[-1]}"
+            )
+        owner = settings.get("owner")
+        if owner is not None and not _looks_like_address(owner):
+            raise ConfigurationError(
+                f"{cls.kind}: owner={owner!r} is not a mail address (like anna@ourco.example)"
+            )
+
+    @classmethod
+    def mailbox_owner(cls, settings: Mapping[str, str]) -> str:
+        """Whose mailbox this is, for `create_contacts=written-to`; "" when unknown.
+
+        The `owner` setting, else a `username` that is a mail address: a mailbox login usually
+        is its owner's address. A kind that logs in as a service account must override this.
+        """
+        if owner := (settings.get("owner") or "").strip():
+            return owner
+        username = (settings.get("username") or "").strip()
+        return username if _looks_like_address(username) else ""
 
     @classmethod
     def require_numbers(cls, settings: Mapping[str, str], *keys: str, zero: bool = False) -> None:
@@ -161,6 +197,13 @@ class Connector:
 
     def translate(self, raw: RawItem) -> Interaction:
         raise NotImplementedError
+
+
+def _looks_like_address(value: str) -> bool:
+    """A cheap shape check (local@dotted.domain); matching normalises the address properly."""
+    text = value.strip()
+    local, _, domain = text.rpartition("@")
+    return bool(local) and "." in domain.strip(".") and not any(c.isspace() for c in text)
 
 
 _DONE = object()

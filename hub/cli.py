@@ -186,10 +186,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(json.dumps({"connectors": [r.as_json() for r in reports]}, indent=2))
         else:
             for r in reports:
+                # Only connectors that create contacts say so: the other lines keep their shape.
+                created = f"contacts created {r.contacts_created}, " if r.contacts_created else ""
                 print(
                     f"{r.connector}: fetched {r.fetched}, new {r.new}, duplicates {r.duplicates}, "
                     f"matched {r.matched}, unmatched {r.unmatched}, quarantined {r.quarantined}, "
-                    f"errors {r.errors}" + (f" ({r.error})" if r.error else "")
+                    f"{created}errors {r.errors}" + (f" ({r.error})" if r.error else "")
                 )
         return 1 if any(r.errors for r in reports) else 0
 

@@ -17,11 +17,13 @@ from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.model import AddressKind, Interaction, Quarantined, Translated
 from hub.rematch import rematch
+from matching.autocreate import ContactPolicy, contacts_for_batch
 from matching.engine import attribute
 from matching.identities import reversed_domain
 from matching.index import IdentityIndex
+from storage.directory import create_contacts
 from storage.ingest import IngestCounts, MatchedParticipant, StoredItem
-from storage.rematch import replies_to
+from storage.rematch import affected_by, replies_to
 from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class SyncReport:
     unmatched: int = 0
     quarantined: int = 0
     errors: int = 0
+    contacts_created: int = 0
     error: str = ""
     seconds: float = 0.0
     counts: IngestCounts = field(default_factory=IngestCounts, repr=False)
@@ -109,6 +112,38 @@ async def follow_late_parents(hub: Hub, stored: list[StoredItem], index: Identit
     return (await rematch(hub, earlier, index)).changed if earlier else 0
 
 
+async def create_batch_contacts(
+    hub: Hub,
+    items: list[Translated],
+    index: IdentityIndex,
+    policy: ContactPolicy,
+    owner: str,
+) -> tuple[int, set[int]]:
+    """Create the contacts the connector's policy asks for in this batch, before it is decided.
+
+    The new contacts go into `index` too, so the batch is then decided with them. Returns how
+    many contacts were created and the ids of items stored earlier that have one of the new
+    addresses: they are re-attributed once the batch is in (an index lookup, no rescan).
+    """
+    wanted = contacts_for_batch(
+        ((item.interaction, attribute(item.interaction, index)) for item in items),
+        index,
+        policy,
+        owner,
+    )
+    if not wanted:
+        return 0, set()
+    async with hub.sessions() as session, session.begin():
+        made = await create_contacts(session, [(w.account_id, w.name, w.address) for w in wanted])
+    for contact in made.contacts:
+        index.add_contact(contact)
+    if made.created:
+        log.info("%d contacts created for %s", made.created, ", ".join(sorted(made.addresses)))
+    async with hub.sessions() as session:
+        earlier = await affected_by(session, made.addresses) if made.addresses else set()
+    return made.created, earlier
+
+
 def decide(
     item: Translated, index: IdentityIndex, threads: dict[str, frozenset[int]] | None = None
 ) -> StoredItem:
@@ -152,11 +187,22 @@ async def sync_connector(
     try:
         cls = connector_class(row.kind)
         connector = cls(name, row.settings, hub.secret_box.open(row.secrets), hub.context)
+        policy = ContactPolicy(row.settings.get("create_contacts", ContactPolicy.OFF))
+        owner = cls.mailbox_owner(row.settings)
         async for items, cursor, fetched in _translated(hub, connector, row.cursor or {}):
-            stored = await decide_batch(hub, [i for i in items if isinstance(i, Translated)], index)
+            translated = [i for i in items if isinstance(i, Translated)]
+            earlier: set[int] = set()
+            if policy is not ContactPolicy.OFF:
+                created, earlier = await create_batch_contacts(
+                    hub, translated, index, policy, owner
+                )
+                report.contacts_created += created
+            stored = await decide_batch(hub, translated, index)
             bad = [i for i in items if isinstance(i, Quarantined)]
             counts = await hub.store.ingest(name, stored, bad, cursor)
             await follow_late_parents(hub, stored, index)
+            if earlier:
+                await rematch(hub, earlier, index)
             report.counts.add(counts)
             report.fetched += fetched
             if progress:

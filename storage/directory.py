@@ -145,6 +145,82 @@ async def create_contact(session: AsyncSession, account_id: int, name: str, key:
     return await add_identity(session, contact_id, key)
 
 
+@dataclass
+class CreatedContacts:
+    """What `create_contacts` did; `contacts` hold the addresses, as the directory has them."""
+
+    contacts: list[Contact] = field(default_factory=list)
+    created: int = 0  # new contact rows; the others are namesakes that gained an address
+    addresses: set[str] = field(default_factory=set)  # the addresses this call added
+
+
+async def create_contacts(
+    session: AsyncSession, wanted: list[tuple[int, str, str]]
+) -> CreatedContacts:
+    """Contacts for (account_id, name, normalised address) triples, in the caller's transaction.
+
+    An address some contact already holds is skipped, and so is an account that is gone, so
+    running this twice (a sync that crashed after committing it, or two syncs at once) creates
+    nothing twice; a namesake at the same account gains the address, as in `create_contact`.
+    The result lists every contact that now holds one of the addresses, the skipped ones'
+    holders included, so that a caller with an out-of-date index can bring it up to date.
+    The directory version is raised first: on PostgreSQL that row lock queues concurrent
+    callers until this transaction ends, so the check below sees what they committed.
+    """
+    result = CreatedContacts()
+    if not wanted:
+        return result
+    await bump_version(session)
+    addresses = sorted({address for _, _, address in wanted})
+    holders = (
+        await session.execute(
+            select(ContactRow)
+            .join(ContactEmailRow, ContactEmailRow.contact_id == ContactRow.id)
+            .where(ContactEmailRow.address.in_(addresses))
+        )
+    ).scalars()
+    touched: dict[int, ContactRow] = {row.id: row for row in holders}
+    held = {e.address for row in touched.values() for e in row.emails}
+    account_ids = {account_id for account_id, _, _ in wanted}
+    accounts = set(
+        (
+            await session.execute(select(AccountRow.id).where(AccountRow.id.in_(account_ids)))
+        ).scalars()
+    )
+    for account_id, raw_name, address in wanted:
+        name = " ".join(raw_name.split())
+        if address in held or account_id not in accounts or not name:
+            continue
+        row = (
+            await session.execute(
+                select(ContactRow).where(
+                    ContactRow.account_id == account_id, ContactRow.name == name
+                )
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            row = ContactRow(account_id=account_id, name=name, owner="", emails=[], phones=[])
+            session.add(row)
+            result.created += 1
+        _add_missing(row.emails, "address", (address,), ContactEmailRow, result.addresses)
+        held.add(address)
+        await session.flush()
+        touched[row.id] = row
+    result.contacts = [_contact(row) for row in touched.values()]
+    return result
+
+
+def _contact(row: ContactRow) -> Contact:
+    return Contact(
+        row.name,
+        row.account_id,
+        tuple(e.address for e in row.emails),
+        tuple(p.e164 for p in row.phones),
+        row.owner,
+        row.id,
+    )
+
+
 async def keep_identity_only_on(session: AsyncSession, contact_id: int, key: str) -> int:
     """`key` belongs to this contact alone: other contacts lose it. Returns how many did."""
     table, column = (
@@ -202,14 +278,7 @@ async def load_directory(session: AsyncSession) -> tuple[list[Account], list[Con
         for a in (await session.execute(select(AccountRow).order_by(AccountRow.id))).scalars()
     ]
     contacts = [
-        Contact(
-            c.name,
-            c.account_id,
-            tuple(e.address for e in c.emails),
-            tuple(p.e164 for p in c.phones),
-            c.owner,
-            c.id,
-        )
+        _contact(c)
         for c in (await session.execute(select(ContactRow).order_by(ContactRow.id))).scalars()
     ]
     return accounts, contacts
