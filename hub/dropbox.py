@@ -30,8 +30,8 @@ from connectors.base import MalformedItem
 from connectors.forwarded import unwrap
 from connectors.mail import translate_message
 from hub.bootstrap import Hub
+from hub.deciding import decide
 from hub.model import Interaction, Quarantined, RawItem, Translated
-from hub.pipeline import decide
 from storage.tables import InteractionRow
 from storage.users import check_password, hash_password, user_by_email
 

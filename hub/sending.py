@@ -21,8 +21,8 @@ from connectors.imap import ImapConnector
 from connectors.mail import translate_message
 from connectors.smtp import SmtpConnector
 from hub.bootstrap import Hub
+from hub.deciding import decide_batch
 from hub.model import RawItem, Translated
-from hub.pipeline import decide_batch
 from matching.identities import email_domain, normalize_email
 from storage.tables import ConnectorRow, InteractionRow
 
@@ -110,7 +110,7 @@ async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOu
     raw = message.as_bytes()
     message_id = str(message["Message-ID"])
     item = Translated(RawItem(message_id, raw), translate_message(raw))
-    stored = await decide_batch(hub, [item], await hub.identity_index())
+    stored, _ = await decide_batch(hub, [item], await hub.identity_index())
     await hub.store.ingest(row.name, stored, [], row.cursor or {})
     async with hub.sessions() as session:
         interaction_id = (

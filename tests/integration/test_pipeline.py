@@ -187,3 +187,51 @@ async def test_thread_chains_carry_replies_from_unknown_addresses(hub: Hub, tmp_
         assert {a.account_id for a in rows[reply].attributions} == {
             a.account_id for a in rows["<t1@elbe-logistik.de>"].attributions
         }
+
+
+def _mail(n: int, sender: str, *, reply_to: int | None = None) -> str:
+    answer = f"In-Reply-To: <m{reply_to}@test>\n" if reply_to is not None else ""
+    return (
+        f"From x Mon Jan  8 09:00:00 2024\nFrom: {sender}\nTo: anna@ourco.example\n"
+        f"Subject: Nr. {n}\nDate: Mon, 8 Jan 2024 09:00:00 +0100\nMessage-ID: <m{n}@test>\n"
+        f"{answer}\nText {n}.\n\n"
+    )
+
+
+async def test_replies_inherit_across_batches_in_either_order(hub: Hub, tmp_path: Path) -> None:
+    """The pipeline decides one batch while it stores the one before (an mbox batch is 500
+    mails): a reply right after its parent's batch, and a reply stored a whole batch before its
+    parent arrives, both end up with the parent's account."""
+    await _directory(hub)
+    unknown = "Fremd <fremd@privat-mail.example>"
+    mails = [_mail(n, f"kunde{n}@nowhere.example") for n in range(1100)]
+    mails[499] = _mail(499, "j.ohlsen@elbe-logistik.de")  # last of batch 1
+    mails[500] = _mail(500, unknown, reply_to=499)  # first of batch 2
+    mails[10] = _mail(10, unknown, reply_to=1050)  # batch 1, its parent is in batch 3
+    mails[1050] = _mail(1050, "j.ohlsen@elbe-logistik.de")
+    mails[700] = _mail(700, unknown, reply_to=701)  # parent later in the same batch
+    mails[701] = _mail(701, "j.ohlsen@elbe-logistik.de")
+    mbox = tmp_path / "many.mbox"
+    mbox.write_text("".join(mails), encoding="utf-8")
+    await add_connector(hub, "mbox", "many", {"path": str(mbox)}, {})
+    [report] = await sync_all(hub)
+    assert (report.new, report.error) == (1100, "")
+    async with hub.sessions() as session:
+        rows = {
+            r.message_id: r
+            for r in (
+                await session.execute(
+                    select(InteractionRow).where(
+                        InteractionRow.message_id.in_(
+                            [f"<m{n}@test>" for n in (10, 499, 500, 700, 701, 1050)]
+                        )
+                    )
+                )
+            ).scalars()
+        }
+    elbe = {a.account_id for a in rows["<m499@test>"].attributions}
+    assert len(elbe) == 1
+    for reply in (500, 10, 700):
+        links = rows[f"<m{reply}@test>"].attributions
+        assert [a.rule for a in links] == ["thread"], reply
+        assert {a.account_id for a in links} == elbe, reply
