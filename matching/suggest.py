@@ -1,9 +1,11 @@
 """Suggestions for the review queue: who an unknown sender probably is, best guess first.
 
 Evidence, strongest first: an address or number in the sender's signature that the directory
-knows; a contact with (nearly) the sender's display name, ranked by rapidfuzz; a company
-domain named in the signature. Suggestions are offered to a person, never applied by
-themselves: a name or a signature is written by the sender and proves nothing.
+knows (100); a contact matching already suspects, or one with the sender's name (95, down to
+80 for a near spelling, ranked by rapidfuzz); a company domain named in the signature (85).
+A name never reaches the score of a signature: anybody can type a name. Suggestions are
+offered to a person, never applied by themselves: a name or a signature is written by the
+sender and proves nothing.
 """
 
 from __future__ import annotations
@@ -21,16 +23,22 @@ from matching.index import ContactRef, IdentityIndex
 from matching.rules import listed_domain
 
 MAX_SUGGESTIONS = 5
+SIGNATURE_SCORE = 100
+NAME_SCORE = 95  # a candidate of matching's, or the very same name
+DOMAIN_SCORE = 85
 NAME_CUTOFF = 80  # token_sort_ratio; "Jana Ohlsen" vs "Jana Olsen" is 95, unrelated names < 60
 SIGNATURE_LINES = 15
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _WEB = re.compile(r"\b(?:https?://)?www\.([a-z0-9-]+(?:\.[a-z0-9-]+)+)", re.IGNORECASE)
 _QUOTE_START = re.compile(
     r"^(?:-{2,}\s*(?:Original|Ursprüngliche|Forwarded|Weitergeleitete)\b.*"
-    r"|(?:On|Am)\b.*(?:wrote|schrieb)\s*:\s*"
     r"|(?:From|Von):\s.*)$",
     re.IGNORECASE,
 )
+# "On <date> Jana <j@x> wrote:", "Am <date> schrieb Jana <j@x>:"; mail clients wrap it, so the
+# line that ends it may be the second one.
+_ATTRIBUTION_END = re.compile(r"\b(?:wrote|schrieb)\b.*:$", re.IGNORECASE)
+_ATTRIBUTION_START = re.compile(r"^(?:On|Am)\s", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,10 @@ def signature_of(body: str, region: str | None) -> Signature:
         stripped = line.strip()
         if _QUOTE_START.match(stripped):
             break
+        if _ATTRIBUTION_END.search(stripped):
+            if not _ATTRIBUTION_START.match(stripped) and own and _ATTRIBUTION_START.match(own[-1]):
+                own.pop()
+            break
         if not stripped.startswith(">"):
             own.append(stripped)
     lines = [line for line in own if line]
@@ -87,11 +99,18 @@ def _by_contact(ref: ContactRef, score: int, reason: str) -> Suggestion:
     return Suggestion(ref.account_id, ref.contact_id, _label(ref), score, reason)
 
 
-def _name_queries(name: str, key: str) -> list[str]:
-    """The display name, and the local part read as a name ("jana.ohlsen84@" is Jana Ohlsen)."""
-    local = key.partition("@")[0] if "@" in key else ""
-    spelled = " ".join(re.sub(r"[\d_.\-+]+", " ", local).split())
-    return [q for q in (normalize_name(name), normalize_name(spelled)) if q]
+def _name_queries(name: str, spellings: Iterable[str]) -> list[str]:
+    """The display name, and local parts read as names ("jana.ohlsen84@" is Jana Ohlsen).
+
+    The spellings are the addresses as written: a Gmail key has lost the dots between names.
+    """
+    queries = [normalize_name(name)]
+    for address in spellings:
+        local, at, _ = address.strip().strip("<>").rpartition("@")
+        if at:
+            spelled = re.sub(r"[\d_.\-]+", " ", local.partition("+")[0])
+            queries.append(normalize_name(spelled))
+    return [q for q in dict.fromkeys(queries) if q]
 
 
 def suggest(
@@ -101,11 +120,13 @@ def suggest(
     bodies: Iterable[str],
     candidates: Iterable[int],
     index: IdentityIndex,
+    spellings: Iterable[str] = (),
 ) -> list[Suggestion]:
     """Contacts (or accounts) `key` probably belongs to, strongest evidence first.
 
     For a shared domain the answer is one of the accounts listing it; for every other kind,
-    a contact (or an account to create one at).
+    a contact (or an account to create one at). `spellings` are the addresses as the items
+    wrote them (the key is normalised), read for a name in the local part.
     """
     if kind is ReviewKind.SHARED_DOMAIN:
         return [
@@ -121,14 +142,18 @@ def suggest(
             found[(s.account_id, s.contact_id)] = s
 
     for ref in filter(None, map(index.contacts.get, candidates)):
-        offer(_by_contact(ref, 95, f"{name or key} has the name of {_label(ref)}"))
+        if kind is ReviewKind.SHARED_ADDRESS:
+            reason = f"{_label(ref)} has {key}"
+        else:
+            reason = f"{name or key} has the name of {_label(ref)}"
+        offer(_by_contact(ref, NAME_SCORE, reason))
     for body in bodies:
         signature = signature_of(body, index.region)
         for identity in (*signature.emails, *signature.phones):
             refs = index.emails.get(identity) or index.phones.get(identity) or []
             for ref in refs:
                 if identity != key:
-                    offer(_by_contact(ref, 100, f"the signature gives {identity}"))
+                    offer(_by_contact(ref, SIGNATURE_SCORE, f"the signature gives {identity}"))
         for domain in signature.domains:
             listed = listed_domain("@" + domain, index)
             for account in index.domains.get(listed, []) if listed else []:
@@ -137,12 +162,12 @@ def suggest(
                         account.account_id,
                         None,
                         account.account_name,
-                        85,
+                        DOMAIN_SCORE,
                         f"the signature names {domain}",
                     )
                 )
     choices = list(index.names)
-    for query in _name_queries(name, key):
+    for query in _name_queries(name, [key, *spellings]):
         for choice, score, _ in process.extract(
             query,
             choices,
@@ -151,6 +176,8 @@ def suggest(
             score_cutoff=NAME_CUTOFF,
         ):
             for ref in index.names[choice]:
-                offer(_by_contact(ref, int(score), f"{name or key} is like {ref.contact_name}"))
+                same = score >= 100
+                reason = f"{name or key} {'has the name of' if same else 'is like'} {_label(ref)}"
+                offer(_by_contact(ref, min(int(score), NAME_SCORE), reason))
     ranked = sorted(found.values(), key=lambda s: (-s.score, s.label))
     return ranked[:MAX_SUGGESTIONS]
