@@ -27,6 +27,7 @@ from storage.tables import (
     QuarantineRow,
     SourceRow,
 )
+from storage.upsert import insert_new
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ class IngestCounts:
     matched: int = 0
     unmatched: int = 0
     quarantined: int = 0
+
+    def demote(self, item: StoredItem) -> None:
+        """`item` was counted as new, but turned out to be stored already."""
+        self.new -= 1
+        self.duplicates += 1
+        if item.attributions:
+            self.matched -= 1
+        else:
+            self.unmatched -= 1
 
     def add(self, other: IngestCounts) -> None:
         for name in self.__dataclass_fields__:
@@ -106,7 +116,7 @@ class SqlInteractionStore:
                     if a.content
                 ],
             )
-            await self._insert(session, connector, plan, blobs)
+            await self._insert(session, connector, plan, blobs, counts)
             await self._quarantine(session, connector, quarantined, blobs, counts)
             await session.execute(
                 update(ConnectorRow).where(ConnectorRow.name == connector).values(cursor=cursor)
@@ -153,16 +163,30 @@ class SqlInteractionStore:
         return plan
 
     async def _insert(
-        self, session: AsyncSession, connector: str, plan: _Plan, blobs: dict[str, int]
+        self,
+        session: AsyncSession,
+        connector: str,
+        plan: _Plan,
+        blobs: dict[str, int],
+        counts: IngestCounts,
     ) -> None:
-        if plan.new_items:
-            inserted = await session.execute(
-                insert(InteractionRow.__table__).returning(
-                    InteractionRow.__table__.c.dedupe_key, InteractionRow.__table__.c.id
-                ),
-                [_interaction_values(i, blobs) for i in plan.new_items.values()],
+        inserted = await insert_new(
+            session,
+            InteractionRow.__table__,
+            [_interaction_values(i, blobs) for i in plan.new_items.values()],
+            "dedupe_key",
+        )
+        plan.by_key.update(inserted)
+        late = [key for key in plan.new_items if key not in inserted]
+        if late:  # a concurrent sync stored these first: here they are one more source
+            found = await session.execute(
+                select(InteractionRow.dedupe_key, InteractionRow.id).where(
+                    InteractionRow.dedupe_key.in_(late)
+                )
             )
-            plan.by_key.update({key: id_ for key, id_ in inserted})
+            plan.by_key.update({key: id_ for key, id_ in found})
+            for key in late:
+                counts.demote(plan.new_items.pop(key))
         children: list[tuple[type, list[dict[str, Any]]]] = [
             (
                 SourceRow,

@@ -25,7 +25,8 @@ MBOX = (
     "Subject: Angebot\nDate: Mon, 8 Jan 2024 09:00:00 +0100\nMessage-ID: <html-1@test>\n"
     'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="b"\n\n'
     "--b\nContent-Type: text/plain; charset=utf-8\n\nDer Preis für 400 Paletten.\n"
-    "--b\nContent-Type: text/html; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\n"
+    "--b\nContent-Type: text/html; charset=iso-8859-1\n"
+    "Content-Transfer-Encoding: quoted-printable\n\n"
     '<p onclick=3D"steal()">Der <b>Preis</b> f=FCr 400 Paletten.</p>'
     '<script>steal()</script><a href=3D"javascript:steal()">Link</a>\n'
     "--b--\n\n"

@@ -235,3 +235,28 @@ async def test_replies_inherit_across_batches_in_either_order(hub: Hub, tmp_path
         links = rows[f"<m{reply}@test>"].attributions
         assert [a.rule for a in links] == ["thread"], reply
         assert {a.account_id for a in links} == elbe, reply
+
+
+async def test_two_mailboxes_with_the_same_mail_synced_at_once_store_it_once(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Colleagues on one thread hold the same mails; their connectors sync concurrently, each
+    may find a mail missing and insert it. Nothing fails, nothing is stored twice."""
+    import asyncio
+
+    from hub.pipeline import sync_connector
+
+    await _directory(hub)
+    text = "".join(_mail(n, "j.ohlsen@elbe-logistik.de") for n in range(1200))
+    for name in ("anna", "tom"):
+        (tmp_path / f"{name}.mbox").write_text(text, encoding="utf-8")
+        await add_connector(hub, "mbox", name, {"path": str(tmp_path / f"{name}.mbox")}, {})
+    index = await hub.identity_index()
+    reports = await asyncio.gather(
+        sync_connector(hub, "anna", index), sync_connector(hub, "tom", index)
+    )
+    assert [r.error for r in reports] == ["", ""]
+    assert sum(r.new for r in reports) == 1200
+    assert sum(r.duplicates for r in reports) == 1200
+    assert await _count(hub, InteractionRow) == 1200
+    assert await _count(hub, SourceRow) == 2400
