@@ -9,22 +9,31 @@ sender, past and future.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.bootstrap import Hub
 from hub.model import ReviewKind
 from hub.rematch import rematch
-from matching.identities import reversed_labels
+from matching.identities import normalize_domain, normalize_email, normalize_phone, reversed_labels
 from matching.suggest import Suggestion, suggest
 from storage import directory, review
 from storage.queries import Page
 from storage.rematch import RematchCounts, affected_by
-from storage.tables import AuditRow, InteractionRow
+from storage.tables import (
+    AccountDomainRow,
+    AuditRow,
+    ContactEmailRow,
+    ContactPhoneRow,
+    InteractionRow,
+)
 
 BODIES = 3  # signatures read per case
+_NUMBER = re.compile(r"[\d\s+()./-]+")
 
 
 class Settlement(enum.StrEnum):
@@ -77,10 +86,42 @@ async def review_queue(hub: Hub, kind: str | None, cursor: str | None, limit: in
             [row.body_text for row in items[:BODIES]],
             case.candidates,
             index,
+            spellings=sorted(
+                {p.address for r in items for p in r.participants if p.normalized == case.key}
+            ),
         )
         summaries = [ItemSummary(r.id, r.subject, r.occurred_at) for r in items]
         entries.append(ReviewEntry(case, suggestions, summaries))
     return Page(entries, page.next_cursor)
+
+
+def review_key(key: str, region: str | None) -> str:
+    """The key as matching writes it: a normalised address, an E.164 number or a domain.
+
+    A script may send `Jana.Ohlsen@Gmail.com` or `0171 2233445`; stored as typed, the directory
+    would hold a spelling matching never looks up, and the open questions would stay open.
+    """
+    text = key.strip()
+    if "@" in text:
+        found, what = normalize_email(text), "an email address"
+    elif _NUMBER.fullmatch(text):
+        found, what = normalize_phone(text, region), "a full phone number"
+    else:
+        found, what = normalize_domain(text), "a mail domain"
+    if not found:
+        raise ValueError(f"key: {text[:80]!r} is not {what}")
+    return found
+
+
+async def _holders(session: AsyncSession, key: str, is_domain: bool) -> list[int]:
+    """Who has `key` now: the accounts listing a domain, or the contacts with an identity."""
+    if is_domain:
+        query = select(AccountDomainRow.account_id).where(AccountDomainRow.domain == key)
+    elif key.startswith("+"):
+        query = select(ContactPhoneRow.contact_id).where(ContactPhoneRow.e164 == key)
+    else:
+        query = select(ContactEmailRow.contact_id).where(ContactEmailRow.address == key)
+    return sorted(set((await session.execute(query)).scalars()))
 
 
 async def settle_case(
@@ -95,13 +136,16 @@ async def settle_case(
 ) -> SettleOutcome:
     """Apply a person's answer about `key` and re-attribute the items it concerns.
 
-    Raises directory.DirectoryError (or ValueError) with a message for the person when the
-    answer does not fit the key.
+    An address or number then belongs to the one contact named (or created) alone, a domain
+    to the one account named alone. Raises directory.DirectoryError (or ValueError) with a
+    message for the person when the answer does not fit the key.
     """
-    key = key.strip()
+    key = review_key(key, hub.settings.default_region)
     is_domain = "@" not in key and not key.startswith("+")
+    holders = "accounts" if is_domain else "contacts"
     outcome = SettleOutcome()
     async with hub.sessions() as session, session.begin():
+        before = await _holders(session, key, is_domain)
         if settlement is Settlement.IGNORE:
             detail = "ignored"
             outcome.settled = await review.ignore(session, key, actor)
@@ -118,9 +162,13 @@ async def settle_case(
                 f" alone ({dropped} other contacts lost it)" if dropped else ""
             )
         else:
-            if account_id is None or is_domain:
-                raise ValueError("account_id: a new contact needs an account and an address")
+            if is_domain:
+                raise ValueError("key: a new contact needs an address or number, not a domain")
+            if account_id is None:
+                raise ValueError("account_id: say at which account to create the contact")
             contact = await directory.create_contact(session, account_id, name, key)
+            contact_id = contact.id
+            await directory.keep_identity_only_on(session, contact.id, key)
             detail = f"new contact {contact.name} (id {contact.id}) at account {account_id}"
         if settlement is not Settlement.IGNORE:
             outcome.settled = await review.settle(session, key, actor, detail)
@@ -130,8 +178,15 @@ async def settle_case(
                 actor=actor,
                 action=f"review.{settlement.value}",
                 interaction_id=None,
-                before={"key": key},
-                after={"settlement": detail},
+                before={"key": key, holders: before},
+                after={
+                    "settlement": settlement.value,
+                    "contact_id": contact_id if settlement is not Settlement.IGNORE else None,
+                    "account_id": account_id if settlement is not Settlement.IGNORE else None,
+                    holders: await _holders(session, key, is_domain),
+                    "questions_settled": outcome.settled,
+                    "detail": detail,
+                },
             )
         )
         affected = await affected_by(

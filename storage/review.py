@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.model import ReviewCase
@@ -90,12 +90,11 @@ async def replace_open(session: AsyncSession, interaction_id: int, cases: list[R
 async def list_open(
     session: AsyncSession, kind: str | None, cursor: str | None, limit: int
 ) -> Page:
-    """Open cases, the most recently active first; the cursor is an offset into that order."""
-    offset = 0
-    if cursor:
-        [offset] = decode_cursor(cursor) or [None]
-        if not isinstance(offset, int) or offset < 0:
-            raise BadCursor(f"cursor {cursor[:40]!r} is not valid")
+    """Open cases, the most recently active first, paged by (latest item, kind, key).
+
+    A keyset, not an offset: people settle cases while they page, and an offset would then
+    skip as many unseen cases as were settled.
+    """
     latest = func.max(InteractionRow.occurred_at).label("latest")
     query = (
         select(ReviewItemRow.kind, ReviewItemRow.key, func.count().label("n"), latest)
@@ -103,18 +102,47 @@ async def list_open(
         .where(ReviewItemRow.settled_at.is_(None))
         .group_by(ReviewItemRow.kind, ReviewItemRow.key)
         .order_by(latest.desc(), ReviewItemRow.kind, ReviewItemRow.key)
-        .offset(offset)
         .limit(limit + 1)
     )
     if kind:
         query = query.where(ReviewItemRow.kind == kind)
+    if cursor:
+        at, after_kind, after_key = _position(cursor)
+        at_max = func.max(InteractionRow.occurred_at)
+        query = query.having(
+            or_(
+                at_max < at,
+                and_(
+                    at_max == at,
+                    or_(
+                        ReviewItemRow.kind > after_kind,
+                        and_(ReviewItemRow.kind == after_kind, ReviewItemRow.key > after_key),
+                    ),
+                ),
+            )
+        )
     groups = (await session.execute(query)).all()
     cases = [
         await _case(session, kind_, key, count, latest_at)
         for kind_, key, count, latest_at in groups[:limit]
     ]
-    more = len(groups) > limit
-    return Page(cases, encode_cursor([offset + limit]) if more else None)
+    last = cases[-1] if len(groups) > limit else None
+    return Page(
+        cases, encode_cursor([last.latest_at.isoformat(), last.kind, last.key]) if last else None
+    )
+
+
+def _position(cursor: str) -> tuple[datetime, str, str]:
+    values = decode_cursor(cursor)
+    if len(values) == 3 and all(isinstance(v, str) for v in values):
+        stamp, kind, key = values
+        try:
+            at = datetime.fromisoformat(stamp)
+        except ValueError:
+            pass
+        else:
+            return (at if at.tzinfo else at.replace(tzinfo=UTC)), kind, key
+    raise BadCursor(f"cursor {cursor[:40]!r} is not valid")
 
 
 async def _case(
