@@ -13,9 +13,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.review import ReviewEntry, Settlement, review_queue, settle_case
-from hub.web.api import ApiError, endpoint
+from hub.web.api import MAX_ID, ApiError, endpoint
+from hub.web.api import _limit as page_limit
 from hub.web.pages import PAGE_SIZE, _csrf_ok, error_page, page, render
 from storage.directory import DirectoryError
+from storage.queries import BadCursor
 
 SETTLEMENTS = ", ".join(s.value for s in Settlement)
 
@@ -47,23 +49,31 @@ def entry_json(entry: ReviewEntry) -> dict[str, Any]:
 
 
 def _optional_id(values: dict[str, Any], name: str) -> int | None:
+    """An id from JSON (a number) or a form (digits); one beyond 64 bits names nothing."""
     value = values.get(name)
     if value in (None, ""):
         return None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ID:
         raise ValueError(f"{name}: expected an id")
     return value
 
 
+def _text(values: dict[str, Any], name: str) -> str:
+    value = values.get(name, "")
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a string")
+    return value.strip()
+
+
 async def _settle(request: Request, values: dict[str, Any]) -> dict[str, int]:
     """Shared by the API and the form; ValueError carries a message for the person."""
-    key = str(values.get("key", "")).strip()
+    key = _text(values, "key")
     if not key:
         raise ValueError("key: say which address, number or domain the answer is about")
     try:
-        settlement = Settlement(str(values.get("settlement", "")))
+        settlement = Settlement(_text(values, "settlement"))
     except ValueError as e:
         raise ValueError(f"settlement: use one of {SETTLEMENTS}") from e
     outcome = await settle_case(
@@ -73,26 +83,28 @@ async def _settle(request: Request, values: dict[str, Any]) -> dict[str, int]:
         actor=request.state.user.email,
         contact_id=_optional_id(values, "contact_id"),
         account_id=_optional_id(values, "account_id"),
-        name=str(values.get("name", "")),
+        name=_text(values, "name"),
     )
     return {"settled": outcome.settled, "rematched": outcome.rematched.changed}
 
 
 @endpoint
 async def api_queue(request: Request) -> Response:
-    """GET /api/review?kind=&cursor=&limit=: open cases, most recently active first."""
-    limit = request.query_params.get("limit", "25")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
-        raise ApiError(400, "bad_limit", "limit: a whole number from 1 to 100")
+    """GET /api/review?kind=&cursor=&limit=: open cases, most recently active first.
+
+    Paged like every other listing (limit 1..200, default 50; a bad cursor is `bad_cursor`).
+    """
     try:
         result = await review_queue(
             request.app.state.hub,
             request.query_params.get("kind") or None,
             request.query_params.get("cursor") or None,
-            int(limit),
+            page_limit(request),
         )
+    except BadCursor:
+        raise
     except ValueError as e:
-        raise ApiError(400, "bad_filter", str(e)) from e
+        raise ApiError(400, "bad_kind", str(e)) from e
     return JSONResponse(
         {"items": [entry_json(e) for e in result.items], "next_cursor": result.next_cursor}
     )
@@ -111,6 +123,10 @@ async def api_settle(request: Request) -> Response:
         return JSONResponse(await _settle(request, values))
     except (DirectoryError, ValueError) as e:
         raise ApiError(422, "bad_settlement", str(e)) from e
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @page
@@ -136,8 +152,8 @@ async def settle_form(request: Request) -> Response:
     except (DirectoryError, ValueError) as e:
         return error_page(request, 422, str(e))
     request.session["review_done"] = (
-        f"{form.get('key')}: {counts['settled']} questions settled, "
-        f"{counts['rematched']} items attributed anew."
+        f"{form.get('key')}: {_count(counts['settled'], 'question')} settled, "
+        f"{_count(counts['rematched'], 'item')} attributed anew."
     )
     return RedirectResponse("/review", 303)
 
