@@ -1,6 +1,17 @@
-"""`python -m hub` is `crmhub`."""
+"""`python -m hub` and the `crmhub` console script.
 
-from hub.cli import _entry
+Kept tiny on purpose: the translation workers' fork server imports the program's main module,
+and should not load the whole hub for it (hub/translation.py).
+"""
 
-if __name__ == "__main__":  # worker processes import this module again; they must not run it
+from __future__ import annotations
+
+
+def run() -> None:
+    from hub.cli import _entry  # here, not at the top: see the docstring
+
     _entry()
+
+
+if __name__ == "__main__":
+    run()

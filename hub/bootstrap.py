@@ -6,11 +6,10 @@ import asyncio
 import base64
 import hashlib
 import json
-import multiprocessing
 import os
 import secrets
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -18,62 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config.settings import ConfigError, Settings
 from connectors.base import Connector, ConnectorContext
 from hub.model import Quarantined, RawItem, Translated
+from hub.translation import POOL_THRESHOLD, translate_and_pack, translation_pool, with_raws
 from matching.identities import FreeMail, default_free_mail
 from matching.index import IdentityIndex
 from storage import db
-from storage.blobs import pack
 from storage.directory import load_directory
 from storage.directory import version as directory_version
 from storage.ingest import SqlInteractionStore
 from storage.review import ignored_keys
-
-POOL_THRESHOLD = 100  # items; below this a worker process costs more than it saves
-
-
-def translate_and_pack(
-    cls: type[Connector],
-    name: str,
-    settings: dict[str, str],
-    context: ConnectorContext,
-    raws: list[RawItem],
-) -> list[Translated | Quarantined]:
-    """Translate, and hash and compress the raw bytes while on a core of their own.
-
-    Runs in a worker process, so the connector is rebuilt there, without its secrets. What
-    goes back holds neither the raw bytes (the caller has them: see `with_raws`) nor the HTML
-    body (storage keeps none): both would only be copied through a pipe again.
-    """
-    out: list[Translated | Quarantined] = []
-    for item in cls(name, settings, None, context).translate_all(raws):
-        digest, packed = pack(item.raw.data)
-        raw = replace(item.raw, data=b"", digest=digest, packed=packed)
-        if isinstance(item, Translated):
-            item.interaction.body_html = ""
-        out.append(replace(item, raw=raw))
-    return out
-
-
-def with_raws(
-    items: list[Translated | Quarantined], raws: list[RawItem]
-) -> list[Translated | Quarantined]:
-    """Put the raw bytes back into what `translate_and_pack` returned (one item per raw)."""
-    return [
-        replace(item, raw=replace(item.raw, data=raw.data))
-        for item, raw in zip(items, raws, strict=True)
-    ]
-
-
-def translation_pool() -> ProcessPoolExecutor:
-    """Worker processes forked from a clean, single-threaded server process.
-
-    Not fork: forking a process that runs an event loop and database threads can copy a held
-    lock into the child. Not spawn: every spawned worker imports the whole program again
-    (measured: about a second of CPU per worker, at the moment the first batch waits). The fork
-    server imports it once, and its children start with it loaded.
-    """
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", "hub.bootstrap", "connectors.mail"])
-    return ProcessPoolExecutor(mp_context=context)
 
 
 class SecretBox:
