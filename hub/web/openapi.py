@@ -261,6 +261,115 @@ def _merge(what: str, owns: str) -> dict[str, Any]:
     }
 
 
+REVIEW_QUEUE = _get(
+    "open review cases (what matching could not decide alone), the most recently active first; "
+    "one case per (kind, key) with its latest items and ranked suggestions",
+    [
+        _param("kind", doc="unknown-sender, name-lookalike, shared-domain or shared-address"),
+        *PAGING,
+    ],
+    "ReviewCase",
+)
+REVIEW_QUEUE["get"]["responses"]["400"] = {
+    "description": "bad kind, limit or cursor",
+    "content": _ERROR_JSON,
+}
+REVIEW_CASE = {
+    "type": "object",
+    "properties": {
+        "kind": {"enum": ["unknown-sender", "name-lookalike", "shared-domain", "shared-address"]},
+        "key": {"type": "string", "description": "normalised address, E.164 number or domain"},
+        "name": {"type": "string", "description": "the display name the sender used"},
+        "reason": {"type": "string"},
+        "count": {"type": "integer", "description": "open items of this case"},
+        "latest_at": {"type": "string", "format": "date-time"},
+        "interactions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {k: {} for k in ("id", "subject", "occurred_at")},
+            },
+        },
+        "suggestions": {
+            "type": "array",
+            "description": "best first; score 0-100 (a signature's address or number is 100)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "account_id": {"type": ["integer", "null"]},
+                    "contact_id": {
+                        "type": ["integer", "null"],
+                        "description": "null: create a contact at account_id",
+                    },
+                    "label": {"type": "string"},
+                    "score": {"type": "integer"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+SETTLE_REVIEW = {
+    "post": {
+        "summary": "answer a review case for every item of its key, past and future: assign "
+        "the address or number to one contact (or the domain to one account) alone, create a "
+        "contact with it, or ignore the key from now on; the items are attributed anew and the "
+        "answer is recorded in the audit log",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["key", "settlement"],
+                        "properties": {
+                            "key": {
+                                "type": "string",
+                                "description": "an address, phone number or domain (normalised "
+                                "as matching does)",
+                            },
+                            "settlement": {"enum": ["assign", "create-contact", "ignore"]},
+                            "contact_id": {
+                                "type": "integer",
+                                "description": "assign an address or number",
+                            },
+                            "account_id": {
+                                "type": "integer",
+                                "description": "assign a domain; create-contact",
+                            },
+                            "name": {"type": "string", "description": "create-contact"},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "`settled`: open questions closed; `rematched`: stored items "
+                "whose attributions changed",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "settled": {"type": "integer"},
+                                "rematched": {"type": "integer"},
+                            },
+                        }
+                    }
+                },
+            },
+            "400": {"description": "the body is not a JSON object", "content": _ERROR_JSON},
+            "401": {"description": "no or bad token", "content": _ERROR_JSON},
+            "422": {
+                "description": "the answer does not fit the key; the message names the field",
+                "content": _ERROR_JSON,
+            },
+        },
+    }
+}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "crmhub API", "version": "0.1.0"},
@@ -271,6 +380,7 @@ OPENAPI: dict[str, Any] = {
             "Interaction": INTERACTION,
             "Account": {"type": "object"},
             "Quarantined": {"type": "object"},
+            "ReviewCase": REVIEW_CASE,
         },
     },
     "security": [{"bearer": []}],
@@ -318,5 +428,7 @@ OPENAPI: dict[str, Any] = {
         "/api/interactions/{id}/attributions": CORRECT_ATTRIBUTION,
         "/api/accounts/{id}/merge": _merge("account", "domains, contacts"),
         "/api/contacts/{id}/merge": _merge("contact", "emails, phones"),
+        "/api/review": REVIEW_QUEUE,
+        "/api/review/settlements": SETTLE_REVIEW,
     },
 }

@@ -32,6 +32,7 @@ PROTECTED = [
     "/api/attachments/1",
     "/api/lookup?phone=01712233445",
     "/api/quarantine",
+    "/api/review",
 ]
 
 
@@ -340,6 +341,21 @@ def test_openapi_document_lists_the_routes(api: httpx.Client) -> None:
     assert {"channel", "since", "until", "cursor", "limit"} <= {
         p["name"] for p in timeline["parameters"]
     }
+    queue = doc["paths"]["/api/review"]["get"]
+    assert {p["name"] for p in queue["parameters"]} == {"kind", "cursor", "limit"}
+    case = doc["components"]["schemas"]["ReviewCase"]["properties"]
+    assert {"kind", "key", "count", "interactions", "suggestions"} <= set(case)
+    settle = doc["paths"]["/api/review/settlements"]["post"]
+    body = settle["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["settlement"]["enum"] == ["assign", "create-contact", "ignore"]
+    assert {"200", "400", "401", "422"} <= set(settle["responses"])
+    for merge in ("/api/accounts/{id}/merge", "/api/contacts/{id}/merge"):
+        assert (
+            "from"
+            in doc["paths"][merge]["post"]["requestBody"]["content"]["application/json"]["schema"][
+                "properties"
+            ]
+        )
 
 
 ANY_LISTING = ["/api/accounts", "/api/accounts/1/timeline", "/api/interactions", "/api/quarantine"]
