@@ -350,12 +350,8 @@ def test_openapi_document_lists_the_routes(api: httpx.Client) -> None:
     assert body["properties"]["settlement"]["enum"] == ["assign", "create-contact", "ignore"]
     assert {"200", "400", "401", "422"} <= set(settle["responses"])
     for merge in ("/api/accounts/{id}/merge", "/api/contacts/{id}/merge"):
-        assert (
-            "from"
-            in doc["paths"][merge]["post"]["requestBody"]["content"]["application/json"]["schema"][
-                "properties"
-            ]
-        )
+        post = doc["paths"][merge]["post"]
+        assert "from" in post["requestBody"]["content"]["application/json"]["schema"]["properties"]
 
 
 ANY_LISTING = ["/api/accounts", "/api/accounts/1/timeline", "/api/interactions", "/api/quarantine"]
