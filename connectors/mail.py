@@ -224,6 +224,39 @@ def _bodies(msg: Message, keep_attachments: bool) -> tuple[str, str, list[Attach
     return text[:BODY_TEXT_CHARS], html[:BODY_TEXT_CHARS], attachments
 
 
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "sender"})
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def _raw_headers(msg: Message) -> dict[str, list[str]]:
+    """The address headers as written, unfolded, raw 8-bit text decoded, encoded words not.
+
+    Mailboxes must be split before their display names are decoded: decoded first, a name
+    such as `=?utf-8?q?J=C3=B6rg_<boss@customer.example>?=` would read as a second address
+    of the mail, and attribute it to a customer who never wrote it.
+    """
+    found: dict[str, list[str]] = {}
+    for key, value in msg.raw_items():
+        name = key.lower()
+        if name in _ADDRESS_HEADERS:
+            text = str(value)[:MAX_HEADER_VALUE]
+            if not text.isascii():  # compat32 keeps raw 8-bit bytes as surrogate escapes
+                try:
+                    text = decode_text(text.encode("ascii", "surrogateescape"), None)
+                except UnicodeEncodeError:
+                    pass  # already text
+            found.setdefault(name, []).append(_FOLD.sub("", text))
+    return found
+
+
+def _mailboxes(values: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs of raw header values, each name decoded on its own."""
+    return [
+        (decode_header_value(name) if "=?" in name else name, address)
+        for name, address in _addresses(values)
+    ]
+
+
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
     """(display name, address) pairs; an `<addr>` is kept even when the parser loses it.
 
@@ -294,12 +327,12 @@ def translate_message(
     if not headers & {"from", "sender", "to", "cc", "date", "message-id", "subject"}:
         raise MalformedItem("not a mail message: no From, To, Date, Subject or Message-ID header")
     participants = []
+    raw = _raw_headers(msg)
     for role, header in _ROLES:
-        values = [decode_header_value(v) for v in msg.get_all(header) or []]
-        for name, address in _addresses(values):
+        for name, address in _mailboxes(raw.get(header, [])):
             participants.append(Participant(role, address, AddressKind.EMAIL, name))
-    if not any(p.role is Role.FROM for p in participants) and msg.get("Sender"):
-        for name, address in _addresses([decode_header_value(msg["Sender"])]):
+    if not any(p.role is Role.FROM for p in participants) and raw.get("sender"):
+        for name, address in _mailboxes(raw["sender"][:1]):
             participants.insert(0, Participant(Role.FROM, address, AddressKind.EMAIL, name))
     if not participants:
         raise MalformedItem("no sender or recipient address in From, Sender, To or Cc")

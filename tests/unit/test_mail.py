@@ -487,3 +487,37 @@ def test_the_fast_address_reader_on_common_headers(value: str) -> None:
 
     expected = [(name, addr.strip()) for name, addr in getaddresses([value]) if "@" in addr]
     assert _addresses([value]) == expected
+
+
+def _from_header(value: bytes) -> list[tuple[str, str, str]]:
+    raw = b"From: " + value + b"\r\nTo: anna@ourco.example\r\nSubject: x\r\n\r\nText\r\n"
+    item = translate_message(raw, fallback_date=datetime(2024, 1, 8, tzinfo=UTC))
+    return [(p.role.value, p.name, p.address) for p in item.participants]
+
+
+def test_an_address_hidden_in_an_encoded_display_name_is_not_a_participant() -> None:
+    """Decoded first, the name would read as a second sender: the customer whose address it
+    holds would get a mail they never wrote (found by bench/matching.py)."""
+    header = b"=?utf-8?q?J=C3=B6rg_M=C3=BCller_=3Cboss=40customer=2Eexample=3E?= <w19@gmail.com>"
+    assert _from_header(header) == [
+        ("from", "Jörg Müller <boss@customer.example>", "w19@gmail.com"),
+        ("to", "", "anna@ourco.example"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"=?utf-8?q?M=C3=BCller=2C_J=C3=B6rg?= <jm@x.de>", [("Müller, Jörg", "jm@x.de")]),
+        (b'"=?iso-8859-1?q?M=FCller?=" <m@x.de>, b@y.de', [("Müller", "m@x.de"), ("", "b@y.de")]),
+        ("Jörg Müller <jm@x.de>".encode(), [("Jörg Müller", "jm@x.de")]),  # raw 8-bit UTF-8
+        (
+            b"Jana\r\n Ohlsen <j@x.de>,\r\n\tpiet@y.de",
+            [("Jana Ohlsen", "j@x.de"), ("", "piet@y.de")],
+        ),
+    ],
+)
+def test_display_names_are_decoded_after_the_split(
+    header: bytes, expected: list[tuple[str, str]]
+) -> None:
+    assert [(n, a) for role, n, a in _from_header(header) if role == "from"] == expected
