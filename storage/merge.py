@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.directory import _add_missing, bump_version
 from storage.tables import (
+    MAX_ID,
     AccountDomainRow,
     AccountRow,
     AttributionRow,
@@ -278,7 +279,7 @@ async def _links_of(session: AsyncSession, items: Any, which: Any) -> list[Attri
 
 async def _account(session: AsyncSession, ref: int | str, which: str) -> AccountRow:
     if isinstance(ref, int):
-        row = await session.get(AccountRow, ref, with_for_update=True)
+        row = await session.get(AccountRow, ref, with_for_update=True) if ref <= MAX_ID else None
         missing = f"there is no account {ref}"
     else:
         query = select(AccountRow).where(AccountRow.name == ref).with_for_update()
@@ -290,7 +291,7 @@ async def _account(session: AsyncSession, ref: int | str, which: str) -> Account
 
 
 async def _contact(session: AsyncSession, ref: int, which: str) -> ContactRow:
-    row = await session.get(ContactRow, ref, with_for_update=True)
+    row = await session.get(ContactRow, ref, with_for_update=True) if ref <= MAX_ID else None
     if row is None:
         raise UnknownRecord(which, f"there is no contact {ref}")
     return row

@@ -23,7 +23,7 @@ from storage import queries
 from storage.blobs import read_blob
 from storage.corrections import CorrectionError, correct
 from storage.merge import MergeError, UnknownRecord
-from storage.tables import AccountRow, AttachmentRow, ContactRow, InteractionRow
+from storage.tables import MAX_ID, AccountRow, AttachmentRow, ContactRow, InteractionRow
 
 Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
@@ -91,7 +91,6 @@ def timeline_filter(request: Request) -> queries.TimelineFilter:
     )
 
 
-MAX_ID = 2**63 - 1  # ids are 64-bit integer columns; a larger one cannot exist
 
 
 def object_id(request: Request) -> int:

@@ -196,12 +196,6 @@ def test_cli_refuses_unknown_or_identical_records_with_one_line(
     assert query(database_url, "SELECT count(*) FROM audit_log") == [(0,)]
 
 
-@pytest.mark.xfail(
-    reason="an id beyond 64 bits reaches the database: SQLite raises OverflowError (a "
-    "traceback, exit 1), PostgreSQL a DBAPIError; storage/merge.py _account/_contact should "
-    "treat it as UnknownRecord (the API checks MAX_ID already)",
-    strict=True,
-)
 def test_cli_refuses_an_id_no_record_can_have(crmhub: Cli, token: str, database_url: str) -> None:
     accounts, contacts = _ids(database_url)
     huge = "99999999999999999999"
