@@ -13,11 +13,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.review import ReviewEntry, Settlement, review_queue, settle_case
-from hub.web.api import MAX_ID, ApiError, endpoint
+from hub.web.api import ApiError, endpoint
 from hub.web.api import _limit as page_limit
 from hub.web.pages import PAGE_SIZE, _csrf_ok, error_page, page, render
 from storage.directory import DirectoryError
 from storage.queries import BadCursor
+from storage.tables import MAX_ID
 
 SETTLEMENTS = ", ".join(s.value for s in Settlement)
 
