@@ -369,6 +369,20 @@ def test_ignoring_a_sender_through_the_api(api: httpx.Client) -> None:
     assert "kunde1@web.de" not in {c["key"] for c in _cases(api)}
 
 
+def test_creating_a_contact_through_the_api(api: httpx.Client) -> None:
+    isar = ok(api.get("/api/accounts", params={"q": "Isar"}))["items"][0]["id"]
+    answer = {
+        "key": "kunde2@web.de",
+        "settlement": "create-contact",
+        "account_id": isar,
+        "name": "Karla Zwei",
+    }
+    assert ok(api.post("/api/review/settlements", json=answer)) == {"settled": 1, "rematched": 1}
+    (created,) = ok(api.get(f"/api/accounts/{isar}"))["contacts"]  # Isar had none
+    assert (created["name"], created["emails"]) == ("Karla Zwei", ["kunde2@web.de"])
+    assert _timeline_subjects(api, created["id"]) == {"Frage 2"}
+
+
 def test_assigning_a_shared_domain_through_the_api(api: httpx.Client) -> None:
     isar = ok(api.get("/api/accounts", params={"q": "Isar"}))["items"][0]["id"]
     answer = {"key": "beide.example", "settlement": "assign", "account_id": isar}
