@@ -91,8 +91,6 @@ def timeline_filter(request: Request) -> queries.TimelineFilter:
     )
 
 
-
-
 def object_id(request: Request) -> int:
     value = int(request.path_params["id"])
     if value > MAX_ID:
