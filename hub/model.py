@@ -60,7 +60,15 @@ class Attachment:
     filename: str
     content_type: str
     size: int
-    content: bytes | None = None  # None when the body was dropped (size caps)
+    content: bytes | None = None  # None when the body was dropped (size caps), or once packed
+    # Filled where CPU is parallel (the translation worker), as for RawItem:
+    digest: str = ""  # sha256 hex of the content
+    packed: bytes | None = None  # the content as storage keeps it
+
+    @property
+    def kept(self) -> bool:
+        """Whether the body is there to store (as content, or packed already)."""
+        return self.packed is not None or bool(self.content)
 
 
 @dataclass(slots=True)

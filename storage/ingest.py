@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.model import Attribution, Interaction, Quarantined, RawItem, ReviewCase
+from hub.model import Attachment, Attribution, Interaction, Quarantined, RawItem, ReviewCase
 from storage.blobs import Blob, store_blobs
 from storage.review import open_cases
 from storage.tables import (
@@ -110,10 +110,10 @@ class SqlInteractionStore:
                 [_blob(i.raw) for i in plan.new_items.values()]
                 + [_blob(q.raw) for q in quarantined]
                 + [
-                    Blob.of(a.content)
+                    _attachment_blob(a)
                     for i in plan.new_items.values()
                     for a in i.interaction.attachments
-                    if a.content
+                    if a.kept
                 ],
             )
             await self._insert(session, connector, plan, blobs, counts)
@@ -242,7 +242,9 @@ class SqlInteractionStore:
                         "filename": a.filename[:500],
                         "content_type": a.content_type[:200],
                         "size": a.size,
-                        "blob_id": blobs.get(_sha(a.content)) if a.content else None,
+                        "blob_id": blobs.get(a.digest or _sha(a.content or b""))
+                        if a.kept
+                        else None,
                     }
                     for key, item in plan.new_items.items()
                     for a in item.interaction.attachments
@@ -304,6 +306,12 @@ def _sha(data: bytes) -> str:
 
 def _digest(raw: RawItem) -> str:
     return raw.digest or _sha(raw.data)
+
+
+def _attachment_blob(attachment: Attachment) -> Blob:
+    if attachment.packed is not None:
+        return Blob(attachment.digest, attachment.size, attachment.packed)
+    return Blob.of(attachment.content or b"")
 
 
 def _blob(raw: RawItem) -> Blob:

@@ -260,3 +260,41 @@ async def test_two_mailboxes_with_the_same_mail_synced_at_once_store_it_once(
     assert sum(r.duplicates for r in reports) == 1200
     assert await _count(hub, InteractionRow) == 1200
     assert await _count(hub, SourceRow) == 2400
+
+
+async def test_attachments_packed_by_the_workers_are_stored_and_read_back(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """A batch of at least POOL_THRESHOLD items is translated in worker processes, which hash
+    and compress attachment bodies there; what storage keeps must still be the body."""
+    import base64
+
+    from hub.translation import POOL_THRESHOLD
+    from storage.blobs import read_blob
+    from storage.tables import AttachmentRow
+
+    count = POOL_THRESHOLD + 20
+    mails = []
+    for n in range(count):
+        body = f"Anhang {n} äöü ".encode() * 50
+        mails.append(
+            f"From x Mon Jan  8 09:00:00 2024\nFrom: j.ohlsen@elbe-logistik.de\n"
+            f"To: anna@ourco.example\nSubject: Anhang {n}\nMessage-ID: <att{n}@test>\n"
+            "Date: Mon, 8 Jan 2024 09:00:00 +0100\n"
+            'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\n\n'
+            "--b\nContent-Type: text/plain\n\nSiehe Anhang.\n"
+            f"--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; "
+            f'filename="a{n}.bin"\nContent-Transfer-Encoding: base64\n\n'
+            f"{base64.encodebytes(body).decode()}--b--\n\n"
+        )
+    mbox = tmp_path / "att.mbox"
+    mbox.write_text("".join(mails), encoding="utf-8")
+    await add_connector(hub, "mbox", "att", {"path": str(mbox)}, {})
+    [report] = await sync_all(hub)
+    assert (report.new, report.error) == (count, "")
+    async with hub.sessions() as session:
+        rows = (await session.execute(select(AttachmentRow))).scalars().all()
+        assert len(rows) == count and all(r.blob_id is not None for r in rows)
+        sample = {r.filename: r for r in rows}["a7.bin"]
+        assert await read_blob(session, sample.blob_id) == "Anhang 7 äöü ".encode() * 50
+        assert sample.size == len("Anhang 7 äöü ".encode() * 50)
