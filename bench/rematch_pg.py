@@ -52,14 +52,14 @@ def _copy(url: str, items: int, affected: int) -> None:
             labels = ".".join(reversed(domain.split(".")))
             interactions.write(
                 f"{n}\tmid:<{n}@bench>\temail\tinbound\t2024-01-08 08:00:00+00\t"
-                f"Betreff {n}\t\t\t\t[]\t[]\t\t{{}}\t<{n}@bench>\t<{n}@bench>\n"
+                f"Betreff {n}\t\t[]\t[]\t\t{{}}\t<{n}@bench>\t<{n}@bench>\n"
             )
             participants.write(f"{n}\tfrom\temail\t{address}\t{address}\t\t{labels}\n")
         interactions.seek(0)
         participants.seek(0)
         with cur.copy(
             "COPY interactions (id, dedupe_key, channel, direction, occurred_at, subject, "
-            'snippet, body_text, body_html, in_reply_to, "references", not_logged, extra, '
+            'snippet, in_reply_to, "references", not_logged, extra, '
             "message_id, thread_id) FROM STDIN"
         ) as copy:
             copy.write(interactions.getvalue())

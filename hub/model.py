@@ -188,6 +188,9 @@ class Quarantined:
 class Translated:
     raw: RawItem
     interaction: Interaction
+    # Filled where CPU is parallel (the translation worker): `interaction.body_text` as storage
+    # keeps it, the text itself then left empty so it is not sent between processes twice.
+    packed_body: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -8,12 +8,13 @@ that imported the whole hub held about 45 MB of its own memory before it transla
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 from connectors.base import Connector, ConnectorContext
 from hub.model import Attachment, Quarantined, RawItem, Translated
-from storage.packing import pack
+from storage.packing import pack, pack_text
 
 POOL_THRESHOLD = 100  # items; below this a worker process costs more than it saves
 
@@ -29,16 +30,19 @@ def translate_and_pack(
 
     Runs in a worker process, so the connector is rebuilt there, without its secrets. What
     goes back holds neither the raw bytes (the caller has them: see `with_raws`) nor the HTML
-    body (storage keeps none): both would only be copied through a pipe again.
+    body (storage keeps none) nor the body text (packed instead): they would only be copied
+    through a pipe again.
     """
     out: list[Translated | Quarantined] = []
     for item in cls(name, settings, None, context).translate_all(raws):
         digest, packed = pack(item.raw.data)
         raw = RawItem(item.raw.external_id, b"", item.raw.content_type, digest, packed)
         if isinstance(item, Translated):
-            item.interaction.body_html = ""
-            item.interaction.attachments = [_packed(a) for a in item.interaction.attachments]
-            out.append(Translated(raw, item.interaction))
+            interaction = item.interaction
+            body = pack_text(interaction.body_text)
+            interaction.body_text = interaction.body_html = ""
+            interaction.attachments = [_packed(a) for a in interaction.attachments]
+            out.append(Translated(raw, interaction, body or b""))
         else:
             out.append(Quarantined(raw, item.reason))
     return out
@@ -63,7 +67,7 @@ def with_raws(
             raw.external_id, raw.data, raw.content_type, item.raw.digest, item.raw.packed
         )
         if isinstance(item, Translated):
-            out.append(Translated(full, item.interaction))
+            out.append(Translated(full, item.interaction, item.packed_body))
         else:
             out.append(Quarantined(full, item.reason))
     return out
@@ -80,4 +84,5 @@ def translation_pool() -> ProcessPoolExecutor:
     """
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", __name__, "connectors.mail"])
-    return ProcessPoolExecutor(mp_context=context)
+    # One core stays with the main process: it fetches, matches and stores, and is the busier.
+    return ProcessPoolExecutor(max(1, (os.cpu_count() or 2) - 1), mp_context=context)

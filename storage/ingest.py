@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.model import Attachment, Attribution, Interaction, Quarantined, RawItem, ReviewCase
 from storage.blobs import Blob, store_blobs
+from storage.packing import pack_text
 from storage.review import open_cases
 from storage.tables import (
     AttachmentRow,
@@ -52,6 +53,7 @@ class StoredItem:
     direction: str
     not_logged: str
     review: list[ReviewCase] = field(default_factory=list)
+    packed_body: bytes | None = None  # see hub.model.Translated
 
 
 @dataclass
@@ -308,6 +310,12 @@ def _digest(raw: RawItem) -> str:
     return raw.digest or _sha(raw.data)
 
 
+def _body(item: StoredItem) -> bytes | None:
+    if item.packed_body is not None:  # packed by the translation worker; b"" for no text
+        return item.packed_body or None
+    return pack_text(item.interaction.body_text)
+
+
 def _attachment_blob(attachment: Attachment) -> Blob:
     if attachment.packed is not None:
         return Blob(attachment.digest, attachment.size, attachment.packed)
@@ -348,7 +356,7 @@ def _interaction_values(item: StoredItem, blobs: dict[str, int]) -> dict[str, An
         "duration_seconds": it.duration_seconds,
         "subject": it.subject,
         "snippet": it.snippet,
-        "body_text": it.body_text,
+        "body": _body(item),
         "message_id": it.message_id,
         "thread_id": it.thread_key,
         "in_reply_to": it.in_reply_to,

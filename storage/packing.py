@@ -1,4 +1,4 @@
-"""The stored form of raw bytes: SHA-256 for the address, zstd for the content.
+"""The stored form of raw bytes and body texts: SHA-256 for the address, zstd for the content.
 
 Pure and free of database imports, so translation workers can pack what they translated.
 """
@@ -18,12 +18,25 @@ ZSTD_LEVEL = 3
 _local = threading.local()  # a compressor is not thread-safe, and costs 10 us to set up
 
 
-def pack(data: bytes) -> tuple[str, bytes]:
-    """(sha256 hex, stored form) of some content; pure, so it can run in a worker process."""
+def compress(data: bytes) -> bytes:
     compressor = getattr(_local, "compressor", None)
     if compressor is None:
         compressor = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return hashlib.sha256(data).hexdigest(), compressor.compress(data)
+    return bytes(compressor.compress(data))
+
+
+def pack(data: bytes) -> tuple[str, bytes]:
+    """(sha256 hex, stored form) of some content; pure, so it can run in a worker process."""
+    return hashlib.sha256(data).hexdigest(), compress(data)
+
+
+def pack_text(text: str) -> bytes | None:
+    """A body text as storage keeps it (UTF-8, compressed); None for no text."""
+    return compress(text.encode("utf-8", "surrogatepass")) if text else None
+
+
+def unpack_text(packed: bytes | None) -> str:
+    return unpack(packed).decode("utf-8", "surrogatepass") if packed else ""
 
 
 def unpack(packed: bytes) -> bytes:

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from storage.packing import unpack_text
+
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
@@ -129,7 +131,9 @@ class InteractionRow(Base):
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text, default="")
     snippet: Mapped[str] = mapped_column(Text, default="")
-    body_text: Mapped[str] = mapped_column(Text, default="")
+    # The body text, packed (storage.packing): measured, plain text was 44 % of the bytes a
+    # mail sync wrote, for a column only the detail view and the review queue read.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
     message_id: Mapped[str | None] = mapped_column(String(512), index=True)
     thread_id: Mapped[str | None] = mapped_column(String(512), index=True)
     in_reply_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -149,6 +153,10 @@ class InteractionRow(Base):
     attachments: Mapped[list[AttachmentRow]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="AttachmentRow.id"
     )
+
+    @property
+    def body_text(self) -> str:
+        return unpack_text(self.body)
 
 
 class ParticipantRow(Base):

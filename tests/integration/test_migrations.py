@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from storage import db
+from storage.packing import unpack_text
 from storage.tables import Base
 
 
@@ -104,7 +105,33 @@ def test_upgrade_to_0004_drops_the_html_and_keeps_every_row_that_refers_to_an_it
             connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
             for table in ("interactions", "participants", "sources")
         ]
-        body = connection.execute(text("SELECT body_text FROM interactions")).scalar()
+        body = connection.execute(text("SELECT body FROM interactions")).scalar()
     engine.dispose()
-    assert "body_html" not in columns
-    assert counts == [1, 1, 1] and body == "text"
+    assert "body_html" not in columns and "body_text" not in columns
+    assert counts == [1, 1, 1]
+    assert unpack_text(body) == "text", "0005 packed the stored text"
+
+
+def test_upgrade_to_0005_packs_every_stored_body_text(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    db.upgrade(url, "0004")
+    engine = create_engine(url)
+    texts = ["", "Grüße aus Köln\n" * 200, "x"]
+    with engine.begin() as connection:
+        for n, body in enumerate(texts, start=1):
+            connection.execute(
+                text(
+                    "INSERT INTO interactions (id, dedupe_key, channel, direction, occurred_at,"
+                    ' subject, snippet, body_text, in_reply_to, "references", not_logged, extra)'
+                    " VALUES (:id, :key, 'email', 'inbound', '2024-01-08 08:00:00', '', '',"
+                    " :body, '[]', '[]', '', '{}')"
+                ),
+                {"id": n, "key": f"mid:<{n}@b>", "body": body},
+            )
+    db.upgrade(url)
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT body FROM interactions ORDER BY id")).scalars()
+        bodies = list(stored)
+    engine.dispose()
+    assert [unpack_text(b) for b in bodies] == texts
+    assert bodies[0] is None and len(bodies[1]) < len(texts[1].encode()) / 10
