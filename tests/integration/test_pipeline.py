@@ -298,3 +298,42 @@ async def test_attachments_packed_by_the_workers_are_stored_and_read_back(
         sample = {r.filename: r for r in rows}["a7.bin"]
         assert await read_blob(session, sample.blob_id) == "Anhang 7 äöü ".encode() * 50
         assert sample.size == len("Anhang 7 äöü ".encode() * 50)
+
+
+async def test_the_first_big_batch_is_translated_at_once_and_the_workers_agree(
+    hub: Hub,
+) -> None:
+    """The first big batch is translated in a thread while the worker processes start; later
+    ones go to the workers. Both paths must give the same items, attachments included."""
+    import asyncio
+    import os
+
+    from connectors.registry import connector_class
+    from hub.model import RawItem
+    from hub.translation import POOL_THRESHOLD
+
+    connector = connector_class("eml")("files", {"path": "/nonexistent"}, None, hub.context)
+    raws = [
+        RawItem(
+            f"m{n}.eml",
+            (
+                f"From: Jana <j.ohlsen@elbe-logistik.de>\r\nTo: anna@ourco.example\r\n"
+                f"Subject: Nr. {n} Grüße\r\nMessage-ID: <w{n}@test>\r\n"
+                "Date: Mon, 8 Jan 2024 09:00:00 +0100\r\nMIME-Version: 1.0\r\n"
+                'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+                "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nText äöü\r\n"
+                '--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename="a.csv"'
+                f"\r\n\r\n{n};1;2\r\n--b--\r\n"
+            ).encode(),
+        )
+        for n in range(POOL_THRESHOLD)
+    ]
+    in_thread = await hub.translate(connector, raws)
+    assert hub.pool is not None, "the first big batch starts the workers"
+    worker_pid = await asyncio.wrap_future(hub._pool_started)
+    assert worker_pid != os.getpid()
+    in_worker = await hub.translate(connector, raws)
+    assert in_worker == in_thread
+    first = in_worker[0]
+    assert first.raw.data == raws[0].data and first.raw.packed
+    assert first.interaction.attachments[0].packed and first.interaction.attachments[0].digest
