@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.bulk import insert_new
 from storage.packing import pack, unpack
 from storage.tables import BlobRow
+from storage.upsert import insert_new
 
 
 @dataclass(frozen=True, slots=True)

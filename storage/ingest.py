@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.model import Attachment, Attribution, Interaction, Quarantined, RawItem, ReviewCase
 from storage.blobs import Blob, store_blobs
-from storage.bulk import insert_new, insert_rows
 from storage.packing import pack_text
 from storage.review import open_cases
 from storage.tables import (
@@ -29,6 +28,7 @@ from storage.tables import (
     QuarantineRow,
     SourceRow,
 )
+from storage.upsert import insert_new
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,8 @@ class SqlInteractionStore:
             ),
         ]
         for table, rows in children:
-            await insert_rows(session, table.__table__, rows)
+            if rows:
+                await session.execute(insert(table.__table__), rows)
         await open_cases(
             session,
             (
