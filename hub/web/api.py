@@ -327,16 +327,22 @@ async def send(request: Request, values: dict[str, Any]) -> SendOutcome:
         raise ApiError(502, "send_failed", str(e)) from e
 
 
-@endpoint
-async def correct_attribution(request: Request) -> Response:
-    """POST /api/interactions/{id}/attributions: a person adds or removes a customer link."""
-    interaction_id = object_id(request)
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
     try:
         values = await request.json()
     except ValueError as e:
         raise ApiError(400, "bad_json", "the body is not valid JSON") from e
     if not isinstance(values, dict):
         raise ApiError(400, "bad_json", "expected a JSON object")
+    return values
+
+
+@endpoint
+async def correct_attribution(request: Request) -> Response:
+    """POST /api/interactions/{id}/attributions: a person adds or removes a customer link."""
+    interaction_id = object_id(request)
+    values = await json_object(request)
     account_id, contact_id = values.get("account_id"), values.get("contact_id")
     if not isinstance(account_id, int) or isinstance(account_id, bool):
         raise ApiError(422, "bad_correction", "account_id: expected an account id")
@@ -365,24 +371,14 @@ async def messages(request: Request) -> Response:
     """POST /api/messages: JSON only, which also keeps other sites from posting with a cookie."""
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the message as application/json")
-    try:
-        values = await request.json()
-    except ValueError as e:
-        raise ApiError(400, "bad_json", "the body is not valid JSON") from e
-    if not isinstance(values, dict):
-        raise ApiError(400, "bad_json", "expected a JSON object")
+    values = await json_object(request)
     outcome = await send(request, values)
     return JSONResponse(outcome.as_json(), status_code=201)
 
 
 async def _merge_from(request: Request, what: str) -> int:
     """The body's `from`: the id of the duplicate to fold into the record the path names."""
-    try:
-        values = await request.json()
-    except ValueError as e:
-        raise ApiError(400, "bad_json", "the body is not valid JSON") from e
-    if not isinstance(values, dict):
-        raise ApiError(400, "bad_json", "expected a JSON object")
+    values = await json_object(request)
     drop = values.get("from")
     if not isinstance(drop, int) or isinstance(drop, bool):
         raise ApiError(422, "bad_merge", f"from: expected the id of the {what} to merge")

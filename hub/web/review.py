@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.review import ReviewEntry, Settlement, review_queue, settle_case
-from hub.web.api import ApiError, endpoint
+from hub.web.api import ApiError, endpoint, json_object
 from hub.web.api import _limit as page_limit
 from hub.web.pages import PAGE_SIZE, _csrf_ok, error_page, page, render
 from storage.directory import DirectoryError
@@ -114,12 +114,7 @@ async def api_queue(request: Request) -> Response:
 @endpoint
 async def api_settle(request: Request) -> Response:
     """POST /api/review/settlements: {key, settlement, contact_id | account_id [, name]}."""
-    try:
-        values = await request.json()
-    except ValueError as e:
-        raise ApiError(400, "bad_json", "the body is not valid JSON") from e
-    if not isinstance(values, dict):
-        raise ApiError(400, "bad_json", "expected a JSON object")
+    values = await json_object(request)
     try:
         return JSONResponse(await _settle(request, values))
     except (DirectoryError, ValueError) as e:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from config.settings import Settings
 from hub.admin import add_connector, import_directory
@@ -258,3 +259,21 @@ def site(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         stop_server(server)
     assert "Traceback" not in server.output(), f"the server failed a request:\n{server.output()}"
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright cannot download its own here
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright; missing Chromium fails, never skips."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        yield launched
+        launched.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from config.settings import Settings
 from hub.admin import add_connector, import_directory
@@ -29,7 +29,7 @@ from hub.pipeline import sync_all
 from storage.users import add_user, create_token
 from tests.e2e.conftest import DATA, SECRET_KEY, Server, seed, start_server, stop_server
 from tests.e2e.test_api import api_error, cursor_of, ok
-from tests.e2e.test_browser import CHROMIUM, log_in
+from tests.e2e.test_browser import log_in
 
 EXTRA_DIRECTORY = """account,domains,contact,emails,phones,owner
 Isar Maschinenbau AG,beide.example,,,,
@@ -391,20 +391,6 @@ def test_assigning_a_shared_domain_through_the_api(api: httpx.Client) -> None:
         api.get("/api/interactions", params={"message_id": "<shared-domain@review.test>"})
     )["items"]
     assert [a["account_id"] for a in item["attributions"]] == [isar]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
