@@ -9,10 +9,14 @@ integration tier looks green while testing nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import httpx
 import pytest
 
+from hub.bootstrap import Hub
+from hub.web.app import build_app
+from storage.users import add_user
 from tests.integration.dovecot import Dovecot, DovecotError, MailUser, start_dovecot
 
 DovecotFactory = Callable[..., Dovecot]
@@ -75,3 +79,18 @@ def anna(mail_user: MailUserFactory) -> MailUser:
 @pytest.fixture
 def tom(mail_user: MailUserFactory) -> MailUser:
     return mail_user("tom@ourco.example", scheme="SHA512-CRYPT")
+
+
+@contextlib.asynccontextmanager
+async def logged_in(hub: Hub, email: str, role: str = "sales") -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client of the web app, in process, logged in as a new user."""
+    password = f"pw-{email}-1234"
+    async with hub.sessions() as session, session.begin():
+        await add_user(session, email, role, password)
+    transport = httpx.ASGITransport(app=build_app(hub))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub", follow_redirects=True
+    ) as client:
+        answer = await client.post("/login", data={"email": email, "password": password})
+        assert answer.status_code == 200, answer.text
+        yield client

@@ -9,15 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpx
 from sqlalchemy import select
 
 from hub.admin import add_connector
 from hub.bootstrap import Hub
 from hub.pipeline import sync_all
-from hub.web.app import build_app
 from storage.tables import InteractionRow
-from storage.users import add_user
+from tests.integration.conftest import logged_in
 
 MBOX = (
     "From x Mon Jan  8 09:00:00 2024\n"
@@ -40,18 +38,13 @@ async def test_the_interaction_page_shows_the_sanitised_html_of_the_raw_mail(
     await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
     [report] = await sync_all(hub)
     assert (report.new, report.quarantined, report.error) == (1, 0, "")
-    async with hub.sessions() as session, session.begin():
-        await add_user(session, "lea@ourco.example", "sales", "pw-lea-1234")
+    async with hub.sessions() as session:
         mail_id = (
             await session.execute(
                 select(InteractionRow.id).where(InteractionRow.message_id == "<html-1@test>")
             )
         ).scalar_one()
-    transport = httpx.ASGITransport(app=build_app(hub))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://hub", follow_redirects=True
-    ) as browser:
-        await browser.post("/login", data={"email": "lea@ourco.example", "password": "pw-lea-1234"})
+    async with logged_in(hub, "lea@ourco.example") as browser:
         page = (await browser.get(f"/interactions/{mail_id}")).text
     content = re.search(r'<div class="mail">(.*?)</div>', page, flags=re.S)
     assert content is not None, page

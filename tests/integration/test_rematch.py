@@ -201,24 +201,16 @@ async def test_corrections_through_the_api_win_over_rematching_and_are_audited(
 async def test_the_interaction_page_buttons_correct_links(hub: Hub, tmp_path: Path) -> None:
     import re
 
-    import httpx
-
-    from hub.web.app import build_app
-    from storage.users import add_user
+    from tests.integration.conftest import logged_in
 
     await _two_customers_synced(hub, tmp_path)
-    async with hub.sessions() as session, session.begin():
-        await add_user(session, "lea@ourco.example", "sales", "pw-lea-1234")
+    async with hub.sessions() as session:
         mail_id = (
             await session.execute(
                 select(InteractionRow.id).where(InteractionRow.message_id == "<r1@isar-mb.de>")
             )
         ).scalar_one()
-    transport = httpx.ASGITransport(app=build_app(hub))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://hub", follow_redirects=True
-    ) as browser:
-        await browser.post("/login", data={"email": "lea@ourco.example", "password": "pw-lea-1234"})
+    async with logged_in(hub, "lea@ourco.example") as browser:
         page = (await browser.get(f"/interactions/{mail_id}")).text
         assert "Isar Maschinenbau AG" in page and "Not this customer" in page
         csrf = re.search(r'name="csrf" value="([^"]+)"', page)
