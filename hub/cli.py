@@ -23,6 +23,7 @@ from connectors.registry import connector_class
 from hub.admin import add_connector, import_directory, merge_accounts, merge_contacts
 from hub.bootstrap import Hub, build_hub
 from hub.directory_files import DirectoryFileError
+from hub.runtime import tune_gc
 from storage.db import DatabaseError, upgrade
 from storage.merge import MergeError, UnknownRecord
 from storage.tables import ConnectorRow
@@ -336,6 +337,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    tune_gc()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from connectors.base import Connector, ConnectorContext
 from hub.model import Attachment, Quarantined, RawItem, Translated
+from hub.runtime import tune_gc
 from storage.packing import pack, pack_text
 
 POOL_THRESHOLD = 100  # items; below this a worker process costs more than it saves
@@ -85,4 +86,5 @@ def translation_pool() -> ProcessPoolExecutor:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", __name__, "connectors.mail"])
     # One core stays with the main process: it fetches, matches and stores, and is the busier.
-    return ProcessPoolExecutor(max(1, (os.cpu_count() or 2) - 1), mp_context=context)
+    workers = max(1, (os.cpu_count() or 2) - 1)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=tune_gc)
