@@ -126,8 +126,10 @@ async def test_fill_maildir_makes_5000_messages_visible_to_a_client(
         assert subjects == [b"Subject: m0\r\n\r\n", b"Subject: m4999\r\n\r\n"]
         await _within(client.logout())
     finally:
+        # abort, not close: a closed TLS transport shuts its socket down later, after this
+        # test's event loop is gone, and the socket is then found unclosed in another test.
         if client.protocol is not None and client.protocol.transport is not None:
-            client.protocol.transport.close()
+            client.protocol.transport.abort()
 
 
 def test_uidvalidity_change_is_visible_via_status(dovecot: Dovecot, anna: MailUser) -> None:
