@@ -123,7 +123,7 @@ class Hub:
         if big and self.pool is None:
             self.pool = translation_pool()
             self._pool_started = self.pool.submit(os.getpid)  # starts a worker, returns at once
-        if big and self.pool is not None and self._pool_started.done():
+        if big and self._pool_started.done():
             loop = asyncio.get_running_loop()
             translated = await loop.run_in_executor(self.pool, translate_and_pack, *args)
         else:

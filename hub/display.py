@@ -33,15 +33,10 @@ async def mail_html(hub: Hub, row: InteractionRow) -> str:
     first = min(row.sources, key=lambda s: s.id, default=None)
     async with hub.sessions() as session:
         raw = await read_blob(session, row.raw_blob_id)
-        found = (
-            (
-                await session.execute(
-                    select(ConnectorRow).where(ConnectorRow.name == first.connector)
-                )
-            ).scalar_one_or_none()
-            if first
-            else None
-        )
+        found = None
+        if first is not None:
+            query = select(ConnectorRow).where(ConnectorRow.name == first.connector)
+            found = (await session.execute(query)).scalar_one_or_none()
     connector: Connector | None = None
     if found is not None:
         try:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.packing import pack, unpack
 from storage.tables import BlobRow
-from storage.upsert import insert_new
+from storage.upsert import insert_new, stored_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,26 +27,13 @@ class Blob:
 async def store_blobs(session: AsyncSession, contents: list[Blob]) -> dict[str, int]:
     """Store each distinct content once; return sha256 -> blob id."""
     by_sha = {c.sha256: c for c in contents}
-    ids: dict[str, int] = {}
-    shas = list(by_sha)
-    for start in range(0, len(shas), 500):
-        chunk = shas[start : start + 500]
-        rows = await session.execute(
-            select(BlobRow.sha256, BlobRow.id).where(BlobRow.sha256.in_(chunk))
-        )
-        ids.update({sha: id_ for sha, id_ in rows})
+    ids = await stored_ids(session, BlobRow.__table__, "sha256", list(by_sha))
     fresh = [
         {"sha256": sha, "size": blob.size, "data": blob.packed}
         for sha, blob in by_sha.items()
         if sha not in ids
     ]
-    ids.update(await insert_new(session, BlobRow.__table__, fresh, "sha256"))
-    late = [sha for sha in by_sha if sha not in ids]  # stored by a concurrent transaction
-    if late:
-        rows = await session.execute(
-            select(BlobRow.sha256, BlobRow.id).where(BlobRow.sha256.in_(late))
-        )
-        ids.update({sha: id_ for sha, id_ in rows})
+    ids.update((await insert_new(session, BlobRow.__table__, fresh, "sha256"))[0])
     return ids
 
 

@@ -28,7 +28,7 @@ from storage.tables import (
     QuarantineRow,
     SourceRow,
 )
-from storage.upsert import insert_new
+from storage.upsert import insert_new, stored_ids
 
 
 @dataclass(frozen=True)
@@ -156,12 +156,7 @@ class SqlInteractionStore:
                 )
             )
             plan.known_sources.update(rows.scalars())
-            found = await session.execute(
-                select(InteractionRow.dedupe_key, InteractionRow.id).where(
-                    InteractionRow.dedupe_key.in_(keys[start : start + 500])
-                )
-            )
-            plan.by_key.update({key: id_ for key, id_ in found})
+        plan.by_key.update(await stored_ids(session, InteractionRow.__table__, "dedupe_key", keys))
         return plan
 
     async def _insert(
@@ -172,23 +167,16 @@ class SqlInteractionStore:
         blobs: dict[str, int],
         counts: IngestCounts,
     ) -> None:
-        inserted = await insert_new(
+        ids, inserted = await insert_new(
             session,
             InteractionRow.__table__,
             [_interaction_values(i, blobs) for i in plan.new_items.values()],
             "dedupe_key",
         )
-        plan.by_key.update(inserted)
-        late = [key for key in plan.new_items if key not in inserted]
-        if late:  # a concurrent sync stored these first: here they are one more source
-            found = await session.execute(
-                select(InteractionRow.dedupe_key, InteractionRow.id).where(
-                    InteractionRow.dedupe_key.in_(late)
-                )
-            )
-            plan.by_key.update({key: id_ for key, id_ in found})
-            for key in late:
-                counts.demote(plan.new_items.pop(key))
+        plan.by_key.update(ids)
+        for key in [k for k in plan.new_items if k not in inserted]:
+            # a concurrent sync stored it first: here it is one more source
+            counts.demote(plan.new_items.pop(key))
         children: list[tuple[type, list[dict[str, Any]]]] = [
             (
                 SourceRow,

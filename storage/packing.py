@@ -22,7 +22,7 @@ def compress(data: bytes) -> bytes:
     compressor = getattr(_local, "compressor", None)
     if compressor is None:
         compressor = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return bytes(compressor.compress(data))
+    return compressor.compress(data)
 
 
 def pack(data: bytes) -> tuple[str, bytes]:
