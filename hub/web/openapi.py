@@ -84,181 +84,147 @@ def _get(summary: str, params: list[dict[str, Any]], item: str | None = None) ->
 
 
 _ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-SEND_MESSAGE = {
-    "post": {
-        "summary": "send a mail to customers as the caller; logged at once, filed in Sent",
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["to", "subject", "body"],
-                        "properties": {
-                            "to": {"type": "array", "items": {"type": "string"}},
-                            "cc": {"type": "array", "items": {"type": "string"}},
-                            "subject": {"type": "string"},
-                            "body": {"type": "string", "description": "plain text"},
-                            "in_reply_to": {"type": "string", "description": "a Message-ID"},
-                            "connector": {
-                                "type": "string",
-                                "description": "smtp connector; optional when there is one",
-                            },
-                        },
-                    }
-                }
-            },
-        },
-        "responses": {
-            "201": {
-                "description": "sent to `accepted`; `refused` maps each refused recipient to "
-                "the server's answer",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "interaction_id": {"type": "integer"},
-                                "message_id": {"type": "string"},
-                                "accepted": {"type": "array", "items": {"type": "string"}},
-                                "refused": {
-                                    "type": "object",
-                                    "additionalProperties": {"type": "string"},
-                                },
-                                "sent_folder": {"type": "string"},
-                                "sent_copy_error": {"type": "string"},
-                            },
-                        }
-                    }
-                },
-            },
-            "401": {"description": "no or bad token", "content": _ERROR_JSON},
-            "415": {"description": "not application/json", "content": _ERROR_JSON},
-            "422": {
-                "description": "a field is wrong; the message names it",
-                "content": _ERROR_JSON,
-            },
-            "502": {
-                "description": "the mail server refused every recipient or the login",
-                "content": _ERROR_JSON,
-            },
-            "503": {"description": "no smtp connector is set up", "content": _ERROR_JSON},
-        },
-    }
-}
 
 
-CORRECT_ATTRIBUTION = {
-    "post": {
-        "summary": "a person links the item to an account (add) or unlinks it (remove); manual "
-        "links survive re-matching and removed ones are never re-added; recorded in the audit log",
-        "parameters": [
-            {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
-        ],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["action", "account_id"],
-                        "properties": {
-                            "action": {"enum": ["add", "remove"]},
-                            "account_id": {"type": "integer"},
-                            "contact_id": {"type": ["integer", "null"]},
-                        },
-                    }
-                }
-            },
-        },
-        "responses": {
-            "200": {
-                "description": "the interaction after the change",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Interaction"}}
-                },
-            },
-            "401": {"description": "no or bad token", "content": _ERROR_JSON},
-            "404": {"description": "no such interaction", "content": _ERROR_JSON},
-            "422": {
-                "description": "a field is wrong; the message names it",
-                "content": _ERROR_JSON,
-            },
-        },
+def _post(
+    summary: str,
+    body: dict[str, Any],
+    ok: tuple[str, str, dict[str, Any]],
+    errors: dict[str, str],
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A POST with a JSON body: `ok` is (status, description, schema); `errors` status ->
+    description, each answered as an Error."""
+    status, description, schema = ok
+    operation: dict[str, Any] = {"summary": summary}
+    if parameters:
+        operation["parameters"] = parameters
+    operation["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": body}},
     }
+    operation["responses"] = {
+        status: {"description": description, "content": {"application/json": {"schema": schema}}},
+        **{code: {"description": text, "content": _ERROR_JSON} for code, text in errors.items()},
+    }
+    return {"post": operation}
+
+
+_NO_TOKEN = "no or bad token"
+_NOT_AN_OBJECT = "the body is not a JSON object"
+_BAD_FIELD = "a field is wrong; the message names it"
+
+SEND_MESSAGE = _post(
+    "send a mail to customers as the caller; logged at once, filed in Sent",
+    {
+        "type": "object",
+        "required": ["to", "subject", "body"],
+        "properties": {
+            "to": {"type": "array", "items": {"type": "string"}},
+            "cc": {"type": "array", "items": {"type": "string"}},
+            "subject": {"type": "string"},
+            "body": {"type": "string", "description": "plain text"},
+            "in_reply_to": {"type": "string", "description": "a Message-ID"},
+            "connector": {
+                "type": "string",
+                "description": "smtp connector; optional when there is one",
+            },
+        },
+    },
+    (
+        "201",
+        "sent to `accepted`; `refused` maps each refused recipient to the server's answer",
+        {
+            "type": "object",
+            "properties": {
+                "interaction_id": {"type": "integer"},
+                "message_id": {"type": "string"},
+                "accepted": {"type": "array", "items": {"type": "string"}},
+                "refused": {"type": "object", "additionalProperties": {"type": "string"}},
+                "sent_folder": {"type": "string"},
+                "sent_copy_error": {"type": "string"},
+            },
+        },
+    ),
+    {
+        "401": _NO_TOKEN,
+        "415": "not application/json",
+        "422": _BAD_FIELD,
+        "502": "the mail server refused every recipient or the login",
+        "503": "no smtp connector is set up",
+    },
+)
+
+
+CORRECT_ATTRIBUTION = _post(
+    "a person links the item to an account (add) or unlinks it (remove); manual "
+    "links survive re-matching and removed ones are never re-added; recorded in the audit log",
+    {
+        "type": "object",
+        "required": ["action", "account_id"],
+        "properties": {
+            "action": {"enum": ["add", "remove"]},
+            "account_id": {"type": "integer"},
+            "contact_id": {"type": ["integer", "null"]},
+        },
+    },
+    ("200", "the interaction after the change", {"$ref": "#/components/schemas/Interaction"}),
+    {"401": _NO_TOKEN, "404": "no such interaction", "422": _BAD_FIELD},
+    [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+)
+
+_COUNTS = {
+    "type": "object",
+    "properties": {"examined": {"type": "integer"}, "changed": {"type": "integer"}},
 }
 
 
 def _merge(what: str, owns: str) -> dict[str, Any]:
     """POST /api/{what}s/{id}/merge: the record `from` is folded into the one the path names."""
-    return {
-        "post": {
-            "summary": f"merge the duplicate {what} `from` into this one: its {owns} and "
-            "attributions move here (manual links stay manual, tombstones are kept), the stored "
-            "items it touched are attributed anew, `from` is deleted; recorded in the audit log",
-            "parameters": ID,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["from"],
-                            "properties": {
-                                "from": {
-                                    "type": "integer",
-                                    "description": f"id of the {what} to merge and delete",
-                                }
-                            },
-                        }
-                    }
-                },
+    return _post(
+        f"merge the duplicate {what} `from` into this one: its {owns} and "
+        "attributions move here (manual links stay manual, tombstones are kept), the stored "
+        "items it touched are attributed anew, `from` is deleted; recorded in the audit log",
+        {
+            "type": "object",
+            "required": ["from"],
+            "properties": {
+                "from": {"type": "integer", "description": f"id of the {what} to merge and delete"}
             },
-            "responses": {
-                "200": {
-                    "description": f"`{what}`: the {what} after the merge; `merge`: counts of "
-                    "what moved, notes, and how many stored items were re-matched and changed",
-                    "content": {
-                        "application/json": {
-                            "schema": {
+        },
+        (
+            "200",
+            f"`{what}`: the {what} after the merge; `merge`: counts of "
+            "what moved, notes, and how many stored items were re-matched and changed",
+            {
+                "type": "object",
+                "properties": {
+                    what: {"type": "object"},
+                    "merge": {
+                        "type": "object",
+                        "properties": {
+                            "kind": {"enum": ["account", "contact"]},
+                            "kept": {"type": "integer"},
+                            "dropped": {"type": "integer"},
+                            "moved": {
                                 "type": "object",
-                                "properties": {
-                                    what: {"type": "object"},
-                                    "merge": {
-                                        "type": "object",
-                                        "properties": {
-                                            "kind": {"enum": ["account", "contact"]},
-                                            "kept": {"type": "integer"},
-                                            "dropped": {"type": "integer"},
-                                            "moved": {
-                                                "type": "object",
-                                                "additionalProperties": {"type": "integer"},
-                                            },
-                                            "notes": {"type": "array", "items": {"type": "string"}},
-                                            "rematched": {
-                                                "type": "object",
-                                                "properties": {
-                                                    "examined": {"type": "integer"},
-                                                    "changed": {"type": "integer"},
-                                                },
-                                            },
-                                        },
-                                    },
-                                },
-                            }
-                        }
+                                "additionalProperties": {"type": "integer"},
+                            },
+                            "notes": {"type": "array", "items": {"type": "string"}},
+                            "rematched": _COUNTS,
+                        },
                     },
                 },
-                "400": {"description": "the body is not a JSON object", "content": _ERROR_JSON},
-                "401": {"description": "no or bad token", "content": _ERROR_JSON},
-                "404": {"description": f"no such {what}", "content": _ERROR_JSON},
-                "422": {
-                    "description": f"`from` is missing, names no {what}, or names this one",
-                    "content": _ERROR_JSON,
-                },
             },
-        }
-    }
+        ),
+        {
+            "400": _NOT_AN_OBJECT,
+            "401": _NO_TOKEN,
+            "404": f"no such {what}",
+            "422": f"`from` is missing, names no {what}, or names this one",
+        },
+        ID,
+    )
 
 
 REVIEW_QUEUE = _get(
@@ -309,65 +275,39 @@ REVIEW_CASE = {
         },
     },
 }
-SETTLE_REVIEW = {
-    "post": {
-        "summary": "answer a review case for every item of its key, past and future: assign "
-        "the address or number to one contact (or the domain to one account) alone, create a "
-        "contact with it, or ignore the key from now on; the items are attributed anew and the "
-        "answer is recorded in the audit log",
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["key", "settlement"],
-                        "properties": {
-                            "key": {
-                                "type": "string",
-                                "description": "an address, phone number or domain (normalised "
-                                "as matching does)",
-                            },
-                            "settlement": {"enum": ["assign", "create-contact", "ignore"]},
-                            "contact_id": {
-                                "type": "integer",
-                                "description": "assign an address or number",
-                            },
-                            "account_id": {
-                                "type": "integer",
-                                "description": "assign a domain; create-contact",
-                            },
-                            "name": {"type": "string", "description": "create-contact"},
-                        },
-                    }
-                }
+SETTLE_REVIEW = _post(
+    "answer a review case for every item of its key, past and future: assign "
+    "the address or number to one contact (or the domain to one account) alone, create a "
+    "contact with it, or ignore the key from now on; the items are attributed anew and the "
+    "answer is recorded in the audit log",
+    {
+        "type": "object",
+        "required": ["key", "settlement"],
+        "properties": {
+            "key": {
+                "type": "string",
+                "description": "an address, phone number or domain (normalised as matching does)",
             },
+            "settlement": {"enum": ["assign", "create-contact", "ignore"]},
+            "contact_id": {"type": "integer", "description": "assign an address or number"},
+            "account_id": {"type": "integer", "description": "assign a domain; create-contact"},
+            "name": {"type": "string", "description": "create-contact"},
         },
-        "responses": {
-            "200": {
-                "description": "`settled`: open questions closed; `rematched`: stored items "
-                "whose attributions changed",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "settled": {"type": "integer"},
-                                "rematched": {"type": "integer"},
-                            },
-                        }
-                    }
-                },
-            },
-            "400": {"description": "the body is not a JSON object", "content": _ERROR_JSON},
-            "401": {"description": "no or bad token", "content": _ERROR_JSON},
-            "422": {
-                "description": "the answer does not fit the key; the message names the field",
-                "content": _ERROR_JSON,
-            },
+    },
+    (
+        "200",
+        "`settled`: open questions closed; `rematched`: stored items whose attributions changed",
+        {
+            "type": "object",
+            "properties": {"settled": {"type": "integer"}, "rematched": {"type": "integer"}},
         },
-    }
-}
+    ),
+    {
+        "400": _NOT_AN_OBJECT,
+        "401": _NO_TOKEN,
+        "422": "the answer does not fit the key; the message names the field",
+    },
+)
 
 
 OPENAPI: dict[str, Any] = {
