@@ -133,16 +133,24 @@ async def create_contact(session: AsyncSession, account_id: int, name: str, key:
     name = " ".join(name.split())
     if not name:
         raise DirectoryError("name: a new contact needs a name")
+    row, _ = await _namesake_or_new(session, account_id, name)
+    await session.flush()
+    return await add_identity(session, row.id, key)
+
+
+async def _namesake_or_new(
+    session: AsyncSession, account_id: int, name: str
+) -> tuple[ContactRow, bool]:
+    """The contact of this name at the account, or a new one (added, not yet flushed)."""
     found = await session.execute(
-        select(ContactRow.id).where(ContactRow.account_id == account_id, ContactRow.name == name)
+        select(ContactRow).where(ContactRow.account_id == account_id, ContactRow.name == name)
     )
-    contact_id = found.scalar_one_or_none()
-    if contact_id is None:
-        row = ContactRow(account_id=account_id, name=name, owner="", emails=[], phones=[])
-        session.add(row)
-        await session.flush()
-        contact_id = row.id
-    return await add_identity(session, contact_id, key)
+    row = found.scalar_one_or_none()
+    if row is not None:
+        return row, False
+    row = ContactRow(account_id=account_id, name=name, owner="", emails=[], phones=[])
+    session.add(row)
+    return row, True
 
 
 @dataclass
@@ -191,17 +199,8 @@ async def create_contacts(
         name = " ".join(raw_name.split())
         if address in held or account_id not in accounts or not name:
             continue
-        row = (
-            await session.execute(
-                select(ContactRow).where(
-                    ContactRow.account_id == account_id, ContactRow.name == name
-                )
-            )
-        ).scalar_one_or_none()
-        if row is None:
-            row = ContactRow(account_id=account_id, name=name, owner="", emails=[], phones=[])
-            session.add(row)
-            result.created += 1
+        row, new = await _namesake_or_new(session, account_id, name)
+        result.created += new
         _add_missing(row.emails, "address", (address,), ContactEmailRow, result.addresses)
         held.add(address)
         await session.flush()
