@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,12 +21,11 @@ from hub.model import ReviewKind
 from hub.rematch import rematch
 from matching.identities import normalize_domain, normalize_email, normalize_phone, reversed_labels
 from matching.suggest import Suggestion, suggest
-from storage import directory, review
+from storage import audit, directory, review
 from storage.queries import Page
 from storage.rematch import RematchCounts, affected_by
 from storage.tables import (
     AccountDomainRow,
-    AuditRow,
     ContactEmailRow,
     ContactPhoneRow,
     InteractionRow,
@@ -172,22 +171,19 @@ async def settle_case(
             detail = f"new contact {contact.name} (id {contact.id}) at account {account_id}"
         if settlement is not Settlement.IGNORE:
             outcome.settled = await review.settle(session, key, actor, detail)
-        session.add(
-            AuditRow(
-                at=datetime.now(UTC),
-                actor=actor,
-                action=f"review.{settlement.value}",
-                interaction_id=None,
-                before={"key": key, holders: before},
-                after={
-                    "settlement": settlement.value,
-                    "contact_id": contact_id if settlement is not Settlement.IGNORE else None,
-                    "account_id": account_id if settlement is not Settlement.IGNORE else None,
-                    holders: await _holders(session, key, is_domain),
-                    "questions_settled": outcome.settled,
-                    "detail": detail,
-                },
-            )
+        audit.record(
+            session,
+            actor,
+            f"review.{settlement.value}",
+            {"key": key, holders: before},
+            {
+                "settlement": settlement.value,
+                "contact_id": contact_id if settlement is not Settlement.IGNORE else None,
+                "account_id": account_id if settlement is not Settlement.IGNORE else None,
+                holders: await _holders(session, key, is_domain),
+                "questions_settled": outcome.settled,
+                "detail": detail,
+            },
         )
         affected = await affected_by(
             session,

@@ -6,12 +6,12 @@ removes it) and a removed one stays as a tombstone (re-matching never adds it ba
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.tables import AccountRow, AttributionRow, AuditRow, ContactRow, InteractionRow
+from storage import audit
+from storage.tables import AccountRow, AttributionRow, ContactRow, InteractionRow
 
 
 class CorrectionError(ValueError):
@@ -84,13 +84,11 @@ async def correct(
                 )
             )
     await session.flush()
-    session.add(
-        AuditRow(
-            at=datetime.now(UTC),
-            actor=actor,
-            action=f"attribution.{action}",
-            interaction_id=row.id,
-            before={"attributions": before},
-            after={"attributions": _live(row)},
-        )
+    audit.record(
+        session,
+        actor,
+        f"attribution.{action}",
+        {"attributions": before},
+        {"attributions": _live(row)},
+        interaction_id=row.id,
     )

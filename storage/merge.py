@@ -15,19 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import audit
 from storage.directory import _add_missing, bump_version
 from storage.tables import (
     MAX_ID,
     AccountDomainRow,
     AccountRow,
     AttributionRow,
-    AuditRow,
     ContactEmailRow,
     ContactPhoneRow,
     ContactRow,
@@ -150,7 +149,7 @@ async def merge_accounts(
     await session.flush()
     await bump_version(session)
     links.count_into(result)
-    _audit(
+    audit.record(
         session,
         actor,
         "account.merge",
@@ -183,7 +182,7 @@ async def merge_contacts(
     await session.flush()
     await bump_version(session)
     links.count_into(result)
-    _audit(
+    audit.record(
         session,
         actor,
         "contact.merge",
@@ -330,22 +329,3 @@ def _contact_doc(row: ContactRow) -> dict[str, Any]:
         "emails": sorted(e.address for e in row.emails),
         "phones": sorted(p.e164 for p in row.phones),
     }
-
-
-def _audit(
-    session: AsyncSession,
-    actor: str,
-    action: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-) -> None:
-    session.add(
-        AuditRow(
-            at=datetime.now(UTC),
-            actor=actor,
-            action=action,
-            interaction_id=None,
-            before=before,
-            after=after,
-        )
-    )
