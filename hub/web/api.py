@@ -61,7 +61,7 @@ def _hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
-def _limit(request: Request) -> int:
+def page_limit(request: Request) -> int:
     raw = request.query_params.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= queries.MAX_LIMIT:
         raise ApiError(400, "bad_limit", f"limit must be a number from 1 to {queries.MAX_LIMIT}")
@@ -149,7 +149,7 @@ def page_json(page: queries.Page, render: Callable[[Any], dict[str, Any]]) -> JS
 async def accounts(request: Request) -> Response:
     async with _hub(request).sessions() as session:
         page = await queries.list_accounts(
-            session, request.query_params.get("q"), account_cursor(request), _limit(request)
+            session, request.query_params.get("q"), account_cursor(request), page_limit(request)
         )
     return page_json(page, account_json)
 
@@ -171,7 +171,7 @@ async def account_timeline(request: Request) -> Response:
             object_id(request),
             timeline_filter(request),
             timeline_cursor(request),
-            _limit(request),
+            page_limit(request),
         )
     return page_json(page, interaction_json)
 
@@ -192,7 +192,7 @@ async def contact_timeline(request: Request) -> Response:
             object_id(request),
             timeline_filter(request),
             timeline_cursor(request),
-            _limit(request),
+            page_limit(request),
         )
     return page_json(page, interaction_json)
 
@@ -219,7 +219,7 @@ async def interactions(request: Request) -> Response:
             unmatched=None if not unmatched else unmatched in ("true", "1"),
             f=timeline_filter(request),
             cursor=timeline_cursor(request),
-            limit=_limit(request),
+            limit=page_limit(request),
         )
     return page_json(page, interaction_json)
 
@@ -269,7 +269,7 @@ async def lookup(request: Request) -> Response:
 @endpoint
 async def quarantine(request: Request) -> Response:
     async with _hub(request).sessions() as session:
-        page = await queries.quarantine(session, quarantine_cursor(request), _limit(request))
+        page = await queries.quarantine(session, quarantine_cursor(request), page_limit(request))
     return page_json(page, quarantine_json)
 
 

@@ -52,7 +52,7 @@ def csrf_token(request: Request) -> str:
     return str(token)
 
 
-def _csrf_ok(request: Request, form: Any) -> bool:
+def csrf_ok(request: Request, form: Any) -> bool:
     expected = request.session.get("csrf", "")
     return bool(expected) and hmac.compare_digest(str(form.get("csrf", "")), str(expected))
 
@@ -183,7 +183,7 @@ async def contact(request: Request) -> Response:
 @page
 async def send_form(request: Request) -> Response:
     form = await request.form()
-    if not _csrf_ok(request, form):
+    if not csrf_ok(request, form):
         return error_page(request, 403, "This form has expired; reload the page and try again.")
     back = _safe_next(str(form.get("back", "/")))
     values = {k: str(form.get(k, "")) for k in ("to", "cc", "subject", "body", "in_reply_to")}
@@ -205,7 +205,7 @@ async def correct_form(request: Request) -> Response:
     """The buttons on an interaction: the same correction as the API, by account name."""
     interaction_id = object_id(request)
     form = await request.form()
-    if not _csrf_ok(request, form):
+    if not csrf_ok(request, form):
         return error_page(request, 403, "This form has expired; reload the page and try again.")
     async with _hub(request).sessions() as session, session.begin():
         row = await get_or_404(session, InteractionRow, request)

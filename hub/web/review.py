@@ -13,9 +13,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.review import ReviewEntry, Settlement, review_queue, settle_case
-from hub.web.api import ApiError, endpoint, json_object
-from hub.web.api import _limit as page_limit
-from hub.web.pages import PAGE_SIZE, _csrf_ok, error_page, page, render
+from hub.web.api import ApiError, endpoint, json_object, page_limit
+from hub.web.pages import PAGE_SIZE, csrf_ok, error_page, page, render
 from storage.directory import DirectoryError
 from storage.queries import BadCursor
 from storage.tables import MAX_ID
@@ -141,7 +140,7 @@ async def queue_page(request: Request) -> Response:
 @page
 async def settle_form(request: Request) -> Response:
     form = await request.form()
-    if not _csrf_ok(request, form):
+    if not csrf_ok(request, form):
         return error_page(request, 403, "This form has expired; reload the page and try again.")
     try:
         counts = await _settle(request, dict(form))
