@@ -6,8 +6,14 @@ and should not load the whole hub for it (hub/translation.py).
 
 from __future__ import annotations
 
+import sys
+
 
 def run() -> None:
+    if [arg for arg in sys.argv[1:] if not arg.startswith("-")][:1] == ["sync"]:
+        from hub.translation import start_workers_early
+
+        start_workers_early()
     from hub.cli import _entry  # here, not at the top: see the docstring
 
     _entry()

@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config.settings import ConfigError, Settings
 from connectors.base import Connector, ConnectorContext
 from hub.model import Quarantined, RawItem, Translated
-from hub.translation import POOL_THRESHOLD, translate_and_pack, translation_pool, with_raws
+from hub.translation import (
+    POOL_THRESHOLD,
+    started_pool,
+    stop_early_workers,
+    translate_and_pack,
+    with_raws,
+)
 from matching.identities import FreeMail, default_free_mail
 from matching.index import IdentityIndex
 from storage import db
@@ -121,8 +127,7 @@ class Hub:
         args = (type(connector), connector.name, dict(connector.settings), connector.context, raws)
         big = len(raws) >= POOL_THRESHOLD and (os.cpu_count() or 1) > 1
         if big and self.pool is None:
-            self.pool = translation_pool()
-            self._pool_started = self.pool.submit(os.getpid)  # starts a worker, returns at once
+            self.pool, self._pool_started = started_pool()
         if big and self._pool_started.done():
             loop = asyncio.get_running_loop()
             translated = await loop.run_in_executor(self.pool, translate_and_pack, *args)
@@ -134,6 +139,7 @@ class Hub:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
+        stop_early_workers()
         await self.engine.dispose()
 
 

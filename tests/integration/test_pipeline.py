@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from hub.admin import add_connector
@@ -337,3 +338,41 @@ async def test_the_first_big_batch_is_translated_at_once_and_the_workers_agree(
     first = in_worker[0]
     assert first.raw.data == raws[0].data and first.raw.packed
     assert first.interaction.attachments[0].packed and first.interaction.attachments[0].digest
+
+
+async def test_workers_started_early_are_the_ones_the_first_big_batch_uses(hub: Hub) -> None:
+    """`crmhub sync` starts the workers while it is still loading (hub/__main__.py); the hub
+    must take that pool, not start a second one, and translate in it at once."""
+    import asyncio
+    import os
+
+    from connectors.registry import connector_class
+    from hub import translation
+    from hub.model import RawItem
+    from hub.translation import POOL_THRESHOLD
+
+    translation.start_workers_early()
+    early_pool = translation._early_pool
+    connector = connector_class("eml")("files", {"path": "/nonexistent"}, None, hub.context)
+    raw = (
+        b"From: j.ohlsen@elbe-logistik.de\r\nTo: anna@ourco.example\r\nSubject: early\r\n"
+        b"Message-ID: <early@test>\r\nDate: Mon, 8 Jan 2024 09:00:00 +0100\r\n\r\nText\r\n"
+    )
+    translated = await hub.translate(connector, [RawItem("m.eml", raw)] * POOL_THRESHOLD)
+    assert translated[0].interaction.subject == "early"
+    assert hub.pool is not None and not early_pool, "the hub took the early pool"
+    assert await asyncio.wrap_future(hub._pool_started) != os.getpid()
+
+
+def test_an_early_pool_no_batch_needed_is_shut_down() -> None:
+    from hub import translation
+
+    translation.start_workers_early()
+    assert translation._early is not None
+    translation._early.join()
+    pool, started = translation._early_pool[0]
+    assert started.result(timeout=30) != 0
+    translation.stop_early_workers()
+    assert not translation._early_pool and translation._early is None
+    with pytest.raises(RuntimeError):
+        pool.submit(int)  # shut down
