@@ -63,6 +63,9 @@ class ConnectorContext:
     calendar_window_days: int = 365
     max_header_bytes: int = 64_000
     max_message_bytes: int = 25_000_000
+    # The HTML body of mail. Storing needs none (the page reads it from the raw message), so
+    # the translation workers turn it off: decoding it was a tenth of translating a mail.
+    keep_html: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

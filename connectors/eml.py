@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.base import ConnectorError, FileConnector
-from connectors.mail import translate_message
+from connectors.mail import translate_in
 from hub.model import Interaction, RawItem
 
 
@@ -60,9 +60,4 @@ class EmlConnector(FileConnector):
         fallback = None
         if path.exists():
             fallback = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        return translate_message(
-            raw.data,
-            fallback_date=fallback,
-            max_header_bytes=self.context.max_header_bytes,
-            max_message_bytes=self.context.max_message_bytes,
-        )
+        return translate_in(self.context, raw.data, fallback)

@@ -28,7 +28,7 @@ from connectors.imap_client import (
     ImapSession,
     ImapTransient,
 )
-from connectors.mail import translate_message
+from connectors.mail import translate_in
 from hub.model import Interaction, RawItem
 
 log = logging.getLogger(__name__)
@@ -313,11 +313,7 @@ class ImapConnector(Connector):
         return RawItem(f"{folder.wire}/{uidvalidity}/{message.uid}", data)
 
     def translate(self, raw: RawItem) -> Interaction:
-        return translate_message(
-            raw.data,
-            max_header_bytes=self.context.max_header_bytes,
-            max_message_bytes=self.context.max_message_bytes,
-        )
+        return translate_in(self.context, raw.data)
 
     async def append_sent(self, data: bytes) -> str:
         """File a mail sent through crmhub in the mailbox's Sent folder; returns its name."""

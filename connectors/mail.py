@@ -18,7 +18,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
-from connectors.base import MalformedItem
+from connectors.base import ConnectorContext, MalformedItem
 from connectors.mime import parse_message
 from hub.model import AddressKind, Attachment, Channel, Interaction, Participant, Role
 
@@ -196,8 +196,12 @@ def _filename(part: Message) -> str | None:
     return None
 
 
-def _bodies(msg: Message, keep_attachments: bool) -> tuple[str, str, list[Attachment]]:
-    text, html, attachments = "", "", []
+def _bodies(
+    msg: Message, keep_attachments: bool, keep_html: bool
+) -> tuple[str, str, list[Attachment]]:
+    """Text, HTML and attachments; the HTML is decoded only when wanted or the only text."""
+    text, attachments = "", []
+    html_part: Message | None = None
     for part in msg.walk():
         if part.is_multipart():
             continue
@@ -219,8 +223,11 @@ def _bodies(msg: Message, keep_attachments: bool) -> tuple[str, str, list[Attach
                 )
         elif ctype == "text/plain" and not text:
             text = decode_text(_payload(part), part.get_content_charset())
-        elif ctype == "text/html" and not html:
-            html = decode_text(_payload(part), part.get_content_charset())
+        elif ctype == "text/html" and html_part is None:
+            html_part = part
+    html = ""
+    if html_part is not None and (keep_html or not text):
+        html = decode_text(_payload(html_part), html_part.get_content_charset())
     return text[:BODY_TEXT_CHARS], html[:BODY_TEXT_CHARS], attachments
 
 
@@ -315,12 +322,15 @@ def translate_message(
     fallback_date: datetime | None = None,
     max_header_bytes: int = 64_000,
     max_message_bytes: int = 25_000_000,
+    keep_html: bool = True,
     fast: bool = True,
 ) -> Interaction:
     """Translate one message; raise MalformedItem when it is not a mail at all.
 
-    `fast=False` parses with the standard library's feedparser alone: the fast path must give
-    the same Interaction, and the tests and bench/translate.py compare the two.
+    `keep_html=False` leaves `body_html` empty (the text still comes from the HTML when there
+    is no plain part). `fast=False` parses with the standard library's feedparser alone: the
+    fast path must give the same Interaction, and the tests and bench/translate.py compare the
+    two.
     """
     msg = parse_message(_cap_headers(data, max_header_bytes), fast=fast)
     headers = {k.lower() for k in msg.keys()}
@@ -338,9 +348,10 @@ def translate_message(
         raise MalformedItem("no sender or recipient address in From, Sender, To or Cc")
     own_ids = message_ids(decode_header_value(msg.get("Message-ID", "")))
     message_id = own_ids[0] if own_ids else None
-    text, html, attachments = _bodies(msg, keep_attachments=len(data) <= max_message_bytes)
+    text, html, attachments = _bodies(msg, len(data) <= max_message_bytes, keep_html)
     if not text and html:
         text = html_to_text(html)
+        html = html if keep_html else ""
     in_reply_to = message_ids(str(msg.get("In-Reply-To", "")))
     references = message_ids(" ".join(str(r) for r in msg.get_all("References") or []))
     dedupe = f"mid:{message_id}" if message_id else f"sha256:{hashlib.sha256(data).hexdigest()}"
@@ -359,4 +370,17 @@ def translate_message(
         thread_key=(references or in_reply_to or [message_id or dedupe])[0],
         attachments=attachments,
         headers={k: decode_header_value(msg[k]) for k in KEPT_HEADERS if msg.get(k) is not None},
+    )
+
+
+def translate_in(
+    context: ConnectorContext, data: bytes, fallback_date: datetime | None = None
+) -> Interaction:
+    """`translate_message` with the hub's limits and HTML wish: what mail connectors call."""
+    return translate_message(
+        data,
+        fallback_date=fallback_date,
+        max_header_bytes=context.max_header_bytes,
+        max_message_bytes=context.max_message_bytes,
+        keep_html=context.keep_html,
     )

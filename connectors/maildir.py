@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from connectors.base import ConnectorError, FileConnector
 from connectors.eml import read_folder
-from connectors.mail import translate_message
+from connectors.mail import translate_in
 from hub.model import Interaction, RawItem
 
 
@@ -35,9 +35,4 @@ class MaildirConnector(FileConnector):
         stamp = name.split(".", 1)[0]
         if stamp.isdigit():
             fallback = datetime.fromtimestamp(int(stamp), UTC)
-        return translate_message(
-            raw.data,
-            fallback_date=fallback,
-            max_header_bytes=self.context.max_header_bytes,
-            max_message_bytes=self.context.max_message_bytes,
-        )
+        return translate_in(self.context, raw.data, fallback)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from connectors.base import ConnectorError, FileConnector
-from connectors.mail import translate_message
+from connectors.mail import translate_in
 from hub.model import Interaction, RawItem
 
 HEAD_BYTES = 4096
@@ -74,12 +74,7 @@ class MboxConnector(FileConnector):
             fallback = fallback.replace(tzinfo=UTC)
         except ValueError:
             pass
-        return translate_message(
-            data,
-            fallback_date=fallback,
-            max_header_bytes=self.context.max_header_bytes,
-            max_message_bytes=self.context.max_message_bytes,
-        )
+        return translate_in(self.context, data, fallback)
 
 
 def _external_id(data: bytes) -> str:

@@ -36,10 +36,11 @@ def translate_and_pack(
     Runs in a worker process, so the connector is rebuilt there, without its secrets. What
     goes back holds neither the raw bytes (the caller has them: see `with_raws`) nor the HTML
     body (storage keeps none) nor the body text (packed instead): they would only be copied
-    through a pipe again.
+    through a pipe again. The HTML is not even decoded (`ConnectorContext.keep_html`).
     """
     out: list[Translated | Quarantined] = []
-    for item in cls(name, settings, None, context).translate_all(raws):
+    connector = cls(name, settings, None, replace(context, keep_html=False))
+    for item in connector.translate_all(raws):
         digest, packed = pack(item.raw.data)
         raw = RawItem(item.raw.external_id, b"", item.raw.content_type, digest, packed)
         if isinstance(item, Translated):

@@ -257,6 +257,22 @@ def test_plain_text_wins_over_html_in_multipart_alternative() -> None:
     assert item.attachments == []
 
 
+def test_without_html_the_text_is_the_same_and_html_only_mail_still_has_text() -> None:
+    """What the translation workers ask for: storage keeps no HTML, so it is not decoded."""
+    body = (
+        b"--A\r\nContent-Type: text/html; charset=iso-8859-1\r\n\r\n<p>Gr\xfc\xdfe</p>\r\n"
+        b"--A\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nGr\xfc\xdfe, Jana\r\n--A--\r\n"
+    )
+    both = _mail(b"Content-Type: multipart/alternative; boundary=A", body=body)
+    full, lean = translate_message(both), translate_message(both, keep_html=False)
+    assert full.body_html == "<p>Grüße</p>"
+    assert lean.body_html == ""
+    assert lean.body_text == full.body_text == "Grüße, Jana"
+    html_only = _mail(b"Content-Type: text/html; charset=utf-8", body="<p>Nur HTML</p>".encode())
+    lean = translate_message(html_only, keep_html=False)
+    assert lean.body_text == "Nur HTML" and lean.body_html == ""
+
+
 def test_snippet_skips_quotes_collapses_space_and_is_capped() -> None:
     body = b"> quoted reply\r\n\r\nNew   text\r\n  > also quoted\r\nmore " + b"w" * 1000
     item = translate_message(_mail(body=body))
