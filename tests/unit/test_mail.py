@@ -268,7 +268,7 @@ def test_without_html_the_text_is_the_same_and_html_only_mail_still_has_text() -
     assert full.body_html == "<p>Grüße</p>"
     assert lean.body_html == ""
     assert lean.body_text == full.body_text == "Grüße, Jana"
-    html_only = _mail(b"Content-Type: text/html; charset=utf-8", body="<p>Nur HTML</p>".encode())
+    html_only = _mail(b"Content-Type: text/html; charset=utf-8", body=b"<p>Nur HTML</p>")
     lean = translate_message(html_only, keep_html=False)
     assert lean.body_text == "Nur HTML" and lean.body_html == ""
 
