@@ -135,3 +135,22 @@ def test_upgrade_to_0005_packs_every_stored_body_text(tmp_path: object) -> None:
     engine.dispose()
     assert [unpack_text(b) for b in bodies] == texts
     assert bodies[0] is None and len(bodies[1]) < len(texts[1].encode()) / 10
+
+
+def test_a_new_sqlite_database_has_16_kib_pages_and_an_older_one_keeps_its_own(
+    tmp_path: object,
+) -> None:
+    import sqlite3
+
+    old = f"{tmp_path}/old.db"
+    with sqlite3.connect(old) as connection:
+        connection.execute("PRAGMA page_size=4096")
+        connection.execute("CREATE TABLE t (x)")
+    for path in (f"{tmp_path}/new.db", old):
+        db.upgrade(f"sqlite:///{path}")
+        engine = create_engine(db.sync_url(f"sqlite:///{path}"))
+        with engine.connect() as connection:
+            size = connection.execute(text("PRAGMA page_size")).scalar()
+            tables = connection.execute(text("SELECT count(*) FROM interactions")).scalar()
+        engine.dispose()
+        assert size == (16384 if path.endswith("new.db") else 4096) and tables == 0
