@@ -19,9 +19,12 @@ from connectors.base import Connector, ConnectorContext
 from hub.model import Quarantined, RawItem, Translated
 from hub.translation import (
     POOL_THRESHOLD,
+    as_sent,
+    received,
     started_pool,
     stop_early_workers,
     translate_and_pack,
+    translate_sent,
     with_raws,
 )
 from matching.identities import FreeMail, default_free_mail
@@ -124,15 +127,16 @@ class Hub:
         worker takes about half a second to start, which the first batches would otherwise
         wait for (measured: a tenth of a 10,000-mail sync).
         """
-        args = (type(connector), connector.name, dict(connector.settings), connector.context, raws)
+        args = (type(connector), connector.name, dict(connector.settings), connector.context)
         big = len(raws) >= POOL_THRESHOLD and (os.cpu_count() or 1) > 1
         if big and self.pool is None:
             self.pool, self._pool_started = started_pool()
         if big and self._pool_started.done():
             loop = asyncio.get_running_loop()
-            translated = await loop.run_in_executor(self.pool, translate_and_pack, *args)
+            sent = await loop.run_in_executor(self.pool, translate_sent, *args, as_sent(raws))
+            translated = received(sent)
         else:
-            translated = await asyncio.to_thread(translate_and_pack, *args)
+            translated = await asyncio.to_thread(translate_and_pack, *args, raws)
         return with_raws(translated, raws)
 
     async def close(self) -> None:

@@ -11,10 +11,22 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import fields, replace
+from typing import Any
 
 from connectors.base import Connector, ConnectorContext
-from hub.model import Attachment, Quarantined, RawItem, Translated
+from hub.model import (
+    AddressKind,
+    Attachment,
+    Channel,
+    Direction,
+    Interaction,
+    Participant,
+    Quarantined,
+    RawItem,
+    Role,
+    Translated,
+)
 from hub.runtime import tune_gc
 from storage.packing import pack, pack_text
 
@@ -62,10 +74,81 @@ def _packed(attachment: Attachment) -> Attachment:
     return replace(attachment, content=None, digest=digest, packed=packed)
 
 
+def translate_sent(
+    cls: type[Connector],
+    name: str,
+    settings: dict[str, str],
+    context: ConnectorContext,
+    sent: list[tuple[str, bytes, str]],
+) -> list[tuple[Any, ...]]:
+    """`translate_and_pack` as the worker process runs it: raws in, items out, as tuples.
+
+    Slotted dataclasses pickle through Python code (`dataclasses` gives them a __getstate__
+    and __setstate__ that call fields() for every object); tuples of str, bytes and datetime
+    pickle in C. Measured on 4,000 bench mails: 0.11 s to send the items and 0.12 s to receive
+    them as dataclasses, 0.07 s and 0.08 s as tuples, and the receiving side is the busy main
+    process.
+    """
+    raws = [RawItem(external_id, data, content_type) for external_id, data, content_type in sent]
+    return [_as_tuple(item) for item in translate_and_pack(cls, name, settings, context, raws)]
+
+
+def as_sent(raws: list[RawItem]) -> list[tuple[str, bytes, str]]:
+    return [(raw.external_id, raw.data, raw.content_type) for raw in raws]
+
+
+_INTERACTION_FIELDS = tuple(f.name for f in fields(Interaction))
+
+
+def _as_tuple(item: Translated | Quarantined) -> tuple[Any, ...]:
+    raw = item.raw
+    if isinstance(item, Quarantined):
+        return (raw.digest, raw.packed, item.reason)
+    it = item.interaction
+    values = [getattr(it, name) for name in _INTERACTION_FIELDS]
+    values[_CHANNEL] = it.channel.value
+    values[_DIRECTION] = it.direction.value
+    values[_PARTICIPANTS] = [
+        (p.role.value, p.address, p.kind.value, p.name) for p in it.participants
+    ]
+    values[_ATTACHMENTS] = [
+        (a.filename, a.content_type, a.size, a.content, a.digest, a.packed) for a in it.attachments
+    ]
+    return (raw.digest, raw.packed, item.packed_body, values)
+
+
+def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined]:
+    """What `translate_sent` returned, as items again (without raw bytes: see `with_raws`)."""
+    out: list[Translated | Quarantined] = []
+    for sent in items:
+        if len(sent) == 3:
+            digest, packed, reason = sent
+            out.append(Quarantined(RawItem("", b"", "", digest, packed), reason))
+            continue
+        digest, packed, packed_body, values = sent
+        values[_CHANNEL] = Channel(values[_CHANNEL])
+        values[_DIRECTION] = Direction(values[_DIRECTION])
+        values[_PARTICIPANTS] = [
+            Participant(Role(role), address, AddressKind(kind), name)
+            for role, address, kind, name in values[_PARTICIPANTS]
+        ]
+        values[_ATTACHMENTS] = [Attachment(*a) for a in values[_ATTACHMENTS]]
+        raw = RawItem("", b"", "", digest, packed)
+        out.append(Translated(raw, Interaction(*values), packed_body))
+    return out
+
+
+_CHANNEL, _DIRECTION, _PARTICIPANTS, _ATTACHMENTS = (
+    _INTERACTION_FIELDS.index(name)
+    for name in ("channel", "direction", "participants", "attachments")
+)
+
+
 def with_raws(
     items: list[Translated | Quarantined], raws: list[RawItem]
 ) -> list[Translated | Quarantined]:
-    """Put the raw bytes back into what `translate_and_pack` returned (one item per raw)."""
+    """Put the raw bytes back into what `translate_and_pack` returned (one item per raw):
+    only the digest and the packed form of each raw come from there."""
     # Built directly: dataclasses.replace() costs ten times as much, twice per item.
     out: list[Translated | Quarantined] = []
     for item, raw in zip(items, raws, strict=True):

@@ -1,0 +1,77 @@
+"""What the translation workers send back travels as tuples (hub/translation.py): every field of
+every item must arrive as it left, whatever the domain model gains later."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
+
+from hub.model import (
+    AddressKind,
+    Attachment,
+    Channel,
+    Direction,
+    Interaction,
+    Participant,
+    Quarantined,
+    RawItem,
+    Role,
+    Translated,
+)
+from hub.translation import _as_tuple, received, with_raws
+
+
+def _every_field_set() -> Interaction:
+    """An interaction whose fields all differ from their defaults; fails if one is missed."""
+    item = Interaction(
+        channel=Channel.CALL,
+        occurred_at=datetime(2024, 1, 8, 9, 0, tzinfo=timezone(timedelta(hours=1))),
+        dedupe_key="call:1",
+        direction=Direction.OUTBOUND,
+        subject="Rückruf",
+        snippet="kurz",
+        body_text="",
+        body_html="",
+        participants=[
+            Participant(Role.CALLER, "+4940123", AddressKind.PHONE, "Jana"),
+            Participant(Role.CALLEE, "anna@ourco.example"),
+        ],
+        message_id="<m@x>",
+        in_reply_to=["<a@x>"],
+        references=["<r@x>", "<a@x>"],
+        thread_key="<r@x>",
+        attachments=[
+            Attachment("a.pdf", "application/pdf", 3, None, "ab" * 32, b"packed"),
+            Attachment("b.txt", "text/plain", 0),
+        ],
+        headers={"list-id": "<l.x>"},
+        duration_seconds=42,
+        ends_at=datetime(2024, 1, 8, 9, 1, tzinfo=UTC),
+        extra={"pbx": {"uniqueid": "1.2"}},
+    )
+    defaults = Interaction(Channel.EMAIL, datetime(2000, 1, 1, tzinfo=UTC), "k")
+    unset = [
+        f.name
+        for f in dataclasses.fields(Interaction)
+        if getattr(item, f.name) == getattr(defaults, f.name)
+        and f.name not in ("body_text", "body_html")  # never sent: packed, or not kept
+    ]
+    assert unset == [], f"give these fields a value in this test: {unset}"
+    return item
+
+
+def test_items_arrive_as_they_left() -> None:
+    raws = [
+        RawItem("INBOX/7/1", b"raw one", "message/rfc822"),
+        RawItem("INBOX/7/2", b"raw two", "message/rfc822"),
+    ]
+    sent = [
+        Translated(RawItem("", b"", "", "d1" * 32, b"p1"), _every_field_set(), b"body"),
+        Quarantined(RawItem("", b"", "", "d2" * 32, b"p2"), "cannot be read: boom"),
+    ]
+    back = with_raws(received([_as_tuple(item) for item in sent]), raws)
+    assert back == with_raws(sent, raws)
+    assert back[0].raw == RawItem("INBOX/7/1", b"raw one", "message/rfc822", "d1" * 32, b"p1")
+    first = back[0].interaction
+    assert first.participants[0].role is Role.CALLER and first.channel is Channel.CALL
+    assert first.attachments[0].packed == b"packed" and first.attachments[1].kept is False
