@@ -19,8 +19,8 @@ from connectors.base import Connector, ConnectorContext
 from hub.model import Quarantined, RawItem, Translated
 from hub.translation import (
     POOL_THRESHOLD,
-    as_sent,
     received,
+    spooled,
     started_pool,
     stop_early_workers,
     translate_and_pack,
@@ -133,7 +133,8 @@ class Hub:
             self.pool, self._pool_started = started_pool()
         if big and self._pool_started.done():
             loop = asyncio.get_running_loop()
-            sent = await loop.run_in_executor(self.pool, translate_sent, *args, as_sent(raws))
+            with spooled(raws) as batch:
+                sent = await loop.run_in_executor(self.pool, translate_sent, *args, batch)
             translated = received(sent)
         else:
             translated = await asyncio.to_thread(translate_and_pack, *args, raws)

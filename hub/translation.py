@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import fields, replace
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from connectors.base import Connector, ConnectorContext
@@ -74,12 +77,63 @@ def _packed(attachment: Attachment) -> Attachment:
     return replace(attachment, content=None, digest=digest, packed=packed)
 
 
+@dataclass(frozen=True)
+class Spool:
+    """A batch's raw bytes in one file, for a worker to read in one go.
+
+    Through the pool's pipe they went in 64 KB pieces, each written by a thread of the main
+    process that must take the interpreter lock for it, while the main process is busy
+    deciding and storing: the worker waited about 10 ms for every batch. The file lives in
+    /dev/shm (memory) where there is one, readable by this user only, and goes as soon as the
+    batch is translated.
+    """
+
+    path: str
+    items: list[tuple[str, int, str]]  # external id, length, content type
+
+    def raws(self) -> list[RawItem]:
+        with open(self.path, "rb") as handle:
+            data = handle.read()
+        raws, at = [], 0
+        for external_id, length, content_type in self.items:
+            raws.append(RawItem(external_id, data[at : at + length], content_type))
+            at += length
+        return raws
+
+
+_SPOOL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+@contextmanager
+def spooled(raws: list[RawItem]) -> Iterator[Spool | list[tuple[str, bytes, str]]]:
+    """The batch as a Spool, or as tuples for the pipe where no file can be written."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="crmhub-batch-", dir=_SPOOL_DIR)
+    except OSError:
+        yield [(raw.external_id, raw.data, raw.content_type) for raw in raws]
+        return
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(b"".join(raw.data for raw in raws))
+        items = [(raw.external_id, len(raw.data), raw.content_type) for raw in raws]
+    except OSError:  # the memory file system is full
+        items = []
+    try:
+        if items or not raws:
+            yield Spool(path, items)
+        else:
+            yield [(raw.external_id, raw.data, raw.content_type) for raw in raws]
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def translate_sent(
     cls: type[Connector],
     name: str,
     settings: dict[str, str],
     context: ConnectorContext,
-    sent: list[tuple[str, bytes, str]],
+    sent: Spool | list[tuple[str, bytes, str]],
 ) -> list[tuple[Any, ...]]:
     """`translate_and_pack` as the worker process runs it: raws in, items out, as tuples.
 
@@ -89,12 +143,13 @@ def translate_sent(
     them as dataclasses, 0.07 s and 0.08 s as tuples, and the receiving side is the busy main
     process.
     """
-    raws = [RawItem(external_id, data, content_type) for external_id, data, content_type in sent]
+    if isinstance(sent, Spool):
+        raws = sent.raws()
+    else:
+        raws = [
+            RawItem(external_id, data, content_type) for external_id, data, content_type in sent
+        ]
     return [_as_tuple(item) for item in translate_and_pack(cls, name, settings, context, raws)]
-
-
-def as_sent(raws: list[RawItem]) -> list[tuple[str, bytes, str]]:
-    return [(raw.external_id, raw.data, raw.content_type) for raw in raws]
 
 
 _INTERACTION_FIELDS = tuple(f.name for f in fields(Interaction))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
 
 from hub.model import (
     AddressKind,
@@ -75,3 +78,29 @@ def test_items_arrive_as_they_left() -> None:
     first = back[0].interaction
     assert first.participants[0].role is Role.CALLER and first.channel is Channel.CALL
     assert first.attachments[0].packed == b"packed" and first.attachments[1].kept is False
+
+
+def test_a_batch_goes_to_the_worker_in_a_private_file_that_is_gone_afterwards() -> None:
+    import os
+    import stat
+
+    from hub.translation import Spool, spooled
+
+    raws = [RawItem(f"INBOX/1/{n}", f"mail {n} äöü".encode() * n) for n in range(5)]
+    with spooled(raws) as batch:
+        assert isinstance(batch, Spool)
+        assert stat.S_IMODE(os.stat(batch.path).st_mode) == 0o600
+        assert batch.raws() == raws
+    assert not os.path.exists(batch.path)
+
+
+def test_without_a_writable_spool_directory_the_batch_goes_through_the_pipe(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hub import translation
+    from hub.model import RawItem as Raw
+
+    monkeypatch.setattr(translation, "_SPOOL_DIR", str(tmp_path / "missing"))
+    raws = [Raw("m1", b"From: a@b.example\r\n\r\nx")]
+    with translation.spooled(raws) as batch:
+        assert batch == [("m1", raws[0].data, "message/rfc822")]
