@@ -61,7 +61,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # 8 MiB holds the indexes of a 10,000-mail sync as well as 32 MiB did, and every pooled
     # connection fills its own cache: 32 MiB each put a sync's process over 200 MB.
     cursor.execute("PRAGMA cache_size=-8192")  # 8 MiB per connection
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")  # pages: a WAL of up to about 40 MB
+    # In pages: a WAL of up to about 40 MB whatever the page size. The last checkpoint runs when
+    # the hub closes, on the critical path: 160 MB of 16 KiB pages made it 0.24 s.
+    cursor.execute("PRAGMA page_size")
+    page_size = cursor.fetchone()[0]
+    cursor.execute(f"PRAGMA wal_autocheckpoint={40_000_000 // page_size}")
     cursor.close()
 
 

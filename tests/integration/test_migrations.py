@@ -3,6 +3,9 @@ database that holds data keeps it usable (SQLite, or PostgreSQL in CI)."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -137,7 +140,7 @@ def test_upgrade_to_0005_packs_every_stored_body_text(tmp_path: object) -> None:
     assert bodies[0] is None and len(bodies[1]) < len(texts[1].encode()) / 10
 
 
-def test_a_new_sqlite_database_has_16_kib_pages_and_an_older_one_keeps_its_own(
+def test_a_new_sqlite_database_has_16_kib_pages_an_older_one_its_own_and_both_a_40_mb_wal(
     tmp_path: object,
 ) -> None:
     import sqlite3
@@ -148,9 +151,16 @@ def test_a_new_sqlite_database_has_16_kib_pages_and_an_older_one_keeps_its_own(
         connection.execute("CREATE TABLE t (x)")
     for path in (f"{tmp_path}/new.db", old):
         db.upgrade(f"sqlite:///{path}")
-        engine = create_engine(db.sync_url(f"sqlite:///{path}"))
-        with engine.connect() as connection:
-            size = connection.execute(text("PRAGMA page_size")).scalar()
-            tables = connection.execute(text("SELECT count(*) FROM interactions")).scalar()
-        engine.dispose()
-        assert size == (16384 if path.endswith("new.db") else 4096) and tables == 0
+        size, pages, rows = asyncio.run(_page_settings(f"sqlite:///{path}"))
+        assert size == (16384 if path.endswith("new.db") else 4096) and rows == 0
+        assert pages * size == pytest.approx(40_000_000, rel=0.01), "the WAL stays near 40 MB"
+
+
+async def _page_settings(url: str) -> tuple[int, int, int]:
+    engine = db.create_engine_for(url)
+    async with engine.connect() as connection:
+        size = (await connection.execute(text("PRAGMA page_size"))).scalar_one()
+        pages = (await connection.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one()
+        rows = (await connection.execute(text("SELECT count(*) FROM interactions"))).scalar_one()
+    await engine.dispose()
+    return size, pages, rows
