@@ -252,3 +252,65 @@ def test_generated_messages_mostly_take_the_fast_path() -> None:
         if b"\r" not in line and not line.startswith(b"--B")
     )
     assert all(assert_same_tree_or_none(data) for data in examples)
+
+
+HEADER_BLOCKS = (
+    b"Subject: plain\r\nTo: a@b.example\r\n\r\n",
+    b"Subject:\r\n folded after an empty first line\r\n\tand a tab\r\n\r\n",
+    b"Subject: \t  leading blanks\r\n \r\nX: y\r\n\r\n",
+    b"Subject: lf only\nTo: a@b.example\n\n",
+    b"Subject: =?utf-8?q?M=C3=BCller?=\r\nX-Raw: M\xc3\xbcller \xff\r\n\r\n",
+    b"X-Empty:\r\nX-Colon: a: b: c\r\n\r\n",
+    b"From someone@example Mon Jan  8 09:00:00 2024\r\nSubject: mbox\r\n\r\n",
+    b"Subject: bare\rCR\r\n\r\n",
+    b":no name\r\nSubject: x\r\n\r\n",
+    b" continuation first\r\nSubject: x\r\n\r\n",
+    b"Subject: trailing\r\n\r\r\n\r\n",
+    b"\r\n",
+)
+
+
+@pytest.mark.parametrize("block", HEADER_BLOCKS)
+def test_header_blocks_read_by_expression_as_line_by_line(block: bytes) -> None:
+    from connectors.mime import _headers, _headers_by_line, _Unusual
+
+    try:
+        expected = _headers_by_line(block.decode("ascii", "surrogateescape"))
+    except _Unusual:
+        with pytest.raises(_Unusual):
+            _headers(block)
+        return
+    got = _headers(block)
+    assert list(got.raw_items()) == list(expected.raw_items())
+    assert got.get_unixfrom() == expected.get_unixfrom()
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"Subject: x", b"To: a@b.example", b" folded", b"\tfolded", b"X-E:", b"X: \xff"]
+        )
+        | st.binary(max_size=12),
+        max_size=6,
+    ),
+    st.sampled_from([b"\r\n", b"\n"]),
+)
+def test_generated_header_blocks_read_by_expression_as_line_by_line(
+    lines: list[bytes], end: bytes
+) -> None:
+    from connectors.mime import _headers, _headers_by_line, _Unusual
+
+    block = b"".join(line + end for line in lines if b"\n" not in line) + end
+    try:
+        expected = list(_headers_by_line(block.decode("ascii", "surrogateescape")).raw_items())
+    except _Unusual:
+        return
+    assert list(_headers(block).raw_items()) == expected
+
+
+def test_ordinary_header_blocks_take_the_expression_way() -> None:
+    """Guards the two tests above against comparing the line-by-line reader with itself."""
+    from connectors.mime import _ordinary
+
+    ordinary = [_ordinary(b, b.decode("ascii", "surrogateescape")) for b in HEADER_BLOCKS]
+    assert ordinary == [True] * 6 + [False] * 5 + [True]
