@@ -376,3 +376,15 @@ def test_an_early_pool_no_batch_needed_is_shut_down() -> None:
     assert not translation._early_pool and translation._early is None
     with pytest.raises(RuntimeError):
         pool.submit(int)  # shut down
+
+
+def test_translation_workers_run_at_a_lower_priority_than_the_main_process() -> None:
+    import os
+
+    from hub.translation import WORKER_NICENESS, translation_pool
+
+    pool = translation_pool()
+    try:
+        assert pool.submit(os.nice, 0).result(timeout=60) == min(19, os.nice(0) + WORKER_NICENESS)
+    finally:
+        pool.shutdown()
