@@ -76,6 +76,8 @@ def decode_header_value(value: object) -> str:
         )
     raw = str(value) if not isinstance(value, str) else value
     raw = raw[:MAX_HEADER_VALUE]
+    if "=?" not in raw and raw.isascii():  # no encoded word: what the rest would return
+        return _SPACE.sub(" ", raw).strip()
     try:
         parts = decode_header(raw)
     except (ValueError, LookupError, AssertionError):

@@ -15,7 +15,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from connectors.base import MalformedItem
@@ -537,3 +537,20 @@ def test_display_names_are_decoded_after_the_split(
     header: bytes, expected: list[tuple[str, str]]
 ) -> None:
     assert [(n, a) for role, n, a in _from_header(header) if role == "from"] == expected
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_plain_ascii_headers_decode_as_the_full_way_does(value: str) -> None:
+    """decode_header_value returns early for ASCII without encoded words: the same steps as
+    the full way (below, as it was before the shortcut) must give the same text."""
+    from email.header import decode_header
+
+    from connectors.mail import _SPACE, decode_header_value, decode_text
+
+    assume("=?" not in value)
+    joined = "".join(
+        decode_text(chunk, charset) if isinstance(chunk, bytes) else chunk
+        for chunk, charset in decode_header(value)
+    )
+    full = _SPACE.sub(" ", joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    assert decode_header_value(value) == full.strip()
