@@ -38,7 +38,7 @@ _SIMPLE_MAILBOX = re.compile(
     rf"\s*(?:(?P<name>[^()<>@,;:\\\"\[\]]*?)\s*<(?P<angle>{_SIMPLE_ADDR})>|(?P<bare>{_SIMPLE_ADDR}))\s*"
 )
 _NOT_SIMPLE = frozenset('"()\\:;[]')
-_SPACE = re.compile(r"\s+")
+
 _BLANK_LINE = re.compile(rb"\n\n|\r\n\r\n")
 # The line a mail client puts above a quoted reply: the snippet ends there.
 _QUOTE_HEADER = re.compile(
@@ -51,6 +51,12 @@ _FORWARD_MARKERS = (
     "-------- Weitergeleitete Nachricht",
 )
 _ROLES = ((Role.FROM, "from"), (Role.TO, "to"), (Role.CC, "cc"), (Role.BCC, "bcc"))
+
+
+def collapse(text: str) -> str:
+    r"""Runs of white space as one space, none at either end: `re.sub(r"\s+", " ", text).strip()`
+    (both by str.isspace), at a fifth of the cost: that was half of `snippet_of`."""
+    return " ".join(text.split())
 
 
 def decode_text(data: bytes, charset: str | None) -> str:
@@ -77,11 +83,11 @@ def decode_header_value(value: object) -> str:
     raw = str(value) if not isinstance(value, str) else value
     raw = raw[:MAX_HEADER_VALUE]
     if "=?" not in raw and raw.isascii():  # no encoded word: what the rest would return
-        return _SPACE.sub(" ", raw).strip()
+        return collapse(raw)
     try:
         parts = decode_header(raw)
     except (ValueError, LookupError, AssertionError):
-        return _SPACE.sub(" ", raw).strip()
+        return collapse(raw)
     text = []
     for chunk, charset in parts:
         if isinstance(chunk, bytes):
@@ -89,9 +95,7 @@ def decode_header_value(value: object) -> str:
         else:
             text.append(chunk)
     joined = "".join(text)
-    return _SPACE.sub(
-        " ", joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    ).strip()
+    return collapse(joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
 
 
 def message_ids(value: str | None) -> list[str]:
@@ -128,7 +132,7 @@ def html_to_text(html: str) -> str:
         parser.close()
     except (AssertionError, ValueError):
         return re.sub(r"<[^>]*>", " ", html)
-    lines = (_SPACE.sub(" ", line).strip() for line in "".join(parser.parts).splitlines())
+    lines = (collapse(line) for line in "".join(parser.parts).splitlines())
     return "\n".join(line for line in lines if line)
 
 
@@ -160,7 +164,7 @@ def snippet_of(text: str) -> str:
             length += len(stripped) + 1
             if length > SNIPPET_CHARS:
                 break
-    return _SPACE.sub(" ", " ".join(lines)).strip()[:SNIPPET_CHARS]
+    return collapse(" ".join(lines))[:SNIPPET_CHARS]
 
 
 def _cap_headers(data: bytes, max_header_bytes: int) -> bytes:

@@ -545,12 +545,21 @@ def test_plain_ascii_headers_decode_as_the_full_way_does(value: str) -> None:
     the full way (below, as it was before the shortcut) must give the same text."""
     from email.header import decode_header
 
-    from connectors.mail import _SPACE, decode_header_value, decode_text
+    from connectors.mail import collapse, decode_header_value, decode_text
 
     assume("=?" not in value)
     joined = "".join(
         decode_text(chunk, charset) if isinstance(chunk, bytes) else chunk
         for chunk, charset in decode_header(value)
     )
-    full = _SPACE.sub(" ", joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-    assert decode_header_value(value) == full.strip()
+    full = collapse(joined.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    assert decode_header_value(value) == full
+
+
+@given(st.text())
+def test_collapse_is_the_regular_expression_it_replaced(text: str) -> None:
+    import re
+
+    from connectors.mail import collapse
+
+    assert collapse(text) == re.sub(r"\s+", " ", text).strip()
