@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -85,17 +86,23 @@ class Spool:
 
     Through the pool's pipe they went in 64 KB pieces, each written by a thread of the main
     process that must take the interpreter lock for it, while the main process is busy
-    deciding and storing: the worker waited about 10 ms for every batch. The file lives in
-    /dev/shm (memory) where there is one, readable by this user only, and goes as soon as the
-    batch is translated.
+    deciding and storing: the worker waited about 10 ms for every batch. The worker answers
+    the same way (`answer_path`). The files live in /dev/shm (memory) where there is one,
+    readable by this user only, and go as soon as the batch is translated.
     """
 
     path: str
     items: list[tuple[str, int, str]]  # external id, length, content type
 
+    @property
+    def answer_path(self) -> str:
+        """Where the worker puts the translated batch, the same way (see `translate_sent`)."""
+        return self.path + ".items"
+
     def raws(self) -> list[RawItem]:
         with open(self.path, "rb") as handle:
             data = handle.read()
+        _remove(self.path)  # read: a crash from here on leaves no mail behind in memory
         raws, at = [], 0
         for external_id, length, content_type in self.items:
             raws.append(RawItem(external_id, data[at : at + length], content_type))
@@ -103,14 +110,46 @@ class Spool:
         return raws
 
 
-_SPOOL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+_SPOOL_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+_SPOOL_PREFIX = "crmhub-batch-"
+
+
+def _remove(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def remove_stale_spools() -> int:
+    """Remove the batch files of crmhub processes that were killed before they could; returns
+    how many. A file's name carries the pid of the process that made it."""
+    removed = 0
+    with suppress(OSError):
+        for name in os.listdir(_SPOOL_DIR):
+            pid = name.removeprefix(_SPOOL_PREFIX).split("-", 1)[0]
+            if not name.startswith(_SPOOL_PREFIX) or not pid.isdigit() or _alive(int(pid)):
+                continue
+            path = os.path.join(_SPOOL_DIR, name)
+            if os.stat(path).st_uid == os.getuid():
+                _remove(path)
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 @contextmanager
 def spooled(raws: list[RawItem]) -> Iterator[Spool | list[tuple[str, bytes, str]]]:
     """The batch as a Spool, or as tuples for the pipe where no file can be written."""
     try:
-        fd, path = tempfile.mkstemp(prefix="crmhub-batch-", dir=_SPOOL_DIR)
+        fd, path = tempfile.mkstemp(prefix=f"{_SPOOL_PREFIX}{os.getpid()}-", dir=_SPOOL_DIR)
     except OSError:
         yield [(raw.external_id, raw.data, raw.content_type) for raw in raws]
         return
@@ -125,9 +164,9 @@ def spooled(raws: list[RawItem]) -> Iterator[Spool | list[tuple[str, bytes, str]
             yield Spool(path, items)
         else:
             yield [(raw.external_id, raw.data, raw.content_type) for raw in raws]
-    finally:
-        with suppress(FileNotFoundError):
-            os.unlink(path)
+    finally:  # the worker and `received` remove them; this is for when they could not
+        _remove(path)
+        _remove(path + ".items")
 
 
 def translate_sent(
@@ -136,7 +175,7 @@ def translate_sent(
     settings: dict[str, str],
     context: ConnectorContext,
     sent: Spool | list[tuple[str, bytes, str]],
-) -> list[tuple[Any, ...]]:
+) -> Spool | list[tuple[Any, ...]]:
     """`translate_and_pack` as the worker process runs it: raws in, items out, as tuples.
 
     Slotted dataclasses pickle through Python code (`dataclasses` gives them a __getstate__
@@ -151,7 +190,17 @@ def translate_sent(
         raws = [
             RawItem(external_id, data, content_type) for external_id, data, content_type in sent
         ]
-    return [_as_tuple(item) for item in translate_and_pack(cls, name, settings, context, raws)]
+    items = [_as_tuple(item) for item in translate_and_pack(cls, name, settings, context, raws)]
+    if isinstance(sent, Spool):
+        # Back the same way, for the same reason; the file is new (O_EXCL), this user's alone.
+        try:
+            fd = os.open(sent.answer_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump(items, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            return sent
+        except OSError:
+            pass  # through the pipe, then
+    return items
 
 
 _INTERACTION_FIELDS = tuple(f.name for f in fields(Interaction))
@@ -174,8 +223,14 @@ def _as_tuple(item: Translated | Quarantined) -> tuple[Any, ...]:
     return (raw.digest, raw.packed, item.packed_body, values)
 
 
-def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined]:
+def received(answer: Spool | list[tuple[Any, ...]]) -> list[Translated | Quarantined]:
     """What `translate_sent` returned, as items again (without raw bytes: see `with_raws`)."""
+    if isinstance(answer, Spool):
+        with open(answer.answer_path, "rb") as handle:
+            items: list[tuple[Any, ...]] = pickle.load(handle)
+        _remove(answer.answer_path)
+    else:
+        items = answer
     out: list[Translated | Quarantined] = []
     for sent in items:
         if len(sent) == 3:
@@ -228,6 +283,7 @@ def translation_pool() -> ProcessPoolExecutor:
     server imports the program's main module (kept tiny: hub/__main__.py) and this module once,
     and its children start with them loaded.
     """
+    remove_stale_spools()
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", __name__, "connectors.mail"])
     # A worker per core, the main process's core included: it waits for translations most of

@@ -104,3 +104,52 @@ def test_without_a_writable_spool_directory_the_batch_goes_through_the_pipe(
     raws = [Raw("m1", b"From: a@b.example\r\n\r\nx")]
     with translation.spooled(raws) as batch:
         assert batch == [("m1", raws[0].data, "message/rfc822")]
+
+
+def test_the_worker_answers_through_a_file_too_and_neither_file_outlives_the_batch() -> None:
+    import os
+
+    from connectors.base import ConnectorContext
+    from connectors.registry import connector_class
+    from hub.translation import Spool, received, spooled, translate_sent
+
+    raw = RawItem(
+        "m.eml",
+        b"From: j.ohlsen@elbe-logistik.de\r\nTo: anna@ourco.example\r\nSubject: Angebot\r\n"
+        b"Message-ID: <a@test>\r\nDate: Mon, 8 Jan 2024 09:00:00 +0100\r\n\r\nText\r\n",
+    )
+    with spooled([raw]) as batch:
+        assert isinstance(batch, Spool)
+        answer = translate_sent(
+            connector_class("eml"), "files", {"path": "/x"}, ConnectorContext(), batch
+        )
+        assert answer == batch and os.path.exists(batch.answer_path)
+        assert not os.path.exists(batch.path), "the worker removes the raws once read"
+        (item,) = received(answer)
+        assert item.interaction.subject == "Angebot" and item.raw.packed
+        assert not os.path.exists(batch.answer_path)
+
+
+def test_batch_files_of_killed_processes_are_removed_and_live_ones_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from hub import translation
+
+    monkeypatch.setattr(translation, "_SPOOL_DIR", str(tmp_path))
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = tmp_path / f"crmhub-batch-{gone.stdout.strip()}-abc"
+    live = tmp_path / f"crmhub-batch-{os.getpid()}-def"
+    other = tmp_path / "unrelated-123-x"
+    for path in (dead, live, other):
+        path.write_bytes(b"mail")
+    assert translation.remove_stale_spools() == 1
+    assert not dead.exists() and live.exists() and other.exists()
