@@ -134,8 +134,8 @@ class Hub:
         if big and self._pool_started.done():
             loop = asyncio.get_running_loop()
             with spooled(raws) as batch:
-                answer = await loop.run_in_executor(self.pool, translate_sent, *args, batch)
-                translated = received(answer)
+                sent = await loop.run_in_executor(self.pool, translate_sent, *args, batch)
+            translated = received(sent)
         else:
             translated = await asyncio.to_thread(translate_and_pack, *args, raws)
         return with_raws(translated, raws)
