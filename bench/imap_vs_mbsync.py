@@ -1,6 +1,6 @@
 """Initial IMAP sync: crmhub against a bare imaplib fetch, mbsync and offlineimap, one Dovecot.
 
-    .venv/bin/python bench/imap_vs_mbsync.py [--messages 10000] [--rounds 3] [--skip-offlineimap]
+    .venv/bin/python bench/imap_vs_mbsync.py [--messages 10000] [--rounds 5] [--skip-offlineimap]
 
 Fills a private Dovecot (the test fixture's) with realistic mail (2-30 KB, threads, multipart
 text and HTML, attachments, umlauts, several charsets), then times in the same run: a bare
@@ -11,7 +11,9 @@ in a child process, with the peak memory of its process tree. Then a no-change r
 second initial sync of the doubled mailbox to show whether memory stays flat. Needs: apt-get
 install dovecot-imapd isync offlineimap. Machines here are shared and noisy (the same sync took
 4.2 s and 6.4 s in two runs an hour apart), so the timings run in interleaved rounds and the
-ratios are given of the best and of the median times.
+ratios are given of the best and of the median times, and as the median of each round's own
+ratio: the two programs of one round ran under the same load (a best time from a quiet round
+divided by one from a busy round says little).
 """
 
 from __future__ import annotations
@@ -327,7 +329,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--skip-offlineimap", action="store_true")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds of every timing (default 3)"
+        "--rounds", type=int, default=5, help="interleaved rounds of every timing (default 5)"
     )
     args = parser.parse_args()
     for tool in ("mbsync", *(() if args.skip_offlineimap else ("offlineimap",))):
@@ -381,9 +383,11 @@ def main() -> None:
         print(f"ratios (of the best and of the median times over {args.rounds} rounds):")
 
         def ratio(a: str, b: str, target: str) -> None:
+            rounds = [x / y for x, y in zip(times[a], times[b], strict=True)]
             print(
                 f"  {a} / {b} wall time: {best[a] / best[b]:5.2f} best, "
-                f"{middle[a] / middle[b]:5.2f} median  (target {target})"
+                f"{middle[a] / middle[b]:5.2f} median, {statistics.median(rounds):5.2f} median "
+                f"of the rounds' own ({', '.join(f'{r:.2f}' for r in rounds)})  (target {target})"
             )
 
         ratio("crmhub", "mbsync", "<= 1")
