@@ -1,4 +1,5 @@
-"""Kill `crmhub sync` with SIGKILL mid-import, run it again: nothing lost, nothing duplicated."""
+"""Kill `crmhub sync` with SIGKILL mid-import, run it again: nothing lost, nothing duplicated,
+and nothing of the killed run left running."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from hub.demo_data import write_demo_files
 
@@ -64,10 +67,14 @@ def test_sigkill_midway_then_rerun_loses_and_duplicates_nothing(tmp_path: Path) 
     deadline = time.monotonic() + 120
     while _count(crashed) == 0 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
+    helpers = psutil.Process(proc.pid).children(recursive=True)  # fork server, workers
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = _count(crashed)
     assert 0 < partial < len(expected[0]), "the kill must land between two batches"
+    assert helpers, "a sync this size translates in worker processes"
+    _, alive = psutil.wait_procs(helpers, timeout=10)
+    assert not alive, f"the killed sync's helper processes live on: {alive}"
 
     rerun = _run(crashed, "sync", "--json")
     assert rerun.returncode == 0, rerun.stderr
