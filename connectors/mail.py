@@ -38,7 +38,6 @@ _SIMPLE_MAILBOX = re.compile(
     rf"\s*(?:(?P<name>[^()<>@,;:\\\"\[\]]*?)\s*<(?P<angle>{_SIMPLE_ADDR})>|(?P<bare>{_SIMPLE_ADDR}))\s*"
 )
 _NOT_SIMPLE = frozenset('"()\\:;[]')
-
 _BLANK_LINE = re.compile(rb"\n\n|\r\n\r\n")
 # The line a mail client puts above a quoted reply: the snippet ends there.
 _QUOTE_HEADER = re.compile(

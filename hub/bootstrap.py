@@ -19,6 +19,7 @@ from connectors.base import Connector, ConnectorContext
 from hub.model import Quarantined, RawItem, Translated
 from hub.translation import (
     POOL_THRESHOLD,
+    multicore,
     received,
     spooled,
     started_pool,
@@ -128,7 +129,7 @@ class Hub:
         wait for (measured: a tenth of a 10,000-mail sync).
         """
         args = (type(connector), connector.name, dict(connector.settings), connector.context)
-        big = len(raws) >= POOL_THRESHOLD and (os.cpu_count() or 1) > 1
+        big = len(raws) >= POOL_THRESHOLD and multicore()
         if big and self.pool is None:
             self.pool, self._pool_started = started_pool()
         if big and self._pool_started.done():

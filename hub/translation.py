@@ -43,6 +43,11 @@ _early: threading.Thread | None = None
 _early_pool: list[Started] = []
 
 
+def multicore() -> bool:
+    """Worker processes pay only where there is another core to run them."""
+    return (os.cpu_count() or 1) > 1
+
+
 def translate_and_pack(
     cls: type[Connector],
     name: str,
@@ -122,7 +127,7 @@ def remove_stale_spools() -> int:
     with suppress(OSError):
         for name in os.listdir(_SPOOL_DIR):
             pid = name.removeprefix(_SPOOL_PREFIX).split("-", 1)[0]
-            if not name.startswith(_SPOOL_PREFIX) or not pid.isdigit() or _alive(int(pid)):
+            if not name.startswith(_SPOOL_PREFIX) or not pid.isdigit() or _ours_alive(int(pid)):
                 continue
             path = os.path.join(_SPOOL_DIR, name)
             if os.stat(path).st_uid == os.getuid():
@@ -131,35 +136,36 @@ def remove_stale_spools() -> int:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def _ours_alive(pid: int) -> bool:
+    """Whether a process of this user runs under `pid` (another user's: ours is gone)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
-    except PermissionError:
-        return True  # someone else's
     return True
 
 
+Piped = list[tuple[str, bytes, str]]  # external id, data, content type
+
+
 @contextmanager
-def spooled(raws: list[RawItem]) -> Iterator[Spool | list[tuple[str, bytes, str]]]:
+def spooled(raws: list[RawItem]) -> Iterator[Spool | Piped]:
     """The batch as a Spool, or as tuples for the pipe where no file can be written."""
+    piped = [(raw.external_id, raw.data, raw.content_type) for raw in raws]
     try:
         fd, path = tempfile.mkstemp(prefix=f"{_SPOOL_PREFIX}{os.getpid()}-", dir=_SPOOL_DIR)
     except OSError:
-        yield [(raw.external_id, raw.data, raw.content_type) for raw in raws]
+        yield piped
         return
+    batch: Spool | Piped
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(b"".join(raw.data for raw in raws))
-        items = [(raw.external_id, len(raw.data), raw.content_type) for raw in raws]
+        batch = Spool(path, [(eid, len(data), ctype) for eid, data, ctype in piped])
     except OSError:  # the memory file system is full
-        items = []
+        batch = piped
     try:
-        if items or not raws:
-            yield Spool(path, items)
-        else:
-            yield [(raw.external_id, raw.data, raw.content_type) for raw in raws]
+        yield batch
     finally:  # the worker removes it once read; this is for when it never could
         _remove(path)
 
@@ -169,7 +175,7 @@ def translate_sent(
     name: str,
     settings: dict[str, str],
     context: ConnectorContext,
-    sent: Spool | list[tuple[str, bytes, str]],
+    sent: Spool | Piped,
 ) -> list[tuple[Any, ...]]:
     """`translate_and_pack` as the worker process runs it: raws in, items out, as tuples.
 
@@ -189,6 +195,10 @@ def translate_sent(
 
 
 _INTERACTION_FIELDS = tuple(f.name for f in fields(Interaction))
+_CHANNEL, _DIRECTION, _PARTICIPANTS, _ATTACHMENTS = (
+    _INTERACTION_FIELDS.index(name)
+    for name in ("channel", "direction", "participants", "attachments")
+)
 
 
 def _as_tuple(item: Translated | Quarantined) -> tuple[Any, ...]:
@@ -227,12 +237,6 @@ def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined]:
         raw = RawItem("", b"", "", digest, packed)
         out.append(Translated(raw, Interaction(*values), packed_body))
     return out
-
-
-_CHANNEL, _DIRECTION, _PARTICIPANTS, _ATTACHMENTS = (
-    _INTERACTION_FIELDS.index(name)
-    for name in ("channel", "direction", "participants", "attachments")
-)
 
 
 def with_raws(
@@ -293,12 +297,9 @@ def _exit_with(main_pid: int) -> None:
     lifeline pipe and the pool's pipes, so none of them ever reads an end of file. Found by
     counting processes after the crash-safety test, which now fails without this.
     """
-    while True:
+    while _ours_alive(main_pid):
         time.sleep(LIFELINE_SECONDS)
-        try:
-            os.kill(main_pid, 0)
-        except (ProcessLookupError, PermissionError):  # gone, or the pid is another user's now
-            os._exit(0)
+    os._exit(0)
 
 
 def start_workers_early() -> None:
@@ -311,7 +312,7 @@ def start_workers_early() -> None:
     can deadlock on the import locks.
     """
     global _early
-    if (os.cpu_count() or 1) < 2:
+    if not multicore():
         return  # batches are translated in a thread then (Hub.translate)
     import multiprocessing.forkserver  # see the docstring
     import multiprocessing.popen_forkserver  # noqa: F401
@@ -324,20 +325,23 @@ def start_workers_early() -> None:
     _early.start()
 
 
-def started_pool() -> Started:
-    """The pool `start_workers_early` started, or a new one."""
+def _take_early_pool() -> Started | None:
     global _early
     if _early is not None:
         _early.join()
         _early = None
-        if _early_pool:
-            return _early_pool.pop()
+    return _early_pool.pop() if _early_pool else None
+
+
+def started_pool() -> Started:
+    """The pool `start_workers_early` started, or a new one."""
+    if (early := _take_early_pool()) is not None:
+        return early
     pool = translation_pool()
     return pool, pool.submit(os.getpid)
 
 
 def stop_early_workers() -> None:
     """Shut down an early pool that no batch needed (a no-change sync)."""
-    if _early is not None or _early_pool:
-        pool, _ = started_pool()
-        pool.shutdown(wait=False, cancel_futures=True)
+    if (early := _take_early_pool()) is not None:
+        early[0].shutdown(wait=False, cancel_futures=True)
