@@ -28,12 +28,9 @@ async def store_blobs(session: AsyncSession, contents: list[Blob]) -> dict[str, 
     """Store each distinct content once; return sha256 -> blob id."""
     by_sha = {c.sha256: c for c in contents}
     ids = await stored_ids(session, BlobRow.__table__, "sha256", list(by_sha))
-    fresh = [
-        {"sha256": sha, "size": blob.size, "data": blob.packed}
-        for sha, blob in by_sha.items()
-        if sha not in ids
-    ]
-    ids.update((await insert_new(session, BlobRow.__table__, fresh, "sha256"))[0])
+    fresh = [(sha, blob.size, blob.packed) for sha, blob in by_sha.items() if sha not in ids]
+    columns = ("sha256", "size", "data")
+    ids.update((await insert_new(session, BlobRow.__table__, columns, fresh, "sha256"))[0])
     return ids
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.model import Attachment, Attribution, Interaction, Quarantined, RawItem, ReviewCase
@@ -28,7 +28,7 @@ from storage.tables import (
     QuarantineRow,
     SourceRow,
 )
-from storage.upsert import insert_new, stored_ids
+from storage.upsert import insert_new, insert_rows, stored_ids
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,7 @@ class SqlInteractionStore:
         ids, inserted = await insert_new(
             session,
             InteractionRow.__table__,
+            _INTERACTION_COLUMNS,
             [_interaction_values(i, blobs) for i in plan.new_items.values()],
             "dedupe_key",
         )
@@ -177,73 +178,28 @@ class SqlInteractionStore:
         for key in [k for k in plan.new_items if k not in inserted]:
             # a concurrent sync stored it first: here it is one more source
             counts.demote(plan.new_items.pop(key))
-        children: list[tuple[type, list[dict[str, Any]]]] = [
-            (
-                SourceRow,
-                [
-                    {
-                        "interaction_id": plan.by_key[key],
-                        "connector": connector,
-                        "external_id": external_id,
-                        "content_sha256": sha,
-                    }
-                    for key, external_id, sha in plan.sources
-                ],
-            ),
+        by_key, new_items = plan.by_key, plan.new_items.items()
+        rows = (
+            (SourceRow, [(by_key[key], connector, eid, sha) for key, eid, sha in plan.sources]),
             (
                 ParticipantRow,
-                [
-                    {
-                        "interaction_id": plan.by_key[key],
-                        "role": p.role,
-                        "kind": p.kind,
-                        "address": p.address[:320],
-                        "normalized": p.normalized,
-                        "name": p.name[:300],
-                        "contact_id": p.contact_id,
-                        "rdomain": p.rdomain,
-                    }
-                    for key, item in plan.new_items.items()
-                    for p in item.participants
-                ],
+                [_participant(by_key[k], p) for k, i in new_items for p in i.participants],
             ),
             (
                 AttributionRow,
-                [
-                    {
-                        "interaction_id": plan.by_key[key],
-                        "account_id": a.account_id,
-                        "contact_id": a.contact_id,
-                        "rule": a.rule,
-                        "confidence": a.confidence,
-                        "explanation": a.explanation,
-                        "manual": a.manual,
-                        "removed": False,
-                    }
-                    for key, item in plan.new_items.items()
-                    for a in item.attributions
-                ],
+                [_attribution(by_key[k], a) for k, i in new_items for a in i.attributions],
             ),
             (
                 AttachmentRow,
                 [
-                    {
-                        "interaction_id": plan.by_key[key],
-                        "filename": a.filename[:500],
-                        "content_type": a.content_type[:200],
-                        "size": a.size,
-                        "blob_id": blobs.get(a.digest or _sha(a.content or b""))
-                        if a.kept
-                        else None,
-                    }
-                    for key, item in plan.new_items.items()
-                    for a in item.interaction.attachments
+                    _attachment(by_key[k], a, blobs)
+                    for k, i in new_items
+                    for a in i.interaction.attachments
                 ],
             ),
-        ]
-        for table, rows in children:
-            if rows:
-                await session.execute(insert(table.__table__), rows)
+        )
+        for table, values in rows:
+            await insert_rows(session, table.__table__, _COLUMNS[table], values)
         await open_cases(
             session,
             (
@@ -333,23 +289,63 @@ def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
         counts.unmatched += 1
 
 
-def _interaction_values(item: StoredItem, blobs: dict[str, int]) -> dict[str, Any]:
+_COLUMNS: dict[type, tuple[str, ...]] = {
+    SourceRow: ("interaction_id", "connector", "external_id", "content_sha256"),
+    ParticipantRow: (
+        "interaction_id", "role", "kind", "address", "normalized", "name", "contact_id", "rdomain"
+    ),
+    AttributionRow: (
+        "interaction_id", "account_id", "contact_id", "rule", "confidence", "explanation",
+        "manual", "removed",
+    ),
+    AttachmentRow: ("interaction_id", "filename", "content_type", "size", "blob_id"),
+}  # fmt: skip
+
+
+def _participant(interaction_id: int, p: MatchedParticipant) -> tuple[Any, ...]:
+    return (
+        interaction_id, p.role, p.kind, p.address[:320], p.normalized, p.name[:300],
+        p.contact_id, p.rdomain,
+    )  # fmt: skip
+
+
+def _attribution(interaction_id: int, a: Attribution) -> tuple[Any, ...]:
+    return (
+        interaction_id, a.account_id, a.contact_id, a.rule, a.confidence, a.explanation,
+        a.manual, False,
+    )  # fmt: skip
+
+
+def _attachment(interaction_id: int, a: Attachment, blobs: dict[str, int]) -> tuple[Any, ...]:
+    blob_id = blobs.get(a.digest or _sha(a.content or b"")) if a.kept else None
+    return (interaction_id, a.filename[:500], a.content_type[:200], a.size, blob_id)
+
+
+_INTERACTION_COLUMNS = (
+    "dedupe_key", "channel", "direction", "occurred_at", "ends_at", "duration_seconds",
+    "subject", "snippet", "body", "message_id", "thread_id", "in_reply_to", "references",
+    "not_logged", "raw_blob_id", "extra",
+)  # fmt: skip
+
+
+def _interaction_values(item: StoredItem, blobs: dict[str, int]) -> tuple[Any, ...]:
+    """One row for `_INTERACTION_COLUMNS`, in their order."""
     it = item.interaction
-    return {
-        "dedupe_key": it.dedupe_key,
-        "channel": it.channel.value,
-        "direction": item.direction,
-        "occurred_at": it.occurred_at,
-        "ends_at": it.ends_at,
-        "duration_seconds": it.duration_seconds,
-        "subject": it.subject,
-        "snippet": it.snippet,
-        "body": _body(item),
-        "message_id": it.message_id,
-        "thread_id": it.thread_key,
-        "in_reply_to": it.in_reply_to,
-        "references": it.references,
-        "not_logged": item.not_logged[:200],
-        "raw_blob_id": blobs.get(_digest(item.raw)),
-        "extra": dict(it.extra),
-    }
+    return (
+        it.dedupe_key,
+        it.channel.value,
+        item.direction,
+        it.occurred_at,
+        it.ends_at,
+        it.duration_seconds,
+        it.subject,
+        it.snippet,
+        _body(item),
+        it.message_id,
+        it.thread_key,
+        it.in_reply_to,
+        it.references,
+        item.not_logged[:200],
+        blobs.get(_digest(item.raw)),
+        dict(it.extra),
+    )
