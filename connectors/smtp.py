@@ -7,9 +7,12 @@ a server that accepts some recipients and rejects others has still sent the mail
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
@@ -21,6 +24,7 @@ from connectors.base import ConfigurationError, Connector, ConnectorError
 from hub.model import Interaction, RawItem
 
 log = logging.getLogger(__name__)
+CLOSE_WAIT = 2.0  # seconds for a TLS shutdown before the socket is cut
 
 
 @dataclass(frozen=True)
@@ -118,11 +122,7 @@ class SmtpConnector(Connector):
         except (aiosmtplib.SMTPException, OSError) as e:
             raise ConnectorError(f"{self.name}: sending failed: {e}") from e
         finally:
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
+            await _disconnect(client, polite=True)
         refused = {address: f"{r.code} {r.message}" for address, r in errors.items()}
         return SendResult([r for r in recipients if r not in refused], refused)
 
@@ -139,9 +139,28 @@ class SmtpConnector(Connector):
         except (aiosmtplib.SMTPException, OSError) as e:
             raise ConnectorError(f"{self.name}: {e}") from e
         finally:
-            if client.is_connected:
-                client.close()
+            await _disconnect(client, polite=False)
         return [f"{self.name}: connected to {self.settings['host']}, ready to send"]
+
+
+async def _disconnect(client: aiosmtplib.SMTP, *, polite: bool) -> None:
+    """QUIT (when `polite`) or close, then wait until the socket is really closed.
+
+    Closing a TLS connection only starts the TLS shutdown, which needs the event loop and the
+    server's answer: a caller whose loop ends at once (the CLI, a test) would leave the socket
+    open and garbage-collected later (ResourceWarning, seen under load in CI).
+    """
+    protocol = client.protocol
+    if client.is_connected and polite:
+        with suppress(aiosmtplib.SMTPException, OSError):
+            await client.quit()
+    client.close()  # nothing left to do after a QUIT the server answered
+    deadline = time.monotonic() + CLOSE_WAIT
+    while protocol is not None and protocol.transport is not None:
+        if time.monotonic() > deadline:
+            protocol.transport.abort()
+            return
+        await asyncio.sleep(0.005)
 
 
 def _addresses(values: list[str]) -> list[str]:

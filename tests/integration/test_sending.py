@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -201,6 +202,40 @@ def test_plaintext_is_refused_by_a_server_that_requires_starttls(
                 )
             )
         )
+
+
+def _sockets_to(port: int) -> list[object]:
+    """This process's open sockets to `port` (the server's own accepted ones have it local)."""
+    return [
+        c for c in psutil.Process().net_connections(kind="tcp") if c.raddr and c.raddr.port == port
+    ]
+
+
+async def test_the_socket_is_closed_when_send_and_check_return(
+    hub: Hub, smtp_server: tuple[Controller, RecordingMailserver, Path], imap_server: Dovecot
+) -> None:
+    """A TLS close only starts the shutdown; a CLI whose loop ends at once leaked the socket."""
+    from connectors.smtp import SmtpConnector
+
+    controller, _, cert = smtp_server
+    settings = {
+        "host": "localhost",
+        "port": str(controller.port),
+        "username": "anna@ourco.example",
+        "ca_file": str(cert),
+    }
+    sender = SmtpConnector("anna-send", settings, {"password": SMTP_PASSWORD})
+    message = compose(
+        Outgoing(sender="anna@ourco.example", to=["j@elbe-logistik.de"], subject="s", body="b")
+    )
+    assert (await sender.send(message)).accepted == ["j@elbe-logistik.de"]
+    assert _sockets_to(controller.port) == []
+    assert (await sender.check())[0].endswith("ready to send")
+    assert _sockets_to(controller.port) == []
+    wrong = SmtpConnector("wrong", settings, {"password": "not-it"})
+    with pytest.raises(ConnectorError, match="refused the login"):
+        await wrong.send(message)
+    assert _sockets_to(controller.port) == []
 
 
 @pytest.mark.parametrize(
