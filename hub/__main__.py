@@ -10,6 +10,9 @@ import sys
 
 
 def run() -> None:
+    from hub.runtime import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts (see hub/runtime.py)
     if [arg for arg in sys.argv[1:] if not arg.startswith("-")][:1] == ["sync"]:
         from hub.translation import start_workers_early
 
