@@ -25,7 +25,7 @@ MAX_PARAMETERS = 30_000  # per statement; SQLite allows 32,766, PostgreSQL 65,53
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 Row = Sequence[Any]
 _Processors = list[tuple[int, Callable[[Any], Any]]]
-_prepared: dict[tuple[str, str, tuple[str, ...]], tuple[str, str, _Processors]] = {}
+_prepared: dict[tuple[str, str, str, tuple[str, ...]], tuple[str, str, _Processors]] = {}
 
 
 async def stored_ids(
@@ -93,7 +93,7 @@ def _prepare(
     dialect: Dialect, table: Table, columns: tuple[str, ...]
 ) -> tuple[str, str, _Processors]:
     """The statement's head, one row's placeholders, and the conversions a row needs."""
-    cache_key = (dialect.name, table.name, columns)
+    cache_key = (dialect.name, dialect.driver, table.name, columns)
     if (prepared := _prepared.get(cache_key)) is not None:
         return prepared
     placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
