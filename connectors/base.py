@@ -26,7 +26,7 @@ lists nor reads them. Override `mailbox_owner` when the login is not the mailbox
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
 
@@ -170,7 +170,7 @@ class Connector:
             fetched += batch.fetched
         return [f"{self.name}: readable, {fetched} items"]
 
-    async def watch(self) -> AsyncIterator[str]:
+    async def watch(self) -> AsyncGenerator[str, None]:
         """For sources that can push (IMAP IDLE): yields a reason whenever a sync is due.
 
         Runs until cancelled; set `watches = True` when implementing it. Connection trouble is

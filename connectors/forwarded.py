@@ -216,7 +216,8 @@ def _label(line: str) -> tuple[str | None, str]:
 def _read_block(lines: list[str], start: int, quote: str) -> _Block | None:
     """Label lines (a value may sit on the next line, as HTML tables render), then the body."""
     block = _Block()
-    position, last = start, None
+    position = start
+    last: str | None = None
     unquoted = [line[len(quote) :] if line.startswith(quote) else line for line in lines]
     while position < len(unquoted) and not unquoted[position].strip() and not block.fields:
         position += 1

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -14,6 +14,19 @@ import recurring_ical_events
 
 from connectors.base import ConnectorError, FileConnector, MalformedItem
 from hub.model import AddressKind, Channel, Interaction, Participant, RawItem, Role
+
+
+class _DateTimeProperty(Protocol):
+    dt: Any
+
+
+def _dt(prop: object) -> Any:
+    """The value of DTSTART or DTEND, read as icalendar parsed it.
+
+    icalendar types every property as any of its value classes. These parse to vDDDTypes;
+    anything else (a value that failed to parse) raises on `.dt`, and the event is quarantined.
+    """
+    return cast(_DateTimeProperty, prop).dt
 
 
 def _as_datetime(value: Any, tz: str) -> datetime:
@@ -24,7 +37,7 @@ def _as_datetime(value: Any, tz: str) -> datetime:
     raise MalformedItem(f"DTSTART {value!r} is not a date or date-time")
 
 
-def occurrence_key(event: icalendar.Event, tz: str) -> str:
+def occurrence_key(event: icalendar.Component, tz: str) -> str:
     """UID alone for a single event, UID plus RECURRENCE-ID (in UTC) for an occurrence."""
     uid = str(event.get("UID", "")).strip()
     if not uid:
@@ -69,7 +82,7 @@ class IcsConnector(FileConnector):
                 batch = []
         yield batch, mark
 
-    def _occurrences(self, calendar: icalendar.Calendar) -> Iterator[icalendar.Event]:
+    def _occurrences(self, calendar: icalendar.Calendar) -> Iterator[icalendar.Component]:
         """Single events as they are, each recurring series expanded on its own.
 
         A series that cannot be expanded (no DTSTART, a bad RRULE) is yielded unexpanded, so
@@ -77,7 +90,7 @@ class IcsConnector(FileConnector):
         """
         window = timedelta(days=self.context.calendar_window_days)
         now = datetime.now(UTC)
-        series: dict[str, list[icalendar.Event]] = {}
+        series: dict[str, list[icalendar.Component]] = {}
         for event in calendar.walk("VEVENT"):
             if event.get("RRULE") or event.get("RDATE") or event.get("RECURRENCE-ID"):
                 series[str(event.get("UID", ""))] = []
@@ -106,8 +119,8 @@ class IcsConnector(FileConnector):
         event = icalendar.Event.from_ical(raw.data)
         if "DTSTART" not in event:
             raise MalformedItem("event without DTSTART")
-        start = _as_datetime(event["DTSTART"].dt, tz)
-        end = _as_datetime(event["DTEND"].dt, tz) if "DTEND" in event else None
+        start = _as_datetime(_dt(event["DTSTART"]), tz)
+        end = _as_datetime(_dt(event["DTEND"]), tz) if "DTEND" in event else None
         participants = []
         organizer = event.get("ORGANIZER")
         if organizer:

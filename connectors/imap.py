@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from email import message_from_bytes
 from email.policy import compat32
 from typing import Any, ClassVar
@@ -250,7 +250,7 @@ class ImapConnector(Connector):
             state["folders"][folder.wire] = final
             yield []
 
-    async def watch(self) -> AsyncIterator[str]:
+    async def watch(self) -> AsyncGenerator[str, None]:
         """IDLE on INBOX; polls STATUS instead while IDLE fails, and tries IDLE again later.
 
         The IDLE connection is one per mailbox and does not count against max_connections,

@@ -214,6 +214,9 @@ class _Protocol(aioimaplib.IMAP4ClientProtocol):
     offset walks the buffer and only literal bytes are copied (once, into the message).
     """
 
+    incomplete_line: bytes
+    current_command: aioimaplib.Command | None
+
     def data_received(self, d: bytes) -> None:
         # The original formats every received chunk for a debug log line even when debug
         # logging is off, which cost a third of a bulk fetch.
@@ -369,9 +372,8 @@ class ImapSession:
         """The command's result, or ImapTransient on timeout or a dropped connection."""
         task = asyncio.ensure_future(awaitable)
         limit = timeout or self.timeout
-        done, _ = await asyncio.wait(
-            {task, self.lost}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
-        )
+        waiting: set[asyncio.Future[Any]] = {task, self.lost}
+        done, _ = await asyncio.wait(waiting, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             try:
                 return task.result()

@@ -88,7 +88,7 @@ def _entity(
     if found is None or found[2]:
         raise _Unusual("no start boundary")
     digest = msg.get_content_type() == "multipart/digest"
-    parts = []
+    parts: list[Message | str] = []
     closed = False
     part_start = found[1]
     while not closed:

@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import aiosmtplib
 
@@ -158,7 +158,8 @@ async def _disconnect(client: aiosmtplib.SMTP, *, polite: bool) -> None:
     deadline = time.monotonic() + CLOSE_WAIT
     while protocol is not None and protocol.transport is not None:
         if time.monotonic() > deadline:
-            protocol.transport.abort()
+            # aiosmtplib declares BaseTransport, but connection_made casts it to a Transport
+            cast(asyncio.Transport, protocol.transport).abort()
             return
         await asyncio.sleep(0.005)
 

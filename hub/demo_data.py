@@ -13,6 +13,7 @@ import base64
 import csv
 import quopri
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.charset import QP, Charset
@@ -374,7 +375,8 @@ class _Generator:
             out = csv.writer(f, lineterminator="\n")
             out.writerow(["account", "domains", "contact", "emails", "phones", "owner"])
             for a in self.accounts:
-                for c in a.contacts or [None]:
+                contacts: Sequence[_Contact | None] = a.contacts or [None]
+                for c in contacts:
                     person = [c.name, ";".join(c.emails), ";".join(c.shown)] if c else ["", "", ""]
                     out.writerow([a.name, ";".join(a.domains), *person, a.owner[1]])
 

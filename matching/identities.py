@@ -278,7 +278,8 @@ def _has_trunk_prefix_if_needed(
     +49 689 0756. Where the national format of the number starts with a trunk prefix (`0`),
     a number written without `+`, `00` or that prefix is a local one.
     """
-    if parsed.country_code_source != CountryCodeSource.FROM_DEFAULT_COUNTRY:
+    raw_input = parsed.raw_input  # set, like country_code_source, by parse(keep_raw_input=True)
+    if parsed.country_code_source != CountryCodeSource.FROM_DEFAULT_COUNTRY or raw_input is None:
         return True
     national = phonenumbers.normalize_digits_only(
         phonenumbers.format_number(bare, PhoneNumberFormat.NATIONAL)
@@ -287,4 +288,4 @@ def _has_trunk_prefix_if_needed(
     if national == significant or not national.endswith(significant):
         return True
     trunk_prefix = national[: -len(significant)]
-    return phonenumbers.normalize_digits_only(parsed.raw_input).startswith(trunk_prefix)
+    return phonenumbers.normalize_digits_only(raw_input).startswith(trunk_prefix)

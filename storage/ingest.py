@@ -141,6 +141,8 @@ class SqlInteractionStore:
                     )
                 )
                 for message_id, account_id in rows:
+                    if message_id is None:  # cannot be: NULL is never IN (...)
+                        continue
                     found.setdefault(message_id, set()).add(account_id)
         return {k: frozenset(v) for k, v in found.items()}
 

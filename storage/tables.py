@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -24,6 +24,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from storage.packing import unpack_text
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -56,6 +59,10 @@ MAX_ID = 2**63 - 1  # ids are 64-bit integer columns; a larger one cannot exist
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+    if TYPE_CHECKING:
+        # SQLAlchemy types it as any FromClause; each row class here has a __tablename__: a Table.
+        __table__: ClassVar[Table]
 
 
 class AccountRow(Base):

@@ -83,7 +83,8 @@ async def insert_new(
         result = await connection.exec_driver_sql(
             f"{into} VALUES {values}{tail}", tuple(parameters)
         )
-        inserted.update({found_key: id_ for found_key, id_ in result})
+        # SQLAlchemy types AsyncConnection.exec_driver_sql as CursorResult[Any]: one-column rows
+        inserted.update({found_key: id_ for found_key, id_ in result})  # type: ignore[misc]
     at = columns.index(key)
     late = [row[at] for row in rows if row[at] not in inserted]
     return {**inserted, **await stored_ids(session, table, key, late)}, set(inserted)
@@ -101,7 +102,7 @@ def _prepare(
         raise NotImplementedError(f"bulk INSERT for the {dialect.paramstyle!r} parameter style")
     quote = dialect.identifier_preparer.quote
     into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)})"
-    processors = [
+    processors: _Processors = [
         (at, processor)
         for at, name in enumerate(columns)
         if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))

@@ -23,10 +23,10 @@ from storage import queries
 from storage.blobs import read_blob
 from storage.corrections import CorrectionError, correct
 from storage.merge import MergeError, UnknownRecord
-from storage.tables import MAX_ID, AccountRow, AttachmentRow, ContactRow, InteractionRow
+from storage.tables import MAX_ID, AccountRow, AttachmentRow, Base, ContactRow, InteractionRow
 
 Handler = Callable[[Request], Awaitable[Response]]
-T = TypeVar("T")
+T = TypeVar("T", bound=Base)
 
 
 class ApiError(Exception):
@@ -121,7 +121,9 @@ def _cursor(request: Request, *shape: type) -> str | None:
         return None
     values = queries.decode_cursor(raw)
     fits = len(values) == len(shape) and all(
-        isinstance(v, kind) and not isinstance(v, bool) and (kind is not int or 0 <= v <= MAX_ID)
+        isinstance(v, kind)
+        and not isinstance(v, bool)
+        and (kind is not int or (isinstance(v, int) and 0 <= v <= MAX_ID))
         for v, kind in zip(values, shape, strict=True)
     )
     if not fits:
@@ -362,8 +364,10 @@ async def correct_attribution(request: Request) -> Response:
         except CorrectionError as e:
             raise ApiError(422, "bad_correction", str(e)) from e
     async with _hub(request).sessions() as session:
-        row = await session.get(InteractionRow, interaction_id)
-        return JSONResponse(interaction_json(row, full=True))
+        corrected = await session.get(InteractionRow, interaction_id)
+        if corrected is None:  # interactions are never deleted
+            raise ApiError(404, "not_found", f"There is no interaction {interaction_id}.")
+        return JSONResponse(interaction_json(corrected, full=True))
 
 
 @endpoint
