@@ -123,7 +123,7 @@ def _cursor(request: Request, *shape: type) -> str | None:
     fits = len(values) == len(shape) and all(
         isinstance(v, kind)
         and not isinstance(v, bool)
-        and (kind is not int or (isinstance(v, int) and 0 <= v <= MAX_ID))
+        and (not isinstance(v, int) or 0 <= v <= MAX_ID)
         for v, kind in zip(values, shape, strict=True)
     )
     if not fits:

@@ -212,7 +212,7 @@ def _sockets_to(port: int) -> list[object]:
 
 
 async def test_the_socket_is_closed_when_send_and_check_return(
-    hub: Hub, smtp_server: tuple[Controller, RecordingMailserver, Path], imap_server: Dovecot
+    smtp_server: tuple[Controller, RecordingMailserver, Path],
 ) -> None:
     """A TLS close only starts the shutdown; a CLI whose loop ends at once leaked the socket."""
     from connectors.smtp import SmtpConnector
