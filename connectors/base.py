@@ -46,10 +46,18 @@ class MalformedItem(ValueError):
 
 
 CREATE_CONTACTS = ("off", "written-to", "account-domain")
+VISIBILITIES = ("full", "subject", "metadata")
+SWITCH = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 HUB_OPTIONS: dict[str, str] = {
     "create_contacts": "new contacts from unknown addresses at a known account's domain: off "
     "(default), written-to (recipients of mail the owner sent), account-domain (every party)",
     "owner": "the mailbox owner's mail address (default: username, when it is a mail address)",
+    "visibility": "what users other than the owner see of this connector's items: full "
+    "(default), subject (no body, snippet or attachment) or metadata (no subject either)",
+    "private_marker": "an IMAP keyword or folder name (comma-separated for several) whose mail "
+    "is never stored, like mail marked Sensitivity: Private",
+    "audit_reads": "on: every read of this connector's items by a user other than the owner "
+    "goes into the audit log (default off)",
 }
 
 
@@ -109,6 +117,15 @@ class Connector:
             raise ConfigurationError(
                 f"{cls.kind}: create_contacts={policy!r}; use {', '.join(CREATE_CONTACTS[:-1])} "
                 f"or {CREATE_CONTACTS[-1]}"
+            )
+        visibility = settings.get("visibility", "full")
+        if visibility not in VISIBILITIES:
+            raise ConfigurationError(
+                f"{cls.kind}: visibility={visibility!r}; use full, subject or metadata"
+            )
+        if str(settings.get("audit_reads", "off")).lower() not in SWITCH:
+            raise ConfigurationError(
+                f"{cls.kind}: audit_reads={settings['audit_reads']!r}; use on or off"
             )
         owner = settings.get("owner")
         if owner is not None and not _looks_like_address(owner):

@@ -134,6 +134,25 @@ class Attribution:
     manual: bool = False
 
 
+class Disclosure(enum.IntEnum):
+    """How much of one stored item a user may see (DESIGN.md "Who sees what"), in order.
+
+    SUBJECT shows a call's notes as well: they are what a call center writes about a call.
+    """
+
+    NONE = 0  # the item does not exist for this user (404, never 403)
+    METADATA = 1  # channel, direction, times, participants, attributions, sources
+    SUBJECT = 2  # and the subject (and a call's notes); no mail body, snippet or attachment
+    FULL = 3  # everything
+
+    @classmethod
+    def of_cap(cls, visibility: str) -> Disclosure:
+        """A connector's `visibility` setting (full, subject, metadata) as a disclosure."""
+        return {"full": cls.FULL, "subject": cls.SUBJECT, "metadata": cls.METADATA}.get(
+            visibility, cls.METADATA
+        )
+
+
 class ReviewKind(enum.StrEnum):
     """Why matching wants a person to look: it could not decide, or decided on thin ground."""
 
@@ -179,6 +198,15 @@ class RawItem:
 @dataclass(frozen=True, slots=True)
 class Quarantined:
     """A raw item that could not be translated, with the reason shown to the user."""
+
+    raw: RawItem
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A raw item that is deliberately not stored (marked private, blocklisted): counted in the
+    sync report as `skipped`, never translated further, never quarantined."""
 
     raw: RawItem
     reason: str

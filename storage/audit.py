@@ -1,5 +1,6 @@
-"""The audit trail: who changed what a person decided (links, merges, review answers), when,
-with the state before and after."""
+"""The audit trail: who did what and when (DESIGN.md "Who sees what"): logins, user, token,
+connector and policy changes, manual links, merges and review answers with the state before
+and after, exports, erasures and audited reads."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ def record(
     session: AsyncSession,
     actor: str,
     action: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
     interaction_id: int | None = None,
+    target: str = "",
 ) -> None:
     """Add one entry to the caller's transaction, so it commits with the change it describes."""
     session.add(
@@ -26,7 +28,8 @@ def record(
             actor=actor,
             action=action,
             interaction_id=interaction_id,
-            before=before,
-            after=after,
+            target=target[:320],
+            before=before or {},
+            after=after or {},
         )
     )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration; tests/integration/test_migrations.py checks it against alembic's head.
-HEAD = "0005"
+HEAD = "0006"
 
 
 class DatabaseError(Exception):

@@ -186,13 +186,20 @@ class ParticipantRow(Base):
 
 
 class AuditRow(Base):
-    """Who changed an attribution by hand, when, and what it was before and after."""
+    """Who did what, when: logins, changes of users, tokens, connectors and policies, manual
+    attributions (with the state before and after), exports, erasures and audited reads.
+
+    Append-only: nothing but an erasure rewrites an entry, and only to remove the erased
+    person's identifiers from it (storage.privacy).
+    """
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     actor: Mapped[str] = mapped_column(String(320))
-    action: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    # What the entry is about, for filtering: a user's address, a connector name, a token id.
+    target: Mapped[str] = mapped_column(String(320), default="")
     interaction_id: Mapped[int | None] = mapped_column(
         ForeignKey("interactions.id", ondelete="SET NULL"), index=True
     )
@@ -280,6 +287,13 @@ class SourceRow(Base):
     connector: Mapped[str] = mapped_column(String(100))
     external_id: Mapped[str] = mapped_column(String(512))
     content_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # The mailbox owner of the connector at ingest ("" for none): who may always see the item.
+    # Kept here, not read from the connector, so that removing a connector never makes its
+    # private items ownerless.
+    owner: Mapped[str] = mapped_column(String(320), default="", index=True)
+    # The connector's visibility cap (full, subject, metadata) for everyone but the owner;
+    # changing the connector's setting rewrites it here, so tightening reaches stored items.
+    visibility: Mapped[str] = mapped_column(String(8), default="full")
     __table_args__ = (UniqueConstraint("connector", "external_id"),)
 
 
@@ -303,6 +317,7 @@ class QuarantineRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    owner: Mapped[str] = mapped_column(String(320), default="")  # as SourceRow.owner
     __table_args__ = (UniqueConstraint("connector", "external_id"),)
 
 
@@ -326,11 +341,56 @@ class UserRow(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(300), default="")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Every session cookie carries the epoch it was issued in; raising it (password change,
+    # disabling) ends all of the user's sessions at once, though cookies are not stored.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class TokenRow(Base):
     __tablename__ = "tokens"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BlocklistRow(Base):
+    """An address or domain whose items are never stored: admin-wide (`user` "") or for the
+    mailboxes of one user."""
+
+    __tablename__ = "blocklist"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    entry: Mapped[str] = mapped_column(String(320))
+    user: Mapped[str] = mapped_column(String(320), default="")
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    __table_args__ = (UniqueConstraint("entry", "user"),)
+
+
+class ErasedIdentityRow(Base):
+    """An address or number that was erased, kept only as a keyed hash (HMAC-SHA256 with the
+    hub's secret key): enough for ingest to refuse it again, useless for finding out who."""
+
+    __tablename__ = "erased_identities"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    erased_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LoginThrottleRow(Base):
+    """Failed logins per account ("account:EMAIL") and per client address ("client:IP").
+
+    In the database, not in memory, so that several web processes share one count.
+    """
+
+    __tablename__ = "login_throttle"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime())
