@@ -1,4 +1,10 @@
-"""Asterisk call detail records (`Master.csv`, the standard 18 columns, no header)."""
+"""Asterisk call detail records (`Master.csv`, the standard 18 columns, no header).
+
+Asterisk appends one line per call. A line without its newline yet is still being written: it
+is left for the next sync. A record that never got its newline (Asterisk stopped mid-write) is
+followed on the same line by the next call Asterisk writes; that line is split again, the cut
+record quarantined and the whole one read, so that nothing is merged and nothing lost.
+"""
 
 from __future__ import annotations
 
@@ -57,15 +63,23 @@ class AsteriskCdrConnector(FileConnector):
                 if not line.endswith(b"\n"):
                     break  # a record still being written; read it next time
                 offset += len(line)
+                at = _whole_record_after_cut(line)
+                if at:
+                    batch.append(RawItem(f"{_CUT}{_digest(line[:at])}", line[:at], "text/csv"))
+                    line = line[at:]
                 if line.strip():
-                    digest = hashlib.sha256(line.strip()).hexdigest()[:16]
-                    batch.append(RawItem(f"line:{digest}", line, "text/csv"))
+                    batch.append(RawItem(f"line:{_digest(line)}", line, "text/csv"))
                 if len(batch) >= self.batch_size:
                     yield batch, {"offset": offset, **mark}
                     batch = []
             yield batch, {"offset": offset, **mark}
 
     def translate(self, raw: RawItem) -> Interaction:
+        if raw.external_id.startswith(_CUT):
+            raise MalformedItem(
+                "a CDR record cut off mid-write (did Asterisk stop?); the record after it on "
+                "the same line was read on its own"
+            )
         text = raw.data.decode("utf-8", "replace")
         rows = list(csv.reader([text.strip()]))
         if not rows or len(rows[0]) != len(COLUMNS):
@@ -95,3 +109,46 @@ class AsteriskCdrConnector(FileConnector):
             duration_seconds=billsec,
             extra={"disposition": record["disposition"], "uniqueid": record["uniqueid"]},
         )
+
+
+_CUT = "cut:"  # external id prefix of a record cut off mid-write
+
+
+def _digest(line: bytes) -> str:
+    return hashlib.sha256(line.strip()).hexdigest()[:16]
+
+
+def _fields(text: str) -> list[str]:
+    rows = list(csv.reader([text.strip()]))
+    return rows[0] if len(rows) == 1 else []
+
+
+def _record(text: str) -> bool:
+    """Whether `text` is one whole CDR record: 18 columns and a start time."""
+    fields = _fields(text)
+    if len(fields) != len(COLUMNS):
+        return False
+    try:
+        datetime.strptime(fields[COLUMNS.index("start")], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return False
+    return True
+
+
+def _whole_record_after_cut(line: bytes) -> int:
+    """Where a whole record begins inside `line`, when `line` is a record cut off mid-write
+    followed by the next one Asterisk wrote; 0 when it is one record, good or bad.
+
+    Asterisk quotes every text column, so a record begins with a quote: the last quote after
+    which the rest of the line is a whole record is where the next record began (an earlier
+    one may give 18 columns too, when the cut record's last quoted field runs into the next
+    record's first). A line of 18 columns is taken as it is (the common case; `translate`
+    checks it once more).
+    """
+    text = line.decode("utf-8", "surrogateescape")
+    if len(_fields(text)) == len(COLUMNS):
+        return 0
+    for at in range(len(text) - 1, 0, -1):
+        if text[at] == '"' and _record(text[at:]):
+            return len(text[:at].encode("utf-8", "surrogateescape"))
+    return 0

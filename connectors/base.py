@@ -12,7 +12,12 @@ implement two hooks:
   must be harmless: storage deduplicates by `(connector, external_id)`.
 * `translate(raw)`: one raw item -> `Interaction`. Raise `MalformedItem` (or anything else) for
   an item that cannot be read; the base class quarantines it with the reason, and the sync goes
-  on.
+  on. Raise `PrivateItem` for an item marked private (the shared mail translator does so for
+  `Sensitivity: Private`): it is skipped, counted, and stored nowhere, not even in quarantine.
+
+Items the source itself marks private (an IMAP keyword, a folder named by the `private_marker`
+setting: see `private_folder`) should not even be downloaded: `_fetch` yields them as
+`RawItem(external_id, b"", private=reason)`, which `translate_all` skips untranslated.
 
 Everything else (batching, translation in a worker thread, error wrapping) is done here, so that
 a connector holds only what is specific to its source. Connectors never touch storage or
@@ -26,11 +31,11 @@ lists nor reads them. Override `mailbox_owner` when the login is not the mailbox
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
 
-from hub.model import Batch, Interaction, Quarantined, RawItem, Translated
+from hub.model import Batch, Interaction, Quarantined, RawItem, Skipped, Translated
 
 
 class ConnectorError(Exception):
@@ -43,6 +48,10 @@ class ConfigurationError(ConnectorError):
 
 class MalformedItem(ValueError):
     """One item cannot be translated; it is quarantined with this reason."""
+
+
+class PrivateItem(Exception):
+    """One item is marked private: it is skipped with this reason, and stored nowhere."""
 
 
 CREATE_CONTACTS = ("off", "written-to", "account-domain")
@@ -96,6 +105,7 @@ class Connector:
         self.secrets = dict(secrets or {})
         self.context = context or ConnectorContext()
         self.validate_settings(self.settings)
+        self.private_markers = private_markers(self.settings)
 
     @classmethod
     def validate_settings(cls, settings: Mapping[str, str]) -> None:
@@ -196,13 +206,28 @@ class Connector:
         raise NotImplementedError
         yield ""  # pragma: no cover
 
+    def private_folder(self, levels: Iterable[str]) -> str:
+        """Why mail in a folder is never stored, or "" when it may be: the folder, or one it
+        lies in (`levels`, outermost first), is named by `private_marker` (any case), so that
+        what a user files under Private stays private however deep they file it."""
+        for level in levels:
+            if level.strip().casefold() in self.private_markers:
+                return f"in the private folder {level!r} (private_marker)"
+        return ""
+
     @final
-    def translate_all(self, raws: list[RawItem]) -> list[Translated | Quarantined]:
-        """Translate a batch; an item that fails is quarantined with the reason."""
-        out: list[Translated | Quarantined] = []
+    def translate_all(self, raws: list[RawItem]) -> list[Translated | Quarantined | Skipped]:
+        """Translate a batch; an item that fails is quarantined with the reason, an item
+        marked private (by the fetcher, or by `translate` raising PrivateItem) is skipped."""
+        out: list[Translated | Quarantined | Skipped] = []
         for raw in raws:
+            if raw.private:
+                out.append(Skipped(raw, raw.private))
+                continue
             try:
                 out.append(Translated(raw, self.translate(raw)))
+            except PrivateItem as e:
+                out.append(Skipped(raw, str(e)))
             except MalformedItem as e:
                 out.append(Quarantined(raw, str(e)))
             except Exception as e:  # noqa: BLE001 - one bad item must never stop a sync
@@ -217,6 +242,12 @@ class Connector:
 
     def translate(self, raw: RawItem) -> Interaction:
         raise NotImplementedError
+
+
+def private_markers(settings: Mapping[str, str]) -> frozenset[str]:
+    """The `private_marker` setting as case-folded names (IMAP keywords and folder names)."""
+    markers = str(settings.get("private_marker") or "").split(",")
+    return frozenset(m.strip().casefold() for m in markers if m.strip())
 
 
 def _looks_like_address(value: str) -> bool:

@@ -7,6 +7,10 @@ cursor commits with its items, so a crash resumes after the last stored batch. W
 changes the folder is read again from the start: storage recognises every message it already
 has by Message-ID (or a hash of the raw bytes) and adds only a source, so nothing is duplicated
 and nothing already logged is deleted. A server that keeps resetting stops the connector.
+
+With `private_marker` set, the size FETCH asks for FLAGS as well, and a message carrying a
+named keyword is never downloaded; nor is any message of a folder the setting names. Both are
+handed on as private RawItems (skipped, counted) so that the cursor still moves past them.
 """
 
 from __future__ import annotations
@@ -221,19 +225,31 @@ class ImapConnector(Connector):
         uids = await session.uids_after(last)
         max_bytes = self.context.max_message_bytes
         committed = dict(mark)
+        private_folder = self.private_folder(folder.levels)
         for chunk in _chunks(uids):
-            sizes = await session.fetch(chunk, "(UID RFC822.SIZE)")
-            size_of = {m.uid: m.size for m in sizes}
+            if private_folder:  # not even a FETCH: every message of it is skipped
+                size_of = dict.fromkeys(chunk, 0)
+                private = dict.fromkeys(chunk, private_folder)
+            else:
+                sizes = await session.fetch(chunk, _SIZE_ITEMS[bool(self.private_markers)])
+                private = {m.uid: why for m in sizes if (why := self._private_keyword(m.flags))}
+                size_of = {m.uid: 0 if m.uid in private else m.size for m in sizes}
             for group in _by_bytes([u for u in chunk if u in size_of], size_of, MAX_BATCH_BYTES):
-                small = [u for u in group if size_of[u] <= max_bytes]
+                wanted = [u for u in group if u not in private]
+                small = [u for u in wanted if size_of[u] <= max_bytes]
                 fetched = await session.fetch(small, "(UID RFC822.SIZE BODY.PEEK[])")
-                for uid in (u for u in group if size_of[u] > max_bytes):  # one at a time
+                for uid in (u for u in wanted if size_of[u] > max_bytes):  # one at a time
                     fetched += await session.fetch([uid], "(UID RFC822.SIZE BODY.PEEK[])")
-                raws = [
-                    self._raw(folder, uidvalidity, m, max_bytes)
-                    for m in sorted(fetched, key=lambda m: m.uid)
+                found = {
+                    m.uid: self._raw(folder, uidvalidity, m, max_bytes)
+                    for m in fetched
                     if m.data is not None  # expunged between the two FETCHes
-                ]
+                }
+                for uid in group:
+                    if uid in private:
+                        external_id = f"{folder.wire}/{uidvalidity}/{uid}"
+                        found[uid] = RawItem(external_id, b"", private=private[uid])
+                raws = [found[uid] for uid in sorted(found)]
                 committed = {
                     "uidvalidity": uidvalidity,
                     "uid": max(group),
@@ -304,6 +320,14 @@ class ImapConnector(Connector):
             folder.name,
         )
 
+    def _private_keyword(self, flags: frozenset[str]) -> str:
+        """Why a message with these FLAGS is never stored, or "": a keyword `private_marker`
+        names (any case; IMAP keywords are case-insensitive)."""
+        for flag in sorted(flags):
+            if flag.casefold() in self.private_markers:
+                return f"IMAP keyword {flag} (private_marker)"
+        return ""
+
     def _raw(
         self, folder: FolderInfo, uidvalidity: int, message: FetchedMessage, max_bytes: int
     ) -> RawItem:
@@ -345,9 +369,12 @@ class ImapConnector(Connector):
                     continue
                 status = await session.status(folder)
                 special = " ".join(sorted(f for f in folder.flags if f in _SPECIAL))
+                private = (
+                    " (private_marker: never stored)" if self.private_folder(folder.levels) else ""
+                )
                 lines.append(
                     f"  {'*' if folder.wire in chosen else ' '} {folder.name}: "
-                    f"{status.messages} messages{' ' + special if special else ''}"
+                    f"{status.messages} messages{' ' + special if special else ''}{private}"
                 )
             lines.append("  (* = synced)")
             return lines
@@ -358,6 +385,8 @@ class ImapConnector(Connector):
 
 
 _SPECIAL = {"\\sent", "\\drafts", "\\trash", "\\junk", "\\archive", "\\all", "\\flagged"}
+# The size FETCH, by whether `private_marker` is set: FLAGS only costs when it is needed.
+_SIZE_ITEMS = {False: "(UID RFC822.SIZE)", True: "(UID RFC822.SIZE FLAGS)"}
 
 
 def _by_bytes(uids: list[int], size_of: dict[int, int], limit: int) -> list[list[int]]:

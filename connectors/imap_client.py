@@ -74,6 +74,12 @@ class FolderInfo:
     name: str
     wire: str
     flags: frozenset[str]
+    delimiter: str = ""  # between the levels of `name`; "" for a flat namespace
+
+    @property
+    def levels(self) -> list[str]:
+        """The folder and the folders it lies in, outermost first (`INBOX/Private/Arzt`)."""
+        return self.name.split(self.delimiter) if self.delimiter else [self.name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +95,16 @@ class FetchedMessage:
     uid: int
     size: int
     data: bytes | None
+    flags: frozenset[str] = frozenset()  # as the server spelt them, when FLAGS was asked for
 
 
 _STATUS_ITEM = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|HIGHESTMODSEQ) (\d+)")
 _FETCH_START = re.compile(rb"^\d+ FETCH \(")
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _LITERAL = re.compile(rb"\{(\d+)\}$")
-_LIST = re.compile(rb'^(?:LIST )?\(([^)]*)\) (?:"(?:[^"\\]|\\.)*"|NIL) (.*)$')
+_LIST = re.compile(rb'^(?:LIST )?\(([^)]*)\) ("(?:[^"\\]|\\.)*"|NIL) (.*)$')
 
 
 def parse_status(lines: list[Any]) -> FolderStatus:
@@ -125,13 +133,15 @@ def parse_list(lines: list[Any]) -> list[FolderInfo]:
         if match is None:
             continue
         flags = frozenset(f.lower() for f in match.group(1).decode("ascii", "replace").split())
-        raw_name = match.group(2)
+        delimiter = match.group(2).decode("ascii", "replace")
+        delimiter = "" if delimiter == "NIL" else delimiter[1:-1].replace("\\\\", "\\")
+        raw_name = match.group(3)
         if re.fullmatch(rb"\{\d+\}", raw_name) and i + 1 < len(items):
             raw_name = bytes(items[i + 1])
         name = raw_name.decode("utf-8", "replace")
         if len(name) >= 2 and name[0] == name[-1] == '"':
             name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        folders.append(FolderInfo(decode_folder(name), name, flags))
+        folders.append(FolderInfo(decode_folder(name), name, flags, delimiter))
     return folders
 
 
@@ -150,7 +160,7 @@ def parse_search(lines: list[Any]) -> list[int]:
 
 
 def parse_fetch(lines: list[Any]) -> list[FetchedMessage]:
-    """UID, size and body literal of each FETCH answer, whatever order the server sends them in.
+    """UID, size, flags and body literal of each FETCH answer, in whatever order they come.
 
     Only the literal holds message bytes; parentheses in it (an unbalanced subject) are never
     read as syntax because literals arrive as separate bytearray lines.
@@ -161,11 +171,15 @@ def parse_fetch(lines: list[Any]) -> list[FetchedMessage]:
 
     def close() -> None:
         joined = b" ".join(text)
-        uid, size = _UID.search(joined), _SIZE.search(joined)
-        if uid is not None:
-            found.append(
-                FetchedMessage(int(uid.group(1)), int(size.group(1)) if size else -1, literal)
+        uid, size, flags = _UID.search(joined), _SIZE.search(joined), _FLAGS.search(joined)
+        if uid is None:
+            return
+        words = flags.group(1).decode("ascii", "replace").split() if flags else []
+        found.append(
+            FetchedMessage(
+                int(uid.group(1)), int(size.group(1)) if size else -1, literal, frozenset(words)
             )
+        )
 
     for line in lines:
         if isinstance(line, bytearray):

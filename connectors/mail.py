@@ -18,7 +18,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
-from connectors.base import ConnectorContext, MalformedItem
+from connectors.base import ConnectorContext, MalformedItem, PrivateItem
 from connectors.mime import parse_message
 from hub.model import AddressKind, Attachment, Channel, Interaction, Participant, Role
 
@@ -50,6 +50,13 @@ _FORWARD_MARKERS = (
     "-------- Weitergeleitete Nachricht",
 )
 _ROLES = ((Role.FROM, "from"), (Role.TO, "to"), (Role.CC, "cc"), (Role.BCC, "bcc"))
+# RFC 2156 (and Outlook's "Sensitivity" setting): Personal and Private are the sender's word
+# that a mail is nobody else's business; Company-Confidential is business mail, and logged.
+_PRIVATE_SENSITIVITY = frozenset({"personal", "private"})
+_SENSITIVITY_WORD = re.compile(r"\s*([A-Za-z-]+)")
+_SENSITIVITY_LINE = re.compile(
+    rb"^sensitivity[ \t]*:[ \t]*(personal|private)(?![A-Za-z-])", re.IGNORECASE | re.MULTILINE
+)
 
 
 def collapse(text: str) -> str:
@@ -321,6 +328,24 @@ def _date(msg: Message, fallback: datetime | None) -> datetime:
     raise MalformedItem("no usable Date header (and no Received header or envelope date)")
 
 
+def _private_mark(msg: Message) -> str:
+    """Why a mail must never be stored, or "": a `Sensitivity: Private|Personal` header."""
+    for value in msg.get_all("Sensitivity") or []:
+        word = _SENSITIVITY_WORD.match(str(value))
+        if word is not None and word.group(1).lower() in _PRIVATE_SENSITIVITY:
+            return f"marked Sensitivity: {word.group(1).capitalize()}"
+    return ""
+
+
+def marked_private(data: bytes) -> str:
+    """`_private_mark` read off a raw message's header block without parsing it: for a block
+    `_cap_headers` cut short (the header may stand in the part cut off), and for a wrapper
+    around the mail that is translated (the dropbox's forwards)."""
+    blank = _BLANK_LINE.search(data)
+    found = _SENSITIVITY_LINE.search(data, 0, len(data) if blank is None else blank.start())
+    return f"marked Sensitivity: {found.group(1).decode().capitalize()}" if found else ""
+
+
 def translate_message(
     data: bytes,
     *,
@@ -330,14 +355,21 @@ def translate_message(
     keep_html: bool = True,
     fast: bool = True,
 ) -> Interaction:
-    """Translate one message; raise MalformedItem when it is not a mail at all.
+    """Translate one message; raise MalformedItem when it is not a mail at all, PrivateItem
+    when it is marked private (that goes first: a private mail is not even quarantined).
 
     `keep_html=False` leaves `body_html` empty (the text still comes from the HTML when there
     is no plain part). `fast=False` parses with the standard library's feedparser alone: the
     fast path must give the same Interaction, and the tests and bench/translate.py compare the
     two.
     """
-    msg = parse_message(_cap_headers(data, max_header_bytes), fast=fast)
+    capped = _cap_headers(data, max_header_bytes)
+    msg = parse_message(capped, fast=fast)
+    private = _private_mark(msg)
+    if not private and capped is not data:
+        private = marked_private(data)
+    if private:
+        raise PrivateItem(private)
     headers = {k.lower() for k in msg.keys()}
     if not headers & {"from", "sender", "to", "cc", "date", "message-id", "subject"}:
         raise MalformedItem("not a mail message: no From, To, Date, Subject or Message-ID header")

@@ -6,11 +6,10 @@ field while the good rows still import, and so the demo and the CLI share one re
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.csv_records import csv_records, excerpt
 from matching.identities import (
     default_free_mail,
     email_domain,
@@ -94,13 +93,13 @@ def _read_csv(
     header_line = text.split("\n", 1)[0]
     # German Excel writes `;` between fields; lists inside a field are then quoted.
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [name.strip().lower() for name in next(reader)]
-    except StopIteration:
-        raise DirectoryFileError(f"{path}: the file is empty") from None
-    except csv.Error as exc:
-        raise DirectoryFileError(f"{path}:1: unreadable header: {exc}") from None
+    records = csv_records(text, delimiter)
+    first = next(records, None)
+    if first is None:
+        raise DirectoryFileError(f"{path}: the file is empty")
+    if first.problem:
+        raise DirectoryFileError(f"{path}:1: unreadable header: {first.problem}")
+    header = [name.strip().lower() for name in first.cells]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise DirectoryFileError(
@@ -109,27 +108,23 @@ def _read_csv(
     position = {name: header.index(name) for name in COLUMNS}
     problems = _Problems(path)
     rows: list[DirectoryRow] = []
-    line = reader.line_num + 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.add(line, "row", f"unreadable CSV: {exc}")
-            line = reader.line_num + 1
+    for record in records:
+        if record.problem:
+            problems.add(record.line, "row", record.problem)
             continue
-        start, line = line, reader.line_num + 1
-        if not any(cell.strip() for cell in cells):
+        values = {name: record.cells[i] for name, i in position.items()}
+        if nul := next((name for name, value in values.items() if "\x00" in value), None):
+            problems.add(record.line, nul, _nul_message(values[nul]))
             continue
-        if len(cells) > len(header):
-            problems.add(start, "row", f"{len(cells)} fields, the header has {len(header)}")
-            continue
-        values = {name: cells[i].strip() if i < len(cells) else "" for name, i in position.items()}
-        row = _validate(problems, start, values, region)
+        row = _validate(problems, record.line, {k: v.strip() for k, v in values.items()}, region)
         if row is not None:
             rows.append(row)
     return rows, problems.errors
+
+
+def _nul_message(value: str) -> str:
+    before = value[: value.index("\x00")]
+    return f"a NUL byte (\\x00) after {excerpt(before)}: the file is damaged or not text"
 
 
 def _split(value: str) -> list[str]:
@@ -208,6 +203,10 @@ def _read_vcards(
             continue
         emails = [str(e.value) for e in card.contents.get("email", [])]
         phones = [str(t.value).removeprefix("tel:") for t in card.contents.get("tel", [])]
+        read = {"ORG": account, "FN": name, "EMAIL": ";".join(emails), "TEL": ";".join(phones)}
+        if nul := next((key for key, value in read.items() if "\x00" in value), None):
+            problems.add(_nul_line(start, block), nul, _nul_message(read[nul]))
+            continue
         domains = []
         for raw in emails:
             email = normalize_email(raw)
@@ -225,6 +224,12 @@ def _read_vcards(
         if row is not None:
             rows.append(row)
     return rows, problems.errors
+
+
+def _nul_line(start: int, block: str) -> int:
+    """The line of a card's first NUL byte, for the report (the card begins on `start`); the
+    card's own line when the NUL was encoded (quoted-printable `=00`) and decoded by parsing."""
+    return start + next((i for i, line in enumerate(block.splitlines()) if "\x00" in line), 0)
 
 
 def _first(card: object, key: str) -> object:

@@ -29,6 +29,7 @@ from hub.model import (
     Quarantined,
     RawItem,
     Role,
+    Skipped,
     Translated,
 )
 from hub.runtime import tune_gc
@@ -54,17 +55,21 @@ def translate_and_pack(
     settings: dict[str, str],
     context: ConnectorContext,
     raws: list[RawItem],
-) -> list[Translated | Quarantined]:
+) -> list[Translated | Quarantined | Skipped]:
     """Translate, and hash and compress the raw bytes while on a core of their own.
 
     Runs in a worker process, so the connector is rebuilt there, without its secrets. What
     goes back holds neither the raw bytes (the caller has them: see `with_raws`) nor the HTML
     body (storage keeps none) nor the body text (packed instead): they would only be copied
-    through a pipe again. The HTML is not even decoded (`ConnectorContext.keep_html`).
+    through a pipe again. The HTML is not even decoded (`ConnectorContext.keep_html`). A
+    skipped (private) item comes back as its reason alone: nothing of it is to be stored.
     """
-    out: list[Translated | Quarantined] = []
+    out: list[Translated | Quarantined | Skipped] = []
     connector = cls(name, settings, None, replace(context, keep_html=False))
     for item in connector.translate_all(raws):
+        if isinstance(item, Skipped):
+            out.append(Skipped(RawItem(item.raw.external_id, b""), item.reason))
+            continue
         digest, packed = pack(item.raw.data)
         raw = RawItem(item.raw.external_id, b"", item.raw.content_type, digest, packed)
         if isinstance(item, Translated):
@@ -98,15 +103,15 @@ class Spool:
     """
 
     path: str
-    items: list[tuple[str, int, str]]  # external id, length, content type
+    items: list[tuple[str, int, str, str]]  # external id, length, content type, private
 
     def raws(self) -> list[RawItem]:
         with open(self.path, "rb") as handle:
             data = handle.read()
         _remove(self.path)  # read: a crash from here on leaves no mail behind in memory
         raws, at = [], 0
-        for external_id, length, content_type in self.items:
-            raws.append(RawItem(external_id, data[at : at + length], content_type))
+        for external_id, length, content_type, private in self.items:
+            raws.append(RawItem(external_id, data[at : at + length], content_type, private=private))
             at += length
         return raws
 
@@ -145,13 +150,13 @@ def _ours_alive(pid: int) -> bool:
     return True
 
 
-Piped = list[tuple[str, bytes, str]]  # external id, data, content type
+Piped = list[tuple[str, bytes, str, str]]  # external id, data, content type, private
 
 
 @contextmanager
 def spooled(raws: list[RawItem]) -> Iterator[Spool | Piped]:
     """The batch as a Spool, or as tuples for the pipe where no file can be written."""
-    piped = [(raw.external_id, raw.data, raw.content_type) for raw in raws]
+    piped = [(raw.external_id, raw.data, raw.content_type, raw.private) for raw in raws]
     try:
         fd, path = tempfile.mkstemp(prefix=f"{_SPOOL_PREFIX}{os.getpid()}-", dir=_SPOOL_DIR)
     except OSError:
@@ -161,7 +166,7 @@ def spooled(raws: list[RawItem]) -> Iterator[Spool | Piped]:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(b"".join(raw.data for raw in raws))
-        batch = Spool(path, [(eid, len(data), ctype) for eid, data, ctype in piped])
+        batch = Spool(path, [(eid, len(data), ctype, pri) for eid, data, ctype, pri in piped])
     except OSError:  # the memory file system is full
         batch = piped
     try:
@@ -189,7 +194,8 @@ def translate_sent(
         raws = sent.raws()
     else:
         raws = [
-            RawItem(external_id, data, content_type) for external_id, data, content_type in sent
+            RawItem(external_id, data, content_type, private=private)
+            for external_id, data, content_type, private in sent
         ]
     return [_as_tuple(item) for item in translate_and_pack(cls, name, settings, context, raws)]
 
@@ -201,8 +207,11 @@ _CHANNEL, _DIRECTION, _PARTICIPANTS, _ATTACHMENTS = (
 )
 
 
-def _as_tuple(item: Translated | Quarantined) -> tuple[Any, ...]:
+def _as_tuple(item: Translated | Quarantined | Skipped) -> tuple[Any, ...]:
+    """Skipped as (reason,), Quarantined as (digest, packed, reason), Translated as four."""
     raw = item.raw
+    if isinstance(item, Skipped):
+        return (item.reason,)
     if isinstance(item, Quarantined):
         return (raw.digest, raw.packed, item.reason)
     it = item.interaction
@@ -218,10 +227,13 @@ def _as_tuple(item: Translated | Quarantined) -> tuple[Any, ...]:
     return (raw.digest, raw.packed, item.packed_body, values)
 
 
-def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined]:
+def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined | Skipped]:
     """What `translate_sent` returned, as items again (without raw bytes: see `with_raws`)."""
-    out: list[Translated | Quarantined] = []
+    out: list[Translated | Quarantined | Skipped] = []
     for sent in items:
+        if len(sent) == 1:
+            out.append(Skipped(RawItem("", b""), sent[0]))
+            continue
         if len(sent) == 3:
             digest, packed, reason = sent
             out.append(Quarantined(RawItem("", b"", "", digest, packed), reason))
@@ -240,13 +252,16 @@ def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined]:
 
 
 def with_raws(
-    items: list[Translated | Quarantined], raws: list[RawItem]
-) -> list[Translated | Quarantined]:
+    items: list[Translated | Quarantined | Skipped], raws: list[RawItem]
+) -> list[Translated | Quarantined | Skipped]:
     """Put the raw bytes back into what `translate_and_pack` returned (one item per raw):
     only the digest and the packed form of each raw come from there."""
     # Built directly: dataclasses.replace() costs ten times as much, twice per item.
-    out: list[Translated | Quarantined] = []
+    out: list[Translated | Quarantined | Skipped] = []
     for item, raw in zip(items, raws, strict=True):
+        if isinstance(item, Skipped):
+            out.append(Skipped(raw, item.reason))
+            continue
         full = RawItem(
             raw.external_id, raw.data, raw.content_type, item.raw.digest, item.raw.packed
         )

@@ -1,10 +1,13 @@
-"""The hub-level connector settings (`create_contacts`, `owner`), accepted by every kind.
+"""The hub-level connector settings (`create_contacts`, `owner`, `visibility`, `private_marker`,
+`audit_reads`), accepted by every kind.
 
 They are checked where connectors are added, so that a typo is refused at once instead of
 silently meaning "off" at every sync.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -48,8 +51,21 @@ def test_the_hub_settings_are_listed_with_the_kinds_own() -> None:
     with pytest.raises(ConfigurationError) as refused:
         connector_class("mbox").validate_settings({"path": "x", "colour": "blue"})
     assert str(refused.value) == (
-        "mbox: unknown setting colour (known: create_contacts, owner, path)"
+        "mbox: unknown setting colour (known: audit_reads, create_contacts, owner, path, "
+        "private_marker, visibility)"
     )
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"visibility": "secret"}, "visibility='secret'; use full, subject or metadata"),
+        ({"audit_reads": "sometimes"}, "audit_reads='sometimes'; use on or off"),
+    ],
+)
+def test_visibility_and_audit_reads_are_checked(settings: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        connector_class("mbox").validate_settings({"path": "x", **settings})
 
 
 def test_the_owner_setting_wins_and_a_login_that_is_an_address_stands_in() -> None:

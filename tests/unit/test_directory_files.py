@@ -136,3 +136,66 @@ def test_vcard_3_and_4(tmp_path: Path) -> None:
 def test_vcard_without_cards_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(DirectoryFileError, match="no BEGIN:VCARD"):
         read_directory(_write(tmp_path, "c.vcf", b"hello\n"), "DE")
+
+
+def test_short_rows_open_quotes_and_nul_bytes_are_rejected_by_line_and_field(
+    tmp_path: Path,
+) -> None:
+    """Each used to import silently: as a company, as an account named after the rest of the
+    file, as a name cut at the NUL. The good rows before and after still import."""
+    path = _write(
+        tmp_path,
+        "d.csv",
+        (
+            HEADER
+            + "Good GmbH,good.de,Eva Gut,eva@good.de,,\n"
+            + "Short GmbH,short.de\n"
+            + '"Open GmbH,open.de,Ina Auf,ina@open.de,,\n'
+            + "After GmbH,after.de,Udo Nach,udo@after.de,,\n"
+            + "Elbe Log\x00istik,elbe.de,,,,\n"
+            + "Nul Mail GmbH,nul.de,Max,max@nul.de\x00x,,\n"
+            + "Last GmbH,last.de,,,,\n"
+        ).encode(),
+    )
+    rows, errors = read_directory(path, "DE")
+    assert [(r.line, r.account) for r in rows] == [
+        (2, "Good GmbH"),
+        (5, "After GmbH"),
+        (8, "Last GmbH"),
+    ]
+    assert rows[1].emails == ("udo@after.de",)
+    assert [(e.line, e.field) for e in errors] == [
+        (3, "row"),
+        (4, "row"),
+        (6, "account"),
+        (7, "emails"),
+    ]
+    short, opened, nul_name, nul_mail = (e.message for e in errors)
+    assert short.startswith("2 fields, the header has 6")
+    assert opened.startswith("a quote is never closed: the field it opens runs to the end")
+    assert "'\"Open GmbH,open.de,Ina Auf,ina@open.de,,'" in opened
+    assert nul_name.startswith("a NUL byte (\\x00) after 'Elbe Log'")
+    assert nul_mail.startswith("a NUL byte (\\x00) after 'max@nul.de'")
+
+
+def test_an_unclosed_quote_in_a_semicolon_file_spares_the_rows_it_took_in(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "account;domains;contact;emails;phones;owner\r\n"
+        '"Offen AG;offen.de;;;;\r\n'
+        'Müller KG;mueller.de;Jürgen;"jw@mueller.de;j.w@mueller.de";;\r\n'
+    )
+    rows, errors = read_directory(_write(tmp_path, "d.csv", text.encode("cp1252")), "DE")
+    assert [(r.line, r.account, r.emails) for r in rows] == [
+        (3, "Müller KG", ("jw@mueller.de", "j.w@mueller.de"))
+    ]
+    assert [(e.line, e.field) for e in errors] == [(2, "row")]
+
+
+def test_vcard_nul_byte_names_its_line_and_property(tmp_path: Path) -> None:
+    broken = VCARDS.replace("FN:Tom Rieger", "FN:Tom\x00 Rieger")
+    rows, errors = read_directory(_write(tmp_path, "c.vcf", broken.encode()), "DE")
+    assert [r.contact for r in rows] == ["Jana Ohlsen"]
+    assert [(e.line, e.field) for e in errors] == [(12, "FN"), (17, "ORG")]
+    assert errors[0].message.startswith("a NUL byte (\\x00) after 'Tom'")

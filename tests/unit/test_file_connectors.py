@@ -669,3 +669,152 @@ def test_translation_crash_is_quarantined_with_its_type() -> None:
     (item,) = Exploding("x", {"path": "unused"}).translate_all([RawItem("1", b"")])
     assert isinstance(item, Quarantined)
     assert item.reason.startswith("cannot be read: KeyError")
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
+
+
+@pytest.mark.parametrize(
+    "data", [PNG, b"Subject: no envelope\n\nFrom here on\n", b"\n\nReturn-Path: <a@b.de>\n"]
+)
+async def test_a_file_that_is_not_an_mbox_fails_the_connector(data: bytes, tmp_path: Path) -> None:
+    """It used to sync as an empty mbox: "ok, 0 items", and the cursor moved past it."""
+    path = tmp_path / "photo.mbox"
+    path.write_bytes(data)
+    with pytest.raises(ConnectorError) as failed:
+        await _sync(_connector("mbox", path))
+    assert str(failed.value) == (
+        f"test-mbox: {path} is not an mbox file: it does not start with a 'From ' line"
+    )
+
+
+@pytest.mark.parametrize(
+    "prefix", [b"", b"\n", b"\r\n\n", b"  \n"], ids=["none", "lf", "crlf-lf", "spaces"]
+)
+async def test_mbox_variants_are_still_read(prefix: bytes, tmp_path: Path) -> None:
+    """Leading blank lines, CRLF line ends and mboxrd's `>>From ` escapes are all mbox."""
+    body = (
+        b"From: kunde@elbe-logistik.de\r\nSubject: Anfrage\r\n"
+        b"Message-ID: <crlf@elbe-logistik.de>\r\n\r\n>>From quoted\r\n"
+    )
+    path = tmp_path / "inbox.mbox"
+    path.write_bytes(
+        prefix + ENVELOPE + _message(0) + b"\n" + ENVELOPE.replace(b"\n", b"\r\n") + body
+    )
+    result = await _sync(_connector("mbox", path))
+    assert result.keys == {_mail_key(0), "mid:<crlf@elbe-logistik.de>"}
+    assert result.quarantined == []
+    crlf = next(i for i in result.interactions if i.dedupe_key.startswith("mid:<crlf"))
+    assert crlf.body_text.strip() == ">From quoted"
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n"], ids=["empty", "blank"])
+async def test_an_empty_mbox_is_fine(data: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "empty.mbox"
+    path.write_bytes(data)
+    result = await _sync(_connector("mbox", path))
+    assert result.translated == [] and result.quarantined == []
+
+
+async def test_mbox_bytes_before_the_next_separator_are_quarantined_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """The end of a message written while the last sync read the file comes after the cursor
+    without a `From ` line of its own."""
+    source = MboxSource(tmp_path)
+    source.add(0)
+    connector = _connector("mbox", source.path)
+    first = await _sync(connector)
+    with source.path.open("ab") as handle:
+        handle.write(b"rest of the previous message\n\n")
+    source.add(1)
+    second = await _sync(connector, first.cursor)
+    assert second.keys == {_mail_key(1)}
+    (fragment,) = second.quarantined
+    assert fragment.raw.data == b"rest of the previous message\n"
+    assert fragment.reason.startswith(
+        f"29 bytes at offset {first.cursor['offset']} come before any 'From ' line"
+    )
+    assert (await _sync(connector, second.cursor)).quarantined == []
+
+
+async def test_cdr_record_cut_off_mid_write_does_not_swallow_the_next_one(
+    tmp_path: Path,
+) -> None:
+    """Asterisk stopped mid-record and, restarted, appended the next call to the cut line."""
+    path = tmp_path / "Master.csv"
+    cut = _cdr_row(1)[:70]
+    path.write_text(_cdr_row(0) + cut)
+    connector = _connector("asterisk-cdr", path)
+    first = await _sync(connector)
+    assert first.keys == {"asterisk:1704808800.0:201"}
+    with path.open("a") as handle:
+        handle.write(_cdr_row(2) + _cdr_row(3))
+    second = await _sync(connector, first.cursor)
+    assert second.keys == {"asterisk:1704808800.2:201", "asterisk:1704808800.3:201"}
+    (quarantined,) = second.quarantined
+    assert quarantined.raw.data == cut.encode()
+    assert quarantined.reason.startswith("a CDR record cut off mid-write")
+    again = await _sync(connector)
+    assert again.keys == {f"asterisk:1704808800.{n}:201" for n in (0, 2, 3)}
+    assert [q.raw.external_id for q in again.quarantined] == [quarantined.raw.external_id]
+
+
+async def test_cdr_bad_line_that_holds_no_whole_record_is_one_quarantined_item(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "Master.csv"
+    path.write_text('"a","b"' + _cdr_row(0).replace("2024-01-09 14:00:00", "gestern"))
+    result = await _sync(_connector("asterisk-cdr", path))
+    assert result.translated == []
+    assert [q.reason for q in result.quarantined] == ["CDR row has 19 columns, expected 18"]
+
+
+def _outside_links(folder: Path, outside: Path, name: str) -> None:
+    """A link to a mail file outside and a link to a folder of mail outside."""
+    (outside / "mail-9.eml").write_bytes(_message(9))
+    (folder / name).symlink_to(outside / "mail-9.eml")
+    (folder / "elsewhere").symlink_to(outside, target_is_directory=True)
+
+
+@pytest.mark.parametrize("source_type", [EmlSource, MaildirSource], ids=lambda s: s.kind)
+async def test_links_out_of_the_folder_are_quarantined_unread(
+    source_type: type[FileSource], tmp_path: Path
+) -> None:
+    source = source_type(tmp_path / "in")
+    source.add(0)
+    folder = source.path / ("new" if source.kind == "maildir" else "")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    name = "1704700009.M9P1.host" if source.kind == "maildir" else "mail-9.eml"
+    _outside_links(folder, outside, name)
+    connector = _connector(source.kind, source.path)
+    first = await _sync(connector)
+    assert first.keys == {_mail_key(0)}
+    reasons = {q.reason for q in first.quarantined}
+    base = "new/" if source.kind == "maildir" else ""
+    assert reasons == {
+        f"link leads outside the folder: {base}{name} -> {outside / 'mail-9.eml'}; it is not read",
+        f"link leads outside the folder: {base}elsewhere -> {outside}; it is not read",
+    }
+    assert all(b"Anfrage 9" not in q.raw.data for q in first.quarantined)
+    assert (await _sync(connector, first.cursor)).quarantined == []
+
+
+@pytest.mark.parametrize("source_type", [EmlSource, MaildirSource], ids=lambda s: s.kind)
+async def test_links_inside_the_folder_are_fine(
+    source_type: type[FileSource], tmp_path: Path
+) -> None:
+    source = source_type(tmp_path)
+    source.add(0)
+    source.add(1)
+    folder = source.path / ("new" if source.kind == "maildir" else "")
+    first = sorted(p for p in folder.iterdir() if p.is_file())[0]
+    (folder / ("1704700020.M20P1.host" if source.kind == "maildir" else "link.eml")).symlink_to(
+        first
+    )
+    (source.path / "again").symlink_to(source.path, target_is_directory=True)
+    result = await _sync(_connector(source.kind, source.path))
+    assert result.quarantined == []
+    assert result.keys == {_mail_key(0), _mail_key(1)}
+    assert len(result.translated) == 3, "the file link is read; the folder link is not walked"

@@ -19,6 +19,7 @@ from hub.model import (
     Quarantined,
     RawItem,
     Role,
+    Skipped,
     Translated,
 )
 from hub.translation import _as_tuple, received, with_raws
@@ -67,10 +68,12 @@ def test_items_arrive_as_they_left() -> None:
     raws = [
         RawItem("INBOX/7/1", b"raw one", "message/rfc822"),
         RawItem("INBOX/7/2", b"raw two", "message/rfc822"),
+        RawItem("INBOX/7/3", b"Sensitivity: Private\r\n", "message/rfc822"),
     ]
     sent = [
         Translated(RawItem("", b"", "", "d1" * 32, b"p1"), _every_field_set(), b"body"),
         Quarantined(RawItem("", b"", "", "d2" * 32, b"p2"), "cannot be read: boom"),
+        Skipped(RawItem("", b""), "marked Sensitivity: Private"),
     ]
     back = with_raws(received([_as_tuple(item) for item in sent]), raws)
     assert back == with_raws(sent, raws)
@@ -78,6 +81,43 @@ def test_items_arrive_as_they_left() -> None:
     first = back[0].interaction
     assert first.participants[0].role is Role.CALLER and first.channel is Channel.CALL
     assert first.attachments[0].packed == b"packed" and first.attachments[1].kept is False
+    assert back[2] == Skipped(raws[2], "marked Sensitivity: Private")
+
+
+def test_a_private_item_travels_to_the_worker_and_back_as_its_reason_alone() -> None:
+    """Through the spool file and through the pipe: the mark set by the fetcher arrives, and
+    nothing of a skipped mail (no digest, no packed bytes) comes back to be stored."""
+    from connectors.base import ConnectorContext
+    from connectors.registry import connector_class
+    from hub.translation import Spool, spooled, translate_sent
+
+    raws = [
+        RawItem("Private/a.eml", b"", private="in the private folder 'Private'"),
+        RawItem("b.eml", MAIL.replace(b"Subject:", b"Sensitivity: personal\r\nSubject:")),
+        RawItem("c.eml", MAIL),
+    ]
+    eml = connector_class("eml")
+    with spooled(raws) as batch:
+        assert isinstance(batch, Spool)
+        pipe = [(r.external_id, r.data, r.content_type, r.private) for r in raws]
+        for sent in (batch, pipe):
+            tuples = translate_sent(eml, "files", {"path": "/x"}, ConnectorContext(), sent)
+            assert tuples[:2] == [
+                ("in the private folder 'Private'",),
+                ("marked Sensitivity: Personal",),
+            ]
+            back = with_raws(received(tuples), raws)
+            assert back[:2] == [
+                Skipped(raws[0], "in the private folder 'Private'"),
+                Skipped(raws[1], "marked Sensitivity: Personal"),
+            ]
+            assert isinstance(back[2], Translated) and back[2].raw.packed
+
+
+MAIL = (
+    b"From: j.ohlsen@elbe-logistik.de\r\nTo: anna@ourco.example\r\nSubject: Angebot\r\n"
+    b"Message-ID: <a@test>\r\nDate: Mon, 8 Jan 2024 09:00:00 +0100\r\n\r\nText\r\n"
+)
 
 
 def test_a_batch_goes_to_the_worker_in_a_private_file_that_is_gone_afterwards() -> None:
@@ -103,7 +143,7 @@ def test_without_a_writable_spool_directory_the_batch_goes_through_the_pipe(
     monkeypatch.setattr(translation, "_SPOOL_DIR", str(tmp_path / "missing"))
     raws = [Raw("m1", b"From: a@b.example\r\n\r\nx")]
     with translation.spooled(raws) as batch:
-        assert batch == [("m1", raws[0].data, "message/rfc822")]
+        assert batch == [("m1", raws[0].data, "message/rfc822", "")]
 
 
 def test_the_worker_removes_the_batch_file_once_read() -> None:
