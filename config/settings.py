@@ -9,15 +9,21 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hub.model import Channel
+
 
 class ConfigError(Exception):
     """Bad configuration; the message names the source and the option."""
+
+
+CHANNELS = tuple(channel.value for channel in Channel)
 
 
 class Settings(BaseSettings):
@@ -69,12 +75,28 @@ class Settings(BaseSettings):
         "", description="PEM certificate (chain) for STARTTLS on the dropbox; empty: no TLS."
     )
     dropbox_tls_key: str = Field("", description="PEM private key for `dropbox_tls_cert`.")
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Addresses of reverse proxies whose X-Forwarded-Proto and X-Forwarded-For "
+        "crmhub believes (HTTPS detection for the Secure cookie, client addresses for the "
+        "login throttle); * trusts any, which is only safe behind a proxy that overwrites them.",
+    )
+    max_upload_bytes: int = Field(
+        10_000_000, description="Largest form or upload the web view accepts, in bytes."
+    )
+    retention_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="Days items of a channel are kept before they are deleted, per channel "
+        "(email, call, sms, meeting, fax, note), e.g. email=730,call=90; a channel not named "
+        "is kept.",
+    )
 
     @field_validator(
         "internal_domains",
         "free_mail_domains",
         "dropbox_addresses",
         "dropbox_networks",
+        "trusted_proxies",
         mode="before",
     )
     @classmethod
@@ -92,6 +114,30 @@ class Settings(BaseSettings):
             except ValueError as e:
                 raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from e
         return value
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> dict[str, int]:
+        """`email=730,call=90` (the environment) or a table (the file): channel -> days > 0."""
+        if isinstance(value, str):
+            pairs = {}
+            for part in filter(None, (p.strip() for p in value.split(","))):
+                channel, sep, days = part.partition("=")
+                if not sep:
+                    raise ValueError(f"{part!r}: expected channel=days, e.g. email=730,call=90")
+                pairs[channel.strip().lower()] = days.strip()
+            value = pairs
+        if not isinstance(value, Mapping):
+            raise ValueError("expected channel = days pairs, e.g. email=730,call=90")
+        checked = {}
+        for channel, days in value.items():
+            if channel not in CHANNELS:
+                raise ValueError(f"{channel!r} is not a channel; use {', '.join(CHANNELS)}")
+            text = str(days)
+            if isinstance(days, bool) or not text.isdigit() or int(text) < 1:
+                raise ValueError(f"{channel}={days!r}: expected a whole number of days above 0")
+            checked[channel] = int(text)
+        return checked
 
     @field_validator("default_region")
     @classmethod

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.base import ConfigurationError
 from connectors.registry import connector_class
@@ -15,11 +15,11 @@ from hub.directory_files import RowError, read_directory
 from hub.model import Account, Contact
 from hub.rematch import rematch
 from matching.identities import reversed_labels
-from storage import merge
+from storage import audit, merge
 from storage.directory import DirectoryCounts, upsert_directory
 from storage.merge import MergeResult
 from storage.rematch import RematchCounts, affected_by
-from storage.tables import ConnectorRow
+from storage.tables import ConnectorRow, QuarantineRow, SourceRow
 
 
 @dataclass
@@ -117,7 +117,13 @@ async def _rematch_merged(hub: Hub, merged: MergeResult) -> RematchCounts:
 
 
 async def add_connector(
-    hub: Hub, kind: str, name: str, settings: dict[str, str], secrets: dict[str, str]
+    hub: Hub,
+    kind: str,
+    name: str,
+    settings: dict[str, str],
+    secrets: dict[str, str],
+    *,
+    actor: str = "cli",
 ) -> None:
     connector_class(kind).validate_settings(settings)
     if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
@@ -135,3 +141,73 @@ async def add_connector(
                 cursor={},
             )
         )
+        audit.record(
+            session,
+            actor,
+            "connector.add",
+            after={"kind": kind, "settings": settings, "secrets": sorted(secrets)},
+            target=name,
+        )
+
+
+class UnknownConnector(LookupError):
+    """No connector of that name."""
+
+
+async def change_connector(
+    hub: Hub,
+    name: str,
+    changes: dict[str, str | None],
+    *,
+    enabled: bool | None = None,
+    actor: str = "cli",
+) -> dict[str, str]:
+    """Set (or with None remove) settings of a connector; returns the new settings.
+
+    A new `owner` or `visibility` reaches the items already stored from it (DESIGN.md "Who
+    sees what": tightening applies retroactively), in the same transaction as the setting.
+    """
+    async with hub.sessions() as session, session.begin():
+        row = (
+            await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
+        ).scalar_one_or_none()
+        if row is None:
+            raise UnknownConnector(f"no connector named {name!r}")
+        cls = connector_class(row.kind)
+        before = dict(row.settings or {})
+        after = {k: v for k, v in {**before, **changes}.items() if v is not None}
+        cls.validate_settings(after)
+        row.settings = after
+        if enabled is not None:
+            row.enabled = enabled
+        owner, visibility = cls.mailbox_owner(after), after.get("visibility", "full")
+        if (cls.mailbox_owner(before), before.get("visibility", "full")) != (owner, visibility):
+            await session.execute(
+                update(SourceRow)
+                .where(SourceRow.connector == name)
+                .values(owner=owner, visibility=visibility)
+            )
+            await session.execute(
+                update(QuarantineRow).where(QuarantineRow.connector == name).values(owner=owner)
+            )
+        audit.record(
+            session,
+            actor,
+            "connector.change",
+            before={"settings": before, "enabled": row.enabled if enabled is None else not enabled},
+            after={"settings": after, "enabled": row.enabled},
+            target=name,
+        )
+    return after
+
+
+async def remove_connector(hub: Hub, name: str, *, actor: str = "cli") -> None:
+    """Remove a connector; its logged items stay, with the owner and cap they had."""
+    async with hub.sessions() as session, session.begin():
+        row = (
+            await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
+        ).scalar_one_or_none()
+        if row is None:
+            raise UnknownConnector(f"no connector named {name!r}")
+        await session.delete(row)
+        audit.record(session, actor, "connector.remove", before={"kind": row.kind}, target=name)

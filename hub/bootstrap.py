@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import ConfigError, Settings
 from connectors.base import Connector, ConnectorContext
-from hub.model import Quarantined, RawItem, Translated
+from hub.model import Quarantined, RawItem, Skipped, Translated
 from hub.translation import (
     POOL_THRESHOLD,
     multicore,
@@ -121,7 +121,7 @@ class Hub:
 
     async def translate(
         self, connector: Connector, raws: list[RawItem]
-    ) -> list[Translated | Quarantined]:
+    ) -> list[Translated | Quarantined | Skipped]:
         """Big batches go to worker processes (the other cores); small ones to a thread.
 
         The first big batch starts the workers and is translated in a thread meanwhile: a

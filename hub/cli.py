@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,39 @@ from sqlalchemy.exc import DBAPIError
 from config.settings import ConfigError, load_settings
 from connectors.base import ConfigurationError, ConnectorError
 from connectors.registry import connector_class
-from hub.admin import add_connector, import_directory, merge_accounts, merge_contacts
+from hub.admin import (
+    UnknownConnector,
+    add_connector,
+    change_connector,
+    import_directory,
+    merge_accounts,
+    merge_contacts,
+    remove_connector,
+)
 from hub.bootstrap import Hub, build_hub
 from hub.directory_files import DirectoryFileError
+from hub.privacy_cli import add_commands as add_privacy_commands
 from hub.runtime import tune_gc
+from hub.terminal import PrintableFormatter, printable
 from storage.db import DatabaseError, upgrade
 from storage.merge import MergeError, UnknownRecord
-from storage.tables import ConnectorRow
-from storage.users import ROLES, add_user, create_token, user_by_email
+from storage.tables import MAX_ID, ConnectorRow
+from storage.users import (
+    ROLES,
+    UnknownUser,
+    UserError,
+    UserExists,
+    add_user,
+    create_token,
+    disable_user,
+    enable_user,
+    list_tokens,
+    list_users,
+    revoke_token,
+    set_password,
+    set_role,
+    user_by_email,
+)
 
 log = logging.getLogger("crmhub")
 
@@ -61,8 +87,8 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
     async def work(hub: Hub) -> int:
         result = await import_directory(hub, path)
         for error in result.errors:
-            print(f"error: {error}", file=sys.stderr)
-        print(result.summary(path.name))
+            print(printable(f"error: {error}"), file=sys.stderr)
+        print(printable(result.summary(path.name)))
         # Good rows are in; a non-zero status still tells a script that some were rejected.
         return 1 if result.errors else 0
 
@@ -90,7 +116,7 @@ def cmd_directory_merge(args: argparse.Namespace) -> int:
             raise UsageError(f"{e.which.upper()}: {e}") from e
         except MergeError as e:
             raise UsageError(str(e)) from e
-        print("\n".join(result.summary()))
+        print("\n".join(printable(line) for line in result.summary()))
         return 0
 
     return asyncio.run(_with_hub(work))
@@ -133,7 +159,8 @@ def cmd_connectors_list(args: argparse.Namespace) -> int:
                 where = ", ".join(f"{k}={v}" for k, v in sorted(row.settings.items()))
                 state = row.status + (f": {row.last_error}" if row.last_error else "")
                 enabled = "" if row.enabled else " (disabled)"
-                print(f"{row.name}\t{row.kind}\t{state}{enabled}\t{where}")
+                columns = (row.name, row.kind, state + enabled, where)
+                print("\t".join(printable(column) for column in columns))
         return 0
 
     return asyncio.run(_with_hub(work))
@@ -141,14 +168,34 @@ def cmd_connectors_list(args: argparse.Namespace) -> int:
 
 def cmd_connectors_remove(args: argparse.Namespace) -> int:
     async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            row = (
-                await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))
-            ).scalar_one_or_none()
-            if row is None:
-                raise UsageError(f"no connector named {args.name!r}")
-            await session.delete(row)
+        try:
+            await remove_connector(hub, args.name)
+        except UnknownConnector as e:
+            raise UsageError(str(e)) from e
         print(f"connector {args.name} removed; its logged items stay")
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_connectors_set(args: argparse.Namespace) -> int:
+    """Change settings; an empty value (`--set key=`) removes one. Audited."""
+    changes: dict[str, str | None] = {
+        key: value or None for key, value in _pairs(args.set or [], "--set").items()
+    }
+    enabled = {"enable": True, "disable": False}.get(args.state or "")
+    if not changes and enabled is None:
+        raise UsageError(
+            "say what to change: --set key=value (key= removes it), --enable or --disable"
+        )
+
+    async def work(hub: Hub) -> int:
+        try:
+            settings = await change_connector(hub, args.name, changes, enabled=enabled)
+        except UnknownConnector as e:
+            raise UsageError(str(e)) from e
+        where = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+        print(printable(f"connector {args.name}: {where}"))
         return 0
 
     return asyncio.run(_with_hub(work))
@@ -166,7 +213,7 @@ def cmd_connectors_test(args: argparse.Namespace) -> int:
             row.name, row.settings, hub.secret_box.open(row.secrets), hub.context
         )
         for line in await connector.check():
-            print(line)
+            print(printable(line))
         return 0
 
     return asyncio.run(_with_hub(work))
@@ -177,7 +224,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     def progress(name: str, fetched: int) -> None:
         if not args.json:
-            print(f"\r{name}: {fetched} fetched", end="", file=sys.stderr, flush=True)
+            print(f"\r{printable(name)}: {fetched} fetched", end="", file=sys.stderr, flush=True)
 
     async def work(hub: Hub) -> int:
         reports = await sync_all(hub, args.names, progress)
@@ -187,28 +234,56 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(json.dumps({"connectors": [r.as_json() for r in reports]}, indent=2))
         else:
             for r in reports:
-                # Only connectors that create contacts say so: the other lines keep their shape.
+                # Only connectors that create contacts or skip items say so: the other lines
+                # keep their shape.
+                skipped = f"skipped {r.skipped}, " if r.skipped else ""
                 created = f"contacts created {r.contacts_created}, " if r.contacts_created else ""
-                print(
+                line = (
                     f"{r.connector}: fetched {r.fetched}, new {r.new}, duplicates {r.duplicates}, "
                     f"matched {r.matched}, unmatched {r.unmatched}, quarantined {r.quarantined}, "
-                    f"{created}errors {r.errors}" + (f" ({r.error})" if r.error else "")
+                    f"{skipped}{created}errors {r.errors}" + (f" ({r.error})" if r.error else "")
                 )
+                print(printable(line))
         return 1 if any(r.errors for r in reports) else 0
 
     return asyncio.run(_with_hub(work))
 
 
-def cmd_users_add(args: argparse.Namespace) -> int:
-    password = os.environ.get(args.password_env, "") if args.password_env else ""
-    if args.password_env and not password:
+MAX_TOKEN_DAYS = 36_500
+
+
+def _new_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """The password named by --password-env, or a generated one (True: print it once)."""
+    if not args.password_env:
+        return secrets.token_urlsafe(12), True
+    password = os.environ.get(args.password_env, "")
+    if not password:
         raise UsageError(f"--password-env {args.password_env}: the variable is not set")
-    generated = not password
-    password = password or secrets.token_urlsafe(12)
+    return password, False
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ") if at is not None else "never"
+
+
+def _user_error(e: UserError) -> str:
+    """The storage message, plus what to type next, which only the command line knows."""
+    if isinstance(e, UserExists):
+        return (
+            f"user {e.email} exists; change the role with `crmhub users set-role`, "
+            "the password with `crmhub users password`"
+        )
+    if isinstance(e, UnknownUser):
+        return f"{e}; `crmhub users list` shows the users, `crmhub users add` adds one"
+    return str(e)
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    password, generated = _new_password(args)
 
     async def work(hub: Hub) -> int:
         async with hub.sessions() as session, session.begin():
-            await add_user(session, args.email.strip().lower(), args.role, password)
+            await add_user(session, args.email, args.role, password, actor="cli")
         print(f"user {args.email} ({args.role}) saved")
         if generated:
             print(f"password: {password}")
@@ -217,14 +292,135 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     return asyncio.run(_with_hub(work))
 
 
+def cmd_users_list(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session:
+            users = await list_users(session)
+        print("EMAIL\tROLE\tSTATE\tLAST LOGIN")
+        for user in users:
+            state = "disabled" if user.disabled else "active"
+            print(f"{user.email}\t{user.role}\t{state}\t{_when(user.last_login_at)}")
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            revoked = await disable_user(session, args.email, actor="cli")
+        email = args.email.strip().lower()
+        if revoked is None:
+            print(f"user {email} was disabled already")
+        else:
+            print(f"user {email} disabled; their sessions ended and {revoked} token(s) revoked")
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_users_enable(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            changed = await enable_user(session, args.email, actor="cli")
+        email = args.email.strip().lower()
+        print(
+            f"user {email} enabled; revoked tokens stay revoked (`crmhub tokens create` for new)"
+            if changed
+            else f"user {email} was enabled already"
+        )
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_users_set_role(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            before = await set_role(session, args.email, args.role, actor="cli")
+        email = args.email.strip().lower()
+        print(
+            f"user {email}: role {before} -> {args.role}"
+            if before != args.role
+            else f"user {email} has the role {before} already"
+        )
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_users_password(args: argparse.Namespace) -> int:
+    password, generated = _new_password(args)
+
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            revoked = await set_password(session, args.email, password, actor="cli")
+        email = args.email.strip().lower()
+        print(f"password of {email} changed; their sessions ended and {revoked} token(s) revoked")
+        if generated:
+            print(f"password: {password}")
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def _expiry(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_TOKEN_DAYS))
+    if not (digits and 1 <= int(value) <= MAX_TOKEN_DAYS):
+        raise UsageError(
+            f"--expires {value!r}: expected a whole number of days from 1 to {MAX_TOKEN_DAYS}"
+        )
+    return timedelta(days=int(value))
+
+
 def cmd_tokens_create(args: argparse.Namespace) -> int:
+    """The token alone on stdout, for scripts; the expiry, if any, on stderr."""
+    expires_in, now = _expiry(args.expires), datetime.now(UTC)
+
     async def work(hub: Hub) -> int:
         async with hub.sessions() as session, session.begin():
             user = await user_by_email(session, args.email)
             if user is None:
-                raise UsageError(f"no user {args.email}; add one with `crmhub users add`")
-            token = await create_token(session, user)
+                raise UnknownUser(args.email.strip().lower())
+            token = await create_token(session, user, expires_in=expires_in, actor="cli", now=now)
         print(token)
+        if expires_in is not None:
+            print(f"expires {_when(now + expires_in)}", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_tokens_list(args: argparse.Namespace) -> int:
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session:
+            tokens = await list_tokens(session, args.email)
+        print("ID\tUSER\tCREATED\tEXPIRES\tLAST USED\tSTATE")
+        for t in tokens:
+            print(
+                f"{t.id}\t{t.user}\t{_when(t.created_at)}\t{_when(t.expires_at)}\t"
+                f"{_when(t.last_used_at)}\t{t.state}"
+            )
+        return 0
+
+    return asyncio.run(_with_hub(work))
+
+
+def cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    value = args.id
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
+        raise UsageError(f"token id {value!r}: expected an ID that `crmhub tokens list` shows")
+
+    async def work(hub: Hub) -> int:
+        async with hub.sessions() as session, session.begin():
+            token, revoked = await revoke_token(session, int(value), actor="cli")
+        print(
+            f"token {token.id} of {token.user} revoked"
+            if revoked
+            else f"token {token.id} of {token.user} was revoked already"
+        )
         return 0
 
     return asyncio.run(_with_hub(work))
@@ -313,34 +509,81 @@ def parser() -> argparse.ArgumentParser:
         one = con.add_parser(verb)
         one.add_argument("name")
         one.set_defaults(run=run)
+    cset = con.add_parser(
+        "set",
+        help="change settings (owner, visibility, private_marker, audit_reads, ...); "
+        "a new owner or visibility applies to the items stored already",
+    )
+    cset.add_argument("name")
+    cset.add_argument("--set", action="append", metavar="KEY=VALUE", help="KEY= removes it")
+    state = cset.add_mutually_exclusive_group()
+    state.add_argument("--enable", dest="state", action="store_const", const="enable")
+    state.add_argument("--disable", dest="state", action="store_const", const="disable")
+    cset.set_defaults(run=cmd_connectors_set)
 
     sync = sub.add_parser("sync", help="one pass over the connectors")
     sync.add_argument("names", nargs="*")
     sync.add_argument("--json", action="store_true")
     sync.set_defaults(run=cmd_sync)
 
-    users = sub.add_parser("users").add_subparsers(dest="users", required=True)
-    uadd = users.add_parser("add")
+    users = sub.add_parser(
+        "users", help="people who sign in to the web view and the API"
+    ).add_subparsers(dest="users", required=True)
+    password_help = "read the password from this variable (default: generate and print one)"
+    uadd = users.add_parser("add", help="add a user (an existing address is an error)")
     uadd.add_argument("email")
     uadd.add_argument("--role", choices=ROLES, required=True)
-    uadd.add_argument(
-        "--password-env", metavar="ENV_VAR", help="read the password from this variable"
-    )
+    uadd.add_argument("--password-env", metavar="ENV_VAR", help=password_help)
     uadd.set_defaults(run=cmd_users_add)
+    users.add_parser("list", help="every user: role, state, last login").set_defaults(
+        run=cmd_users_list
+    )
+    for verb, run, what in (
+        ("disable", cmd_users_disable, "refuse their login; end their sessions and tokens"),
+        ("enable", cmd_users_enable, "allow a disabled user to sign in again"),
+    ):
+        one = users.add_parser(verb, help=what)
+        one.add_argument("email")
+        one.set_defaults(run=run)
+    urole = users.add_parser("set-role", help="change a user's role")
+    urole.add_argument("email")
+    urole.add_argument("role", metavar="ROLE", help=" | ".join(ROLES))
+    urole.set_defaults(run=cmd_users_set_role)
+    upw = users.add_parser(
+        "password", help="set a new password; ends the user's sessions and tokens"
+    )
+    upw.add_argument("email")
+    upw.add_argument("--password-env", metavar="ENV_VAR", help=password_help)
+    upw.set_defaults(run=cmd_users_password)
 
-    tokens = sub.add_parser("tokens").add_subparsers(dest="tokens", required=True)
-    tcreate = tokens.add_parser("create")
+    tokens = sub.add_parser("tokens", help="bearer tokens for the API").add_subparsers(
+        dest="tokens", required=True
+    )
+    tcreate = tokens.add_parser("create", help="print a new token for a user")
     tcreate.add_argument("email")
+    tcreate.add_argument(
+        "--expires", metavar="DAYS", help="valid for this many days (default: until revoked)"
+    )
     tcreate.set_defaults(run=cmd_tokens_create)
+    tlist = tokens.add_parser("list", help="tokens (of one user): dates and state, never the token")
+    tlist.add_argument("email", nargs="?")
+    tlist.set_defaults(run=cmd_tokens_list)
+    trevoke = tokens.add_parser("revoke", help="end a token at once")
+    trevoke.add_argument("id", metavar="ID", help="as `crmhub tokens list` shows it")
+    trevoke.set_defaults(run=cmd_tokens_revoke)
+
+    add_privacy_commands(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     tune_gc()
+    # Log records quote sources too (folder names, server replies): printable, like the rest.
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler]
     )
     try:
         return int(args.run(args))
@@ -352,13 +595,18 @@ def main(argv: list[str] | None = None) -> int:
         DirectoryFileError,
         UsageError,
     ) as e:
-        print(f"crmhub: {e}", file=sys.stderr)
+        print(printable(f"crmhub: {e}"), file=sys.stderr)
+        return 2
+    except UserError as e:
+        print(printable(f"crmhub: {_user_error(e)}"), file=sys.stderr)
         return 2
     except DBAPIError as e:
         reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
         print(
-            f"crmhub: database error: {reason} (check CRMHUB_DATABASE_URL; after an update run "
-            "`crmhub db upgrade`)",
+            printable(
+                f"crmhub: database error: {reason} (check CRMHUB_DATABASE_URL; after an update "
+                "run `crmhub db upgrade`)"
+            ),
             file=sys.stderr,
         )
         return 2

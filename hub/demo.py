@@ -39,17 +39,24 @@ def progress_bar(total: int) -> tuple[dict[str, int], object]:
     return done, report
 
 
-async def load_demo(hub: Hub, files_dir: Path) -> tuple[str, str]:
+async def load_demo(hub: Hub, files_dir: Path) -> list[tuple[str, str, str]]:
+    """Load the demo; returns (email, role, password) of the users it made.
+
+    The demo mailbox is Anna Becker's (sales): she reads it all, her unmatched mail is hers
+    alone, as in a real installation. The calendar and the PBX are the team's. An admin
+    administers and, as the policy says, sees customer items as metadata only.
+    """
     # Dated relative to today, so the timelines look like a working year, not an archive.
     files = write_demo_files(files_dir, now=datetime.now(UTC))
     result = await import_directory(hub, files.directory_csv)
     print(result.summary(files.directory_csv.name))
-    for kind, name, path in (
-        ("mbox", "demo-mail", files.mbox),
-        ("ics", "demo-calendar", files.ics),
-        ("asterisk-cdr", "demo-calls", files.cdr),
+    seller = f"anna.becker@{files.internal_domain}"
+    for kind, name, path, owner in (
+        ("mbox", "demo-mail", files.mbox, {"owner": seller}),
+        ("ics", "demo-calendar", files.ics, {}),
+        ("asterisk-cdr", "demo-calls", files.cdr, {}),
     ):
-        await add_connector(hub, kind, name, {"path": str(path)}, {})
+        await add_connector(hub, kind, name, {"path": str(path), **owner}, {}, actor="demo")
     counts = files.counts
     total = counts["mails"] + counts["calls"] + counts["meetings"]
     _, report = progress_bar(total)
@@ -60,11 +67,14 @@ async def load_demo(hub: Hub, files_dir: Path) -> tuple[str, str]:
             f"{r.connector}: {r.new} new, {r.matched} matched, {r.unmatched} unmatched, "
             f"{r.quarantined} quarantined" + (f", error: {r.error}" if r.error else "")
         )
-    email = f"admin@{files.internal_domain}"
-    password = secrets.token_urlsafe(9)
+    users = [
+        (seller, "sales", secrets.token_urlsafe(9)),
+        (f"admin@{files.internal_domain}", "admin", secrets.token_urlsafe(9)),
+    ]
     async with hub.sessions() as session, session.begin():
-        await add_user(session, email, "admin", password)
-    return email, password
+        for email, role, password in users:
+            await add_user(session, email, role, password)
+    return users
 
 
 def run_demo(port: int, directory: Path, *, load_only: bool = False) -> int:
@@ -79,9 +89,14 @@ def run_demo(port: int, directory: Path, *, load_only: bool = False) -> int:
         sync_interval=3600,
     )
     hub = build_hub(settings)
-    email, password = asyncio.run(load_demo(hub, directory / "files"))
+    (seller, _, password), (admin, _, admin_password) = asyncio.run(
+        load_demo(hub, directory / "files")
+    )
     asyncio.run(hub.engine.dispose())
-    login = f"log in as {email} with password {password}"
+    login = (
+        f"log in as {seller} with password {password} (sales; the demo mailbox is hers), "
+        f"or as {admin} with password {admin_password} (IT)"
+    )
     if load_only:
         print(login)
         return 0

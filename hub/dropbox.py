@@ -4,7 +4,9 @@ Logging a mail must be as easy as adding a BCC, so the dropbox speaks plain SMTP
 client or relay can reach it. Because whatever it accepts lands on customer timelines, it takes
 mail only for its own addresses, only from our own domains, and only from a trusted network or a
 crmhub user who logged in (after STARTTLS, so passwords never cross the wire in clear). Every
-accepted mail is stored: one that cannot be read goes to quarantine, never to the floor.
+accepted mail is stored: one that cannot be read goes to quarantine, never to the floor. Only
+mail marked private (Sensitivity: Private or Personal) is accepted and stored nowhere, and the
+reply says so.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 from sqlalchemy import select
 
 from config.settings import ConfigError, Settings
-from connectors.base import MalformedItem
+from connectors.base import MalformedItem, PrivateItem
 from connectors.forwarded import unwrap
-from connectors.mail import translate_message
+from connectors.mail import marked_private, translate_message
 from hub.bootstrap import Hub
 from hub.deciding import decide
 from hub.model import Interaction, Quarantined, RawItem, Translated
+from hub.screening import load_screen, screen_items
 from storage.tables import InteractionRow
 from storage.users import check_password, hash_password, user_by_email
 
@@ -134,29 +137,42 @@ class DropboxHandler:
         if not isinstance(data, bytes):
             data = str(data or "").encode("utf-8", "surrogateescape")
         try:
-            return await self.log_mail(data)
+            return await self.log_mail(data, owner=(envelope.mail_from or "").strip().lower())
         except Exception:  # the SMTP request edge: on 451 the client retries later
             log.exception("dropbox: could not log a mail from %s", envelope.mail_from)
             return "451 4.3.0 The mail could not be logged; please try again later"
 
-    async def log_mail(self, data: bytes) -> str:
-        """Unwrap a forward, translate, match and store; the SMTP reply says where it went."""
+    async def log_mail(self, data: bytes, *, owner: str = "") -> str:
+        """Unwrap a forward, translate, match and store; the SMTP reply says where it went.
+
+        The staff member who handed the mail in owns it: until it is attributed to a customer,
+        only they see it (DESIGN.md "Who sees what")."""
         external_id = f"sha256:{hashlib.sha256(data).hexdigest()}"
         try:
             original, interaction = await asyncio.to_thread(self._translate, data)
         except MalformedItem as e:
             async with self._ingest_lock:
                 await self.hub.store.ingest(
-                    CONNECTOR, [], [Quarantined(RawItem(external_id, data), str(e))], {}
+                    CONNECTOR,
+                    [],
+                    [Quarantined(RawItem(external_id, data), str(e))],
+                    {},
+                    owner=owner,
                 )
             log.info("dropbox: quarantined %s: %s", external_id, e)
             return f"250 2.0.0 Quarantined for review: {e}"
-        stored = decide(
-            Translated(RawItem(external_id, original), interaction),
-            await self.hub.identity_index(),
-        )
+        except PrivateItem as e:  # never stored, and not refused: a retry would change nothing
+            log.info("dropbox: not logged %s: %s", external_id, e)
+            return f"250 2.0.0 Not logged, {e}"
+        item = Translated(RawItem(external_id, original), interaction)
+        index = await self.hub.identity_index()
+        _, refused = screen_items(await load_screen(self.hub), [item], owner, index)
+        if refused:  # blocklisted, or naming an erased person: as PrivateItem, never stored
+            log.info("dropbox: not logged %s: %s", external_id, refused[0].reason)
+            return f"250 2.0.0 Not logged: {refused[0].reason}"
+        stored = decide(item, index)
         async with self._ingest_lock:
-            await self.hub.store.ingest(CONNECTOR, [stored], [], {})
+            await self.hub.store.ingest(CONNECTOR, [stored], [], {}, owner=owner)
         async with self.hub.sessions() as session:
             interaction_id = (
                 await session.execute(
@@ -169,7 +185,11 @@ class DropboxHandler:
         return f"250 2.0.0 Logged as interaction {interaction_id}"
 
     def _translate(self, data: bytes) -> tuple[bytes, Interaction]:
+        """The mail to log; PrivateItem when it, or the forward around it, is marked private
+        (the forward's mark counts too: an inline forward keeps no header of the original)."""
         settings = self.hub.settings
+        if private := marked_private(data):
+            raise PrivateItem(private)
         original = unwrap(
             data, self.policy.internal_domains, self.policy.addresses, local_zone=self._zone
         )

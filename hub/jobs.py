@@ -3,6 +3,7 @@
 Every `sync_interval` it passes over all enabled connectors; connectors that can push (IMAP
 IDLE) also get a watcher that syncs them as soon as the source reports new items. A lock per
 connector keeps the scheduled pass and a watcher from syncing the same connector at once.
+Each pass ends with retention (`retention_days`): items past their channel's period go.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -18,7 +20,9 @@ from connectors.base import ConnectorError
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.pipeline import SyncReport, sync_connector
+from hub.retention import apply_retention
 from storage.tables import ConnectorRow
+from storage.throttle import forget_stale
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,34 @@ class Scheduler:
                         await self.sync(row.name)
                 except Exception:  # a job edge: log and carry on with the next pass
                     log.exception("scheduled sync failed")
+                await self.retain()
+                await self.tidy()
                 await asyncio.sleep(self.hub.settings.sync_interval)
         finally:
             for task in self.watchers.values():
                 task.cancel()
             await asyncio.gather(*self.watchers.values(), return_exceptions=True)
+
+    async def retain(self) -> None:
+        """Retention once per pass; a failure is logged and tried again on the next pass."""
+        if not self.hub.settings.retention_days:
+            return
+        try:
+            report = await apply_retention(self.hub, datetime.now(UTC))
+        except Exception:  # a job edge, like a failed sync
+            log.exception("retention failed")
+            return
+        if report.items:
+            log.info("retention: %s", "; ".join(report.lines()))
+
+    async def tidy(self) -> None:
+        """Forget failed-login counts that would start over anyway: one row per client address
+        that ever failed would otherwise pile up."""
+        try:
+            async with self.hub.sessions() as session, session.begin():
+                await forget_stale(session, datetime.now(UTC))
+        except Exception:  # a job edge: the next pass tries again
+            log.exception("forgetting old failed logins failed")
 
     async def _enabled(self) -> list[ConnectorRow]:
         async with self.hub.sessions() as session:

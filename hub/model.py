@@ -153,6 +153,19 @@ class Disclosure(enum.IntEnum):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ReadScope:
+    """What one user may list, as storage needs it to filter in SQL (hub.policy builds it).
+
+    `email` sees everything of the items it owns; attributed items up to `attributed`, capped
+    by each source's visibility; unattributed items without any owner up to `ownerless`.
+    """
+
+    email: str
+    attributed: Disclosure
+    ownerless: Disclosure = Disclosure.NONE
+
+
 class ReviewKind(enum.StrEnum):
     """Why matching wants a person to look: it could not decide, or decided on thin ground."""
 
@@ -193,6 +206,9 @@ class RawItem:
     # Filled where CPU is parallel (the translation worker), so storage need not hash or pack:
     digest: str = ""  # sha256 hex of `data`
     packed: bytes | None = None  # `data` as storage keeps it
+    # Why the fetcher found the item private (an IMAP keyword, a folder) before downloading
+    # it: `data` is then empty, and translation turns the item into Skipped untouched.
+    private: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +241,6 @@ class Translated:
 class Batch:
     """What one connector fetch step yields; `cursor` is valid once all items are stored."""
 
-    items: list[Translated | Quarantined]
+    items: list[Translated | Quarantined | Skipped]
     cursor: dict[str, Any]
     fetched: int = 0

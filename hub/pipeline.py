@@ -21,8 +21,9 @@ from hub.deciding import (
     decide_batch,
     follow_late_parents,
 )
-from hub.model import Quarantined, Translated
+from hub.model import Quarantined, Skipped, Translated
 from hub.rematch import rematch
+from hub.screening import load_screen, screen_items, screen_quarantined
 from matching.autocreate import ContactPolicy
 from matching.index import IdentityIndex
 from storage.ingest import IngestCounts, StoredItem
@@ -44,6 +45,7 @@ class SyncReport:
     matched: int = 0
     unmatched: int = 0
     quarantined: int = 0
+    skipped: int = 0  # private, blocklisted or naming an erased person: never stored anywhere
     errors: int = 0
     contacts_created: int = 0
     error: str = ""
@@ -73,8 +75,9 @@ async def sync_connector(
         connector = cls(name, row.settings, hub.secret_box.open(row.secrets), hub.context)
         policy = ContactPolicy(row.settings.get("create_contacts", ContactPolicy.OFF))
         owner = cls.mailbox_owner(row.settings)
+        visibility = row.settings.get("visibility", "full")
         await _sync_batches(
-            hub, connector, row.cursor or {}, index, policy, owner, report, progress
+            hub, connector, row.cursor or {}, index, policy, (owner, visibility), report, progress
         )
     except (ConnectorError, ValueError) as e:
         report.errors += 1
@@ -99,14 +102,17 @@ async def _sync_batches(
     cursor: dict[str, Any],
     index: IdentityIndex,
     policy: ContactPolicy,
-    owner: str,
+    mark: tuple[str, str],
     report: SyncReport,
     progress: Progress | None,
 ) -> None:
     """Decide batch N+1 while batch N is stored: deciding is CPU in this process, storing
     mostly waits for the database, so the two overlap (measured: most of deciding's time comes
     off a 10,000-mail sync). Batches still commit one after another, in order, each with its
-    cursor; batch N's threads reach N+1 through `unstored` before N is committed."""
+    cursor; batch N's threads reach N+1 through `unstored` before N is committed.
+
+    `mark` is the connector's (owner, visibility cap) that every stored source carries."""
+    owner = mark[0]
     storing: asyncio.Task[IngestCounts] | None = None
     unstored: Threads = {}
 
@@ -119,6 +125,10 @@ async def _sync_batches(
     try:
         async for items, next_cursor, fetched in _translated(hub, connector, cursor):
             translated = [i for i in items if isinstance(i, Translated)]
+            # Read per batch, so that an entry added or a person erased during a long sync
+            # holds from the next batch on.
+            screen = await load_screen(hub)
+            translated, refused = screen_items(screen, translated, owner, index)
             earlier: set[int] = set()
             if policy is not ContactPolicy.OFF:
                 await stored()  # new contacts change the index the stored batch re-matches with
@@ -127,10 +137,14 @@ async def _sync_batches(
                 )
                 report.contacts_created += created
             decided, unstored = await decide_batch(hub, translated, index, unstored)
-            bad = [i for i in items if isinstance(i, Quarantined)]
+            bad, unreadable = screen_quarantined(
+                screen, [i for i in items if isinstance(i, Quarantined)]
+            )
+            report.skipped += len(refused) + len(unreadable)
+            report.skipped += sum(isinstance(i, Skipped) for i in items)
             await stored()
             storing = asyncio.create_task(
-                _store_batch(hub, connector.name, decided, bad, next_cursor, index, earlier)
+                _store_batch(hub, connector.name, decided, bad, next_cursor, index, earlier, mark)
             )
             report.fetched += fetched
             if progress:
@@ -149,20 +163,22 @@ async def _store_batch(
     cursor: dict[str, Any],
     index: IdentityIndex,
     earlier: set[int],
+    mark: tuple[str, str],
 ) -> IngestCounts:
-    counts = await hub.store.ingest(name, decided, bad, cursor)
+    owner, visibility = mark
+    counts = await hub.store.ingest(name, decided, bad, cursor, owner=owner, visibility=visibility)
     await follow_late_parents(hub, decided, index)
     if earlier:
         await rematch(hub, earlier, index)
     return counts
 
 
-_Step = tuple["asyncio.Future[list[Translated | Quarantined]]", dict[str, Any], int]
+_Step = tuple["asyncio.Future[list[Translated | Quarantined | Skipped]]", dict[str, Any], int]
 
 
 async def _translated(
     hub: Hub, connector: Connector, cursor: dict[str, Any]
-) -> AsyncIterator[tuple[list[Translated | Quarantined], dict[str, Any], int]]:
+) -> AsyncIterator[tuple[list[Translated | Quarantined | Skipped], dict[str, Any], int]]:
     """Batches in source order, while the next ones are already being fetched and translated.
 
     Fetching (I/O), translating (CPU, in worker processes for big batches) and storing run at

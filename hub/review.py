@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.bootstrap import Hub
 from hub.model import ReviewKind
+from hub.policy import Viewer, item_disclosure, read_scope, shows_body, shows_subject
 from hub.rematch import rematch
 from matching.identities import normalize_domain, normalize_email, normalize_phone, reversed_labels
 from matching.suggest import Suggestion, suggest
@@ -61,13 +62,20 @@ class SettleOutcome:
     rematched: RematchCounts = field(default_factory=RematchCounts)
 
 
-async def review_queue(hub: Hub, kind: str | None, cursor: str | None, limit: int) -> Page:
-    """One page of open cases, each with ranked suggestions and its latest items."""
+class NoOpenQuestion(LookupError):
+    """Nothing about this key that the person may answer (or nothing at all: the same to them)."""
+
+
+async def review_queue(
+    hub: Hub, viewer: Viewer, kind: str | None, cursor: str | None, limit: int
+) -> Page:
+    """One page of open cases the viewer may see, each with ranked suggestions and its latest
+    items. Suggestions read only signatures of bodies the viewer may read."""
     if kind is not None and kind not in {k.value for k in ReviewKind}:
         raise ValueError(f"kind: use one of {', '.join(k.value for k in ReviewKind)}")
     index = await hub.identity_index()
     async with hub.sessions() as session:
-        page = await review.list_open(session, kind, cursor, limit)
+        page = await review.list_open(session, read_scope(viewer), kind, cursor, limit)
         ids = {i for case in page.items for i in case.interaction_ids}
         rows = {
             row.id: row
@@ -78,18 +86,23 @@ async def review_queue(hub: Hub, kind: str | None, cursor: str | None, limit: in
     entries = []
     for case in page.items:
         items = [rows[i] for i in case.interaction_ids if i in rows]
+        levels = {row.id: item_disclosure(viewer, row) for row in items}
+        readable = [row for row in items if shows_body(levels[row.id], row.channel)]
         suggestions = suggest(
             ReviewKind(case.kind),
             case.key,
             case.name,
-            [row.body_text for row in items[:BODIES]],
+            [row.body_text for row in readable[:BODIES]],
             case.candidates,
             index,
             spellings=sorted(
                 {p.address for r in items for p in r.participants if p.normalized == case.key}
             ),
         )
-        summaries = [ItemSummary(r.id, r.subject, r.occurred_at) for r in items]
+        summaries = [
+            ItemSummary(r.id, r.subject if shows_subject(levels[r.id]) else "", r.occurred_at)
+            for r in items
+        ]
         entries.append(ReviewEntry(case, suggestions, summaries))
     return Page(entries, page.next_cursor)
 
@@ -132,6 +145,7 @@ async def settle_case(
     contact_id: int | None = None,
     account_id: int | None = None,
     name: str = "",
+    viewer: Viewer | None = None,
 ) -> SettleOutcome:
     """Apply a person's answer about `key` and re-attribute the items it concerns.
 
@@ -144,6 +158,8 @@ async def settle_case(
     holders = "accounts" if is_domain else "contacts"
     outcome = SettleOutcome()
     async with hub.sessions() as session, session.begin():
+        if viewer is not None and not await review.open_visible(session, read_scope(viewer), key):
+            raise NoOpenQuestion(f"There is no open question about {key} for you to answer.")
         before = await _holders(session, key, is_domain)
         if settlement is Settlement.IGNORE:
             detail = "ignored"

@@ -23,6 +23,8 @@ from connectors.smtp import SmtpConnector
 from hub.bootstrap import Hub
 from hub.deciding import decide_batch
 from hub.model import RawItem, Translated
+from hub.policy import Viewer, may_send_through
+from hub.screening import load_screen, screen_items
 from matching.identities import email_domain, normalize_email
 from storage.tables import ConnectorRow, InteractionRow
 
@@ -33,6 +35,10 @@ MAX_BODY = 1_000_000
 
 class SendError(ValueError):
     """The request cannot be sent as it stands; the message says what to change."""
+
+
+class NoOwnMailConnector(ConfigurationError):
+    """The user owns no smtp connector: every role sends through its own mailbox only."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,16 @@ class Outgoing:
 
 @dataclass
 class SendOutcome:
-    interaction_id: int
+    """`interaction_id` is None, and `not_logged` says why, when the mail was sent but must
+    not be stored (every recipient is on the blocklist: hub.screening)."""
+
+    interaction_id: int | None
     message_id: str
     accepted: list[str]
     refused: dict[str, str]
     sent_folder: str = ""
     sent_copy_error: str = ""
+    not_logged: str = ""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -62,6 +72,7 @@ class SendOutcome:
             "refused": self.refused,
             "sent_folder": self.sent_folder,
             "sent_copy_error": self.sent_copy_error,
+            "not_logged": self.not_logged,
         }
 
 
@@ -110,15 +121,30 @@ async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOu
     raw = message.as_bytes()
     message_id = str(message["Message-ID"])
     item = Translated(RawItem(message_id, raw), translate_message(raw))
-    stored, _ = await decide_batch(hub, [item], await hub.identity_index())
-    await hub.store.ingest(row.name, stored, [], row.cursor or {})
-    async with hub.sessions() as session:
-        interaction_id = (
-            await session.execute(
-                select(InteractionRow.id).where(InteractionRow.dedupe_key == f"mid:{message_id}")
-            )
-        ).scalar_one()
+    owner = SmtpConnector.mailbox_owner(row.settings)
+    index = await hub.identity_index()
+    kept, refused = screen_items(await load_screen(hub), [item], owner, index)
+    interaction_id = None
+    if kept:  # sent either way; a mail to blocklisted parties only is not logged
+        stored, _ = await decide_batch(hub, kept, index)
+        await hub.store.ingest(
+            row.name,
+            stored,
+            [],
+            row.cursor or {},
+            owner=owner,
+            visibility=row.settings.get("visibility", "full"),
+        )
+        async with hub.sessions() as session:
+            interaction_id = (
+                await session.execute(
+                    select(InteractionRow.id).where(
+                        InteractionRow.dedupe_key == f"mid:{message_id}"
+                    )
+                )
+            ).scalar_one()
     outcome = SendOutcome(interaction_id, message_id, result.accepted, result.refused)
+    outcome.not_logged = refused[0].reason if refused else ""
     imap_name = row.settings.get("imap")
     if imap_name:
         try:
@@ -146,21 +172,36 @@ async def _connector_row(hub: Hub, name: str, kind: str) -> ConnectorRow:
     return row
 
 
-async def smtp_connector_for(hub: Hub, name: str | None) -> str:
-    """The named smtp connector, or the only one there is."""
-    if name:
-        return name
+async def own_mail_connectors(hub: Hub, viewer: Viewer) -> list[str]:
+    """The smtp connectors `viewer` may send through: those whose owner they are."""
     async with hub.sessions() as session:
-        names = list(
-            (
-                await session.execute(select(ConnectorRow.name).where(ConnectorRow.kind == "smtp"))
-            ).scalars()
+        rows = await session.execute(
+            select(ConnectorRow.name, ConnectorRow.settings).where(ConnectorRow.kind == "smtp")
         )
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise ConfigurationError(
-            "no smtp connector is set up; IT adds one with "
-            "`crmhub connectors add smtp NAME --set host=... --secret password=ENV_VAR`"
+    return sorted(
+        name
+        for name, settings in rows
+        if may_send_through(viewer, SmtpConnector.mailbox_owner(settings or {}))
+    )
+
+
+async def smtp_connector_for(hub: Hub, viewer: Viewer, name: str | None) -> str:
+    """The named smtp connector, or the only one `viewer` owns.
+
+    A connector of somebody else is answered exactly like one that does not exist: the answer
+    must not tell whether a name exists, nor whose mailbox it is.
+    """
+    mine = await own_mail_connectors(hub, viewer)
+    if name:
+        if name in mine:
+            return name
+        raise SendError(f"connector: you have no smtp connector named {name[:100]!r}")
+    if len(mine) == 1:
+        return mine[0]
+    if not mine:
+        raise NoOwnMailConnector(
+            "you have no mail connector of your own to send through; IT adds one with "
+            f"`crmhub connectors add smtp NAME --set owner={viewer.email} --set host=... "
+            "--secret password=ENV_VAR`"
         )
-    raise SendError(f"connector: name one of {', '.join(sorted(names))}")
+    raise SendError(f"connector: name one of {', '.join(mine)}")

@@ -20,7 +20,16 @@ def serve(hub: Hub, host: str, port: int, *, scheduler: bool = True, banner: str
         log.warning("serving on %s: put TLS in front of crmhub before exposing it", host)
 
     async def main() -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=True,
+            forwarded_allow_ips=",".join(hub.settings.trusted_proxies),
+            server_header=False,
+        )
         server = uvicorn.Server(config)
         tasks = [asyncio.create_task(server.serve())]
         if scheduler:

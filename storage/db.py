@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration; tests/integration/test_migrations.py checks it against alembic's head.
 HEAD = "0006"
@@ -45,8 +49,54 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=f"{parsed.get_backend_name()}+{driver}")
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL; None for PostgreSQL, an in-memory or a URI-style database."""
+    parsed = parse_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("uri") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def secure_sqlite_file(url: str) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite does, and tighten a wider one.
+
+    The file holds whole mailboxes. SQLite creates it with the process umask (usually 0644,
+    world-readable), but gives its -wal and -shm files the mode of the main file: creating the
+    main file 0600 first is what keeps all three private.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise DatabaseError(f"cannot create the database file {path}: {e.strerror}") from e
+    for name in (path, *(Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            mode = stat.S_IMODE(name.stat().st_mode)
+            if mode & 0o077:
+                name.chmod(mode & 0o700)
+                log.warning("%s was readable by others (%o); made it owner-only", name, mode)
+        except FileNotFoundError:
+            continue
+        except PermissionError as e:
+            log.warning("%s is readable by others and cannot be tightened: %s", name, e)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Deleted and overwritten content is zeroed, in the database file and in the WAL: an erased
+    # person's mail must not stay readable in free pages (issue 12). Debian builds SQLite with
+    # it on already, most others do not. Measured on bench/ingest_files.py's 10,000 mails,
+    # interleaved rounds: no ingest cost (it frees almost nothing; CPU 3.9 s on, 4.1 s off,
+    # within the noise); deleting all 10,000 items by retention 2.28 s CPU against 2.14 s.
+    cursor.execute("PRAGMA secure_delete=ON")
     # Takes effect only while the file is new (before WAL is on and the first table exists).
     # Most rows carry a compressed mail of a few KB: with 16 KiB pages fewer of them spill into
     # overflow chains. Measured on a 10,000-mail ingest: 8 % less CPU, a 6 % smaller file.
@@ -72,6 +122,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_engine_for(url: str) -> AsyncEngine:
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
+        secure_sqlite_file(url)
         engine = create_async_engine(target)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -88,6 +139,7 @@ def is_current(url: str) -> bool:
     Every command on the embedded database checks its schema at start; loading alembic for
     that cost about 0.1 s per command.
     """
+    secure_sqlite_file(url)  # connecting creates a missing file, with the umask's mode
     engine = create_engine(sync_url(url))
     try:
         with engine.connect() as connection:
@@ -105,8 +157,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic.config import Config as AlembicConfig
 
     target = sync_url(url)
-    if target.get_backend_name() == "sqlite" and target.database not in (None, "", ":memory:"):
-        Path(target.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    secure_sqlite_file(url)
     engine = create_engine(target)
     if target.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -101,7 +101,13 @@ class SqlInteractionStore:
         items: list[StoredItem],
         quarantined: list[Quarantined],
         cursor: dict[str, Any],
+        *,
+        owner: str = "",
+        visibility: str = "full",
     ) -> IngestCounts:
+        """`owner` (the mailbox owner, "" for none) and `visibility` (the connector's cap) are
+        recorded on every new source, so each item knows who may always see it and what
+        others may (DESIGN.md "Who sees what")."""
         counts = IngestCounts()
         async with self.sessions() as session, session.begin():
             plan = await self._plan(session, connector, items)
@@ -118,8 +124,8 @@ class SqlInteractionStore:
                     if a.kept
                 ],
             )
-            await self._insert(session, connector, plan, blobs, counts)
-            await self._quarantine(session, connector, quarantined, blobs, counts)
+            await self._insert(session, (connector, owner, visibility), plan, blobs, counts)
+            await self._quarantine(session, connector, owner, quarantined, blobs, counts)
             await session.execute(
                 update(ConnectorRow).where(ConnectorRow.name == connector).values(cursor=cursor)
             )
@@ -164,7 +170,7 @@ class SqlInteractionStore:
     async def _insert(
         self,
         session: AsyncSession,
-        connector: str,
+        source: tuple[str, str, str],
         plan: _Plan,
         blobs: dict[str, int],
         counts: IngestCounts,
@@ -182,7 +188,7 @@ class SqlInteractionStore:
             counts.demote(plan.new_items.pop(key))
         by_key, new_items = plan.by_key, plan.new_items.items()
         rows = (
-            (SourceRow, [(by_key[key], connector, eid, sha) for key, eid, sha in plan.sources]),
+            (SourceRow, [(by_key[key], *source, eid, sha) for key, eid, sha in plan.sources]),
             (
                 ParticipantRow,
                 [_participant(by_key[k], p) for k, i in new_items for p in i.participants],
@@ -215,6 +221,7 @@ class SqlInteractionStore:
         self,
         session: AsyncSession,
         connector: str,
+        owner: str,
         quarantined: list[Quarantined],
         blobs: dict[str, int],
         counts: IngestCounts,
@@ -243,6 +250,7 @@ class SqlInteractionStore:
                     reason=q.reason[:2000],
                     raw_blob_id=blobs.get(_digest(q.raw)),
                     created_at=now,
+                    owner=owner,
                 )
             )
             counts.quarantined += 1
@@ -292,7 +300,9 @@ def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
 
 
 _COLUMNS: dict[type, tuple[str, ...]] = {
-    SourceRow: ("interaction_id", "connector", "external_id", "content_sha256"),
+    SourceRow: (
+        "interaction_id", "connector", "owner", "visibility", "external_id", "content_sha256"
+    ),
     ParticipantRow: (
         "interaction_id", "role", "kind", "address", "normalized", "name", "contact_id", "rdomain"
     ),

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.model import Disclosure, ReadScope
 from storage.tables import (
     AccountDomainRow,
     AccountRow,
     AttributionRow,
+    AuditRow,
     ContactEmailRow,
     ContactPhoneRow,
     ContactRow,
@@ -23,6 +25,7 @@ from storage.tables import (
     QuarantineRow,
     SourceRow,
 )
+from storage.visibility import discloses, text_matches
 
 MAX_LIMIT = 200
 
@@ -94,7 +97,9 @@ def _live(attribution: Any) -> Any:
     return and_(attribution, AttributionRow.removed.is_(False))
 
 
-def _paged(query: Select[Any], f: TimelineFilter, cursor: str | None) -> Select[Any]:
+def _paged(
+    query: Select[Any], scope: ReadScope, f: TimelineFilter, cursor: str | None
+) -> Select[Any]:
     if f.channel:
         query = query.where(InteractionRow.channel == f.channel)
     if f.since:
@@ -102,13 +107,7 @@ def _paged(query: Select[Any], f: TimelineFilter, cursor: str | None) -> Select[
     if f.until:
         query = query.where(InteractionRow.occurred_at < f.until)
     if f.q:
-        like = f"%{f.q.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(InteractionRow.subject).like(like),
-                func.lower(InteractionRow.snippet).like(like),
-            )
-        )
+        query = query.where(text_matches(scope, f.q))
     if cursor:
         stamp, id_ = decode_cursor(cursor)
         try:
@@ -135,37 +134,47 @@ async def _page(session: AsyncSession, query: Select[Any], limit: int) -> Page:
 
 
 async def account_timeline(
-    session: AsyncSession, account_id: int, f: TimelineFilter, cursor: str | None, limit: int
+    session: AsyncSession,
+    scope: ReadScope,
+    account_id: int,
+    f: TimelineFilter,
+    cursor: str | None,
+    limit: int,
 ) -> Page:
+    """Every item here is attributed, so it exists for every user (DESIGN.md "Who sees what");
+    only a text search must stay within what the user may read."""
     query = select(InteractionRow).where(
         exists().where(
             _live(AttributionRow.interaction_id == InteractionRow.id),
             AttributionRow.account_id == account_id,
         )
     )
-    return await _page(session, _paged(query, f, cursor), limit)
+    return await _page(session, _paged(query, scope, f, cursor), limit)
 
 
 async def contact_timeline(
-    session: AsyncSession, contact_id: int, f: TimelineFilter, cursor: str | None, limit: int
+    session: AsyncSession,
+    scope: ReadScope,
+    contact_id: int,
+    f: TimelineFilter,
+    cursor: str | None,
+    limit: int,
 ) -> Page:
-    query = select(InteractionRow).where(
-        or_(
-            exists().where(
-                _live(AttributionRow.interaction_id == InteractionRow.id),
-                AttributionRow.contact_id == contact_id,
-            ),
-            exists().where(
-                ParticipantRow.interaction_id == InteractionRow.id,
-                ParticipantRow.contact_id == contact_id,
-            ),
-        )
+    # Driven by the contact's own rows (attributions and participants by contact_id), so the
+    # cost follows the contact's items, never the size of the table.
+    linked = union(
+        select(AttributionRow.interaction_id).where(
+            AttributionRow.contact_id == contact_id, AttributionRow.removed.is_(False)
+        ),
+        select(ParticipantRow.interaction_id).where(ParticipantRow.contact_id == contact_id),
     )
-    return await _page(session, _paged(query, f, cursor), limit)
+    query = select(InteractionRow).where(InteractionRow.id.in_(linked), discloses(scope))
+    return await _page(session, _paged(query, scope, f, cursor), limit)
 
 
 async def list_interactions(
     session: AsyncSession,
+    scope: ReadScope,
     *,
     message_id: str | None = None,
     connector: str | None = None,
@@ -175,7 +184,7 @@ async def list_interactions(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
-    query = select(InteractionRow)
+    query = select(InteractionRow).where(discloses(scope))
     if message_id:
         query = query.where(InteractionRow.message_id == message_id)
     if connector or external_id:
@@ -188,11 +197,20 @@ async def list_interactions(
     if unmatched is not None:
         has = exists().where(_live(AttributionRow.interaction_id == InteractionRow.id))
         query = query.where(~has if unmatched else has)
-    return await _page(session, _paged(query, f, cursor), limit)
+        if unmatched and scope.ownerless is Disclosure.NONE:
+            # Only the user's own can be unmatched and visible: start from their sources.
+            own = select(SourceRow.interaction_id).where(SourceRow.owner == scope.email)
+            query = query.where(InteractionRow.id.in_(own))
+    return await _page(session, _paged(query, scope, f, cursor), limit)
 
 
-async def quarantine(session: AsyncSession, cursor: str | None, limit: int) -> Page:
+async def quarantine(
+    session: AsyncSession, owner: str | None, cursor: str | None, limit: int
+) -> Page:
+    """Quarantined items, newest first: all of them, or with `owner` those of that owner."""
     query = select(QuarantineRow).order_by(QuarantineRow.id.desc())
+    if owner is not None:
+        query = query.where(QuarantineRow.owner == owner)
     if cursor:
         query = query.where(QuarantineRow.id < decode_cursor(cursor)[0])
     rows = list((await session.execute(query.limit(limit + 1))).scalars())
@@ -225,3 +243,36 @@ async def accounts_by_domains(session: AsyncSession, domains: list[str]) -> list
         return []
     query = select(AccountRow).join(AccountDomainRow).where(AccountDomainRow.domain.in_(domains))
     return list((await session.execute(query)).scalars().unique())
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None  # an action, or a prefix ending in "." ("user.")
+    target: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def audit_log(session: AsyncSession, f: AuditFilter, cursor: str | None, limit: int) -> Page:
+    """The audit log, newest first, filtered; paged by id (entries are only ever appended)."""
+    query = select(AuditRow).order_by(AuditRow.id.desc())
+    if f.actor:
+        query = query.where(AuditRow.actor == f.actor)
+    if f.action:
+        if f.action.endswith("."):
+            query = query.where(AuditRow.action.startswith(f.action, autoescape=True))
+        else:
+            query = query.where(AuditRow.action == f.action)
+    if f.target:
+        query = query.where(AuditRow.target == f.target)
+    if f.since:
+        query = query.where(AuditRow.at >= f.since)
+    if f.until:
+        query = query.where(AuditRow.at < f.until)
+    if cursor:
+        query = query.where(AuditRow.id < decode_cursor(cursor)[0])
+    rows = list((await session.execute(query.limit(limit + 1))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor([rows[-1].id]) if more and rows else None)

@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.model import ReviewCase
+from hub.model import ReadScope, ReviewCase
 from storage.directory import bump_version
 from storage.queries import BadCursor, Page, decode_cursor, encode_cursor
 from storage.tables import InteractionRow, ReviewIgnoredRow, ReviewItemRow
+from storage.visibility import discloses
 
 SAMPLE = 5  # items shown per case
 
@@ -88,9 +89,10 @@ async def replace_open(session: AsyncSession, interaction_id: int, cases: list[R
 
 
 async def list_open(
-    session: AsyncSession, kind: str | None, cursor: str | None, limit: int
+    session: AsyncSession, scope: ReadScope, kind: str | None, cursor: str | None, limit: int
 ) -> Page:
-    """Open cases, the most recently active first, paged by (latest item, kind, key).
+    """Open cases, the most recently active first, paged by (latest item, kind, key), made of
+    the items `scope` may see: a question about a private mail is its owner's alone.
 
     A keyset, not an offset: people settle cases while they page, and an offset would then
     skip as many unseen cases as were settled.
@@ -99,7 +101,7 @@ async def list_open(
     query = (
         select(ReviewItemRow.kind, ReviewItemRow.key, func.count().label("n"), latest)
         .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
-        .where(ReviewItemRow.settled_at.is_(None))
+        .where(ReviewItemRow.settled_at.is_(None), discloses(scope))
         .group_by(ReviewItemRow.kind, ReviewItemRow.key)
         .order_by(latest.desc(), ReviewItemRow.kind, ReviewItemRow.key)
         .limit(limit + 1)
@@ -123,7 +125,7 @@ async def list_open(
         )
     groups = (await session.execute(query)).all()
     cases = [
-        await _case(session, kind_, key, count, latest_at)
+        await _case(session, scope, kind_, key, count, latest_at)
         for kind_, key, count, latest_at in groups[:limit]
     ]
     last = cases[-1] if len(groups) > limit else None
@@ -146,7 +148,7 @@ def _position(cursor: str) -> tuple[datetime, str, str]:
 
 
 async def _case(
-    session: AsyncSession, kind: str, key: str, count: int, latest_at: datetime
+    session: AsyncSession, scope: ReadScope, kind: str, key: str, count: int, latest_at: datetime
 ) -> OpenCase:
     rows = (
         await session.execute(
@@ -156,6 +158,7 @@ async def _case(
                 ReviewItemRow.settled_at.is_(None),
                 ReviewItemRow.kind == kind,
                 ReviewItemRow.key == key,
+                discloses(scope),
             )
             .order_by(InteractionRow.occurred_at.desc(), ReviewItemRow.id.desc())
             .limit(SAMPLE)
@@ -173,6 +176,17 @@ async def _case(
         latest_at=latest_at,
         interaction_ids=tuple(r.interaction_id for r in sample),
     )
+
+
+async def open_visible(session: AsyncSession, scope: ReadScope, key: str) -> int:
+    """How many open questions about `key` the scope's user may see (and so answer)."""
+    query = (
+        select(func.count())
+        .select_from(ReviewItemRow)
+        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
+        .where(ReviewItemRow.key == key, ReviewItemRow.settled_at.is_(None), discloses(scope))
+    )
+    return int((await session.execute(query)).scalar_one())
 
 
 async def settle(session: AsyncSession, key: str, actor: str, settlement: str) -> int:

@@ -146,7 +146,9 @@ class InteractionRow(Base):
     in_reply_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
     references: Mapped[list[Any]] = mapped_column(JSON, default=list)
     not_logged: Mapped[str] = mapped_column(String(200), default="")
-    raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
+    # Indexed, as every reference to a blob: deleting an item asks whether its blob is still
+    # referenced (storage.deletion), and SQLite checks the foreign key on every blob deleted.
+    raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"), index=True)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     participants: Mapped[list[ParticipantRow]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="ParticipantRow.id"
@@ -160,6 +162,10 @@ class InteractionRow(Base):
     attachments: Mapped[list[AttachmentRow]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="AttachmentRow.id"
     )
+
+    # Retention deletes per channel by age: without it, each pass would read every old item
+    # of the channels that are kept to find the few of the channel that is not.
+    __table_args__ = (Index("ix_interactions_channel_occurred_at", "channel", "occurred_at"),)
 
     @property
     def body_text(self) -> str:
@@ -306,7 +312,7 @@ class AttachmentRow(Base):
     filename: Mapped[str] = mapped_column(String(500))
     content_type: Mapped[str] = mapped_column(String(200))
     size: Mapped[int] = mapped_column(Integer)
-    blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
+    blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"), index=True)
 
 
 class QuarantineRow(Base):
@@ -315,7 +321,7 @@ class QuarantineRow(Base):
     connector: Mapped[str] = mapped_column(String(100))
     external_id: Mapped[str] = mapped_column(String(512))
     reason: Mapped[str] = mapped_column(Text)
-    raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"))
+    raw_blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     owner: Mapped[str] = mapped_column(String(320), default="")  # as SourceRow.owner
     __table_args__ = (UniqueConstraint("connector", "external_id"),)

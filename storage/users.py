@@ -1,47 +1,160 @@
-"""Users, password hashes (scrypt) and API tokens (stored as SHA-256 only)."""
+"""Users, their passwords, sessions and API tokens: who may sign in, and what ends their access.
+
+Passwords are stored as scrypt hashes and checked in a worker thread: one check costs about
+50 ms of CPU, which on the event loop would stall every other request. Tokens are stored as
+SHA-256 only, so the database never holds a usable credential.
+
+Access ends at once without a list of sessions: every session cookie carries the user's
+`session_epoch` from its login, and disabling a user or changing their password raises it and
+revokes all their tokens in the same transaction. Every change is audited with roles and states,
+never a password or a hash. Changes happen in the caller's transaction; the caller commits.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
-from storage.tables import TokenRow, UserRow
+from storage import audit
+from storage.tables import MAX_ID, TokenRow, UserRow
 
 ROLES = ("admin", "manager", "sales", "callcenter")
+# A token in use writes its last use at most this often: an API client making many requests a
+# second must not turn every one of them into a write.
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+# The hash of a random password nobody knows, made with the parameters above: an unknown or
+# disabled address is checked against it, so a refusal costs the same time whoever asks.
+_DUMMY_HASH = (
+    "scrypt$0cf3f627be9bf46e46809501211e6b4b$bdb94861bebef4c16a095af9db3287a5d2419cad3a4d2cb8"
+    "2bae203fe8ef32417e3fe33b957e999d5d79435ed8fc1343bfe8297fbeab5129873f911672faae16"
+)
+
+
+class UserError(ValueError):
+    """A user or token change cannot be made as asked; the message says why in one line."""
+
+
+class UnknownUser(UserError):
+    def __init__(self, email: str) -> None:
+        super().__init__(f"no user {email}")
+        self.email = email
+
+
+class UserExists(UserError):
+    def __init__(self, email: str) -> None:
+        super().__init__(f"user {email} exists")
+        self.email = email
+
+
+class UnknownRole(UserError):
+    def __init__(self, role: str) -> None:
+        super().__init__(f"role {role!r} is not one of {', '.join(ROLES)}")
+        self.role = role
+
+
+class UnknownToken(UserError):
+    def __init__(self, token_id: int) -> None:
+        super().__init__(f"no token with id {token_id}")
+        self.token_id = token_id
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What may be shown of a token: never the token or its hash."""
+
+    id: int
+    user: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    state: str  # "active", "expired" or "revoked"
 
 
 def hash_password(password: str) -> str:
+    """The scrypt hash to store. Blocks for about 50 ms: async code uses hash_password_async."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
 def check_password(password: str, stored: str) -> bool:
-    try:
-        _, salt, digest = stored.split("$")
-    except ValueError:
+    """Whether `password` matches the stored hash; False for a malformed one. Blocks as above."""
+    parsed = _parse_hash(stored)
+    if parsed is None:
         return False
-    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1)
-    return hmac.compare_digest(candidate.hex(), digest)
+    salt, digest = parsed
+    candidate = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
+    return hmac.compare_digest(candidate, digest)
 
 
-async def add_user(session: AsyncSession, email: str, role: str, password: str) -> UserRow:
-    """Create the user, or update role and password of an existing one."""
-    row = (
-        await session.execute(select(UserRow).where(UserRow.email == email))
-    ).scalar_one_or_none()
-    if row is None:
-        row = UserRow(email=email, role=role)
-        session.add(row)
-    row.role = role
-    row.password_hash = hash_password(password)
-    await session.flush()
-    return row
+def _parse_hash(stored: str) -> tuple[bytes, bytes] | None:
+    scheme, _, rest = stored.partition("$")
+    salt, _, digest = rest.partition("$")
+    try:
+        return (bytes.fromhex(salt), bytes.fromhex(digest)) if scheme == "scrypt" else None
+    except ValueError:
+        return None
+
+
+async def hash_password_async(password: str) -> str:
+    """hash_password in a worker thread, so the event loop keeps serving other requests."""
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def authenticate(
+    session: AsyncSession, email: str, password: str, now: datetime | None = None
+) -> UserRow | None:
+    """The user signing in with this address and password, or None.
+
+    An unknown address, a disabled user and a user without a password are checked against a
+    dummy hash: a refusal costs the same time, so timing tells nobody which addresses exist.
+    A success records `last_login_at` in the caller's transaction.
+    """
+    user = await user_by_email(session, email)
+    usable = user is not None and not user.disabled and _parse_hash(user.password_hash) is not None
+    stored = user.password_hash if user is not None and usable else _DUMMY_HASH
+    matches = await asyncio.to_thread(check_password, password, stored)
+    if user is None or not usable or not matches:
+        return None
+    user.last_login_at = now or datetime.now(UTC)
+    return user
+
+
+async def user_for_session(session: AsyncSession, user_id: int, epoch: int) -> UserRow | None:
+    """The user of a session cookie, or None when the user is gone, disabled or the epoch moved."""
+    if not 0 < user_id <= MAX_ID:
+        return None
+    user = await session.get(UserRow, user_id)
+    if user is None or user.disabled or user.session_epoch != epoch:
+        return None
+    return user
+
+
+def user_address(email: str) -> str:
+    """A user's address as stored: trimmed and lower-cased; UserError if it is not one."""
+    address = email.strip().lower()
+    local, at, domain = address.rpartition("@")
+    if not (local and at and domain) or len(address) > 320:
+        raise UserError(f"{email!r} is not an email address")
+    if any(c.isspace() or not c.isprintable() for c in address):
+        raise UserError(f"{email!r} is not an email address: it contains blanks or control codes")
+    return address
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise UnknownRole(role)
 
 
 async def user_by_email(session: AsyncSession, email: str) -> UserRow | None:
@@ -50,22 +163,251 @@ async def user_by_email(session: AsyncSession, email: str) -> UserRow | None:
     ).scalar_one_or_none()
 
 
-async def create_token(session: AsyncSession, user: UserRow) -> str:
-    token = "crm_" + secrets.token_urlsafe(32)
-    session.add(
-        TokenRow(
-            user_id=user.id,
-            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-            created_at=datetime.now(UTC),
-        )
+async def _existing_user(session: AsyncSession, email: str) -> UserRow:
+    user = await user_by_email(session, email)
+    if user is None:
+        raise UnknownUser(email.strip().lower())
+    return user
+
+
+async def add_user(
+    session: AsyncSession, email: str, role: str, password: str, *, actor: str = "cli"
+) -> UserRow:
+    """Create a user; UserExists for a known address (a password is reset on purpose only)."""
+    address = user_address(email)
+    _check_role(role)
+    if not password:
+        raise UserError(f"the password for {address} is empty")
+    if await user_by_email(session, address) is not None:
+        raise UserExists(address)
+    row = UserRow(email=address, role=role, password_hash=await hash_password_async(password))
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError as e:  # added by a concurrent transaction since the check above
+        raise UserExists(address) from e
+    audit.record(
+        session, actor, "user.add", after={"role": role, "state": "active"}, target=address
     )
+    return row
+
+
+async def list_users(session: AsyncSession) -> list[UserRow]:
+    return list((await session.execute(select(UserRow).order_by(UserRow.email))).scalars())
+
+
+async def _end_access(session: AsyncSession, user: UserRow, now: datetime) -> int:
+    """End every session (by the epoch) and revoke every live token; the number revoked."""
+    user.session_epoch += 1
+    result = await session.execute(
+        update(TokenRow)
+        .where(TokenRow.user_id == user.id, TokenRow.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0
+
+
+async def disable_user(session: AsyncSession, email: str, *, actor: str) -> int | None:
+    """Disable the user, ending their sessions and tokens at once.
+
+    The number of tokens revoked, or None when the user was disabled already (nothing changes).
+    """
+    user = await _existing_user(session, email)
+    if user.disabled:
+        return None
+    user.disabled = True
+    revoked = await _end_access(session, user, datetime.now(UTC))
+    audit.record(
+        session,
+        actor,
+        "user.disable",
+        before={"state": "active"},
+        after={"state": "disabled", "tokens_revoked": revoked},
+        target=user.email,
+    )
+    return revoked
+
+
+async def enable_user(session: AsyncSession, email: str, *, actor: str) -> bool:
+    """Enable the user again; whether that changed anything. Revoked tokens stay revoked."""
+    user = await _existing_user(session, email)
+    if not user.disabled:
+        return False
+    user.disabled = False
+    audit.record(
+        session,
+        actor,
+        "user.enable",
+        before={"state": "disabled"},
+        after={"state": "active"},
+        target=user.email,
+    )
+    return True
+
+
+async def set_role(session: AsyncSession, email: str, role: str, *, actor: str) -> str:
+    """Give the user `role`; the role they had (equal to `role` when nothing changed).
+
+    Sessions and tokens stay: every request reads the role afresh.
+    """
+    _check_role(role)
+    user = await _existing_user(session, email)
+    before = user.role
+    if before != role:
+        user.role = role
+        audit.record(
+            session,
+            actor,
+            "user.role",
+            before={"role": before},
+            after={"role": role},
+            target=user.email,
+        )
+    return before
+
+
+async def set_password(session: AsyncSession, email: str, password: str, *, actor: str) -> int:
+    """Replace the user's password, ending their sessions and tokens; the number revoked."""
+    if not password:
+        raise UserError("the new password is empty")
+    user = await _existing_user(session, email)
+    user.password_hash = await hash_password_async(password)
+    revoked = await _end_access(session, user, datetime.now(UTC))
+    audit.record(
+        session, actor, "user.password", after={"tokens_revoked": revoked}, target=user.email
+    )
+    return revoked
+
+
+async def _token_and_user(
+    session: AsyncSession, condition: ColumnElement[bool]
+) -> tuple[TokenRow, UserRow] | None:
+    query = select(TokenRow, UserRow).join(UserRow, UserRow.id == TokenRow.user_id)
+    found = (await session.execute(query.where(condition))).one_or_none()
+    return (found[0], found[1]) if found is not None else None
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_token(
+    session: AsyncSession,
+    user: UserRow,
+    *,
+    expires_in: timedelta | None = None,
+    actor: str = "cli",
+    now: datetime | None = None,
+) -> str:
+    """A new bearer token for the user, valid until revoked or, with `expires_in`, until then.
+
+    The token is returned once and stored only as its SHA-256.
+    """
+    if user.disabled:
+        raise UserError(f"user {user.email} is disabled")
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise UserError(f"a token cannot expire {expires_in} from now: the time must be ahead")
+    created = now or datetime.now(UTC)
+    token = "crm_" + secrets.token_urlsafe(32)
+    row = TokenRow(
+        user_id=user.id,
+        token_sha256=_digest(token),
+        created_at=created,
+        expires_at=created + expires_in if expires_in is not None else None,
+    )
+    session.add(row)
     await session.flush()
+    audit.record(
+        session,
+        actor,
+        "token.create",
+        after={"token_id": row.id, "expires_at": _iso(row.expires_at)},
+        target=user.email,
+    )
     return token
 
 
-async def user_by_token(session: AsyncSession, token: str) -> UserRow | None:
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    row = (
-        await session.execute(select(TokenRow).where(TokenRow.token_sha256 == digest))
-    ).scalar_one_or_none()
-    return await session.get(UserRow, row.user_id) if row else None
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def token_state(row: TokenRow, now: datetime) -> str:
+    """Whether the token opens the API at `now` ("active") or why not ("revoked", "expired")."""
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def _info(row: TokenRow, email: str, now: datetime) -> TokenInfo:
+    return TokenInfo(
+        row.id,
+        email,
+        row.created_at,
+        row.expires_at,
+        row.last_used_at,
+        row.revoked_at,
+        token_state(row, now),
+    )
+
+
+async def list_tokens(
+    session: AsyncSession, email: str | None = None, now: datetime | None = None
+) -> list[TokenInfo]:
+    """Every token (of one user, with `email`) in the order created; UnknownUser for `email`."""
+    query = select(TokenRow, UserRow.email).join(UserRow, UserRow.id == TokenRow.user_id)
+    if email is not None:
+        query = query.where(TokenRow.user_id == (await _existing_user(session, email)).id)
+    at = now or datetime.now(UTC)
+    rows = await session.execute(query.order_by(TokenRow.id))
+    return [_info(row, user, at) for row, user in rows]
+
+
+async def revoke_token(
+    session: AsyncSession, token_id: int, *, actor: str
+) -> tuple[TokenInfo, bool]:
+    """Revoke one token: its state afterwards, and whether this call revoked it (False when it
+    was revoked already, which changes nothing)."""
+    found = (
+        await _token_and_user(session, TokenRow.id == token_id) if 0 < token_id <= MAX_ID else None
+    )
+    if found is None:
+        raise UnknownToken(token_id)
+    row, user = found
+    email, now = user.email, datetime.now(UTC)
+    if row.revoked_at is not None:
+        return _info(row, email, now), False
+    before = token_state(row, now)
+    row.revoked_at = now
+    audit.record(
+        session,
+        actor,
+        "token.revoke",
+        before={"token_id": row.id, "state": before},
+        after={"token_id": row.id, "state": "revoked"},
+        target=email,
+    )
+    return _info(row, email, now), True
+
+
+async def user_by_token(
+    session: AsyncSession, token: str, now: datetime | None = None
+) -> UserRow | None:
+    """The user a bearer token belongs to, or None when it is unknown, revoked or expired, or
+    the user is disabled.
+
+    Records the token's last use at most once per TOKEN_TOUCH_INTERVAL, in the caller's
+    transaction: call it inside one that commits.
+    """
+    at = now or datetime.now(UTC)
+    found = await _token_and_user(session, TokenRow.token_sha256 == _digest(token))
+    if found is None:
+        return None
+    row, user = found
+    if token_state(row, at) != "active" or user.disabled:
+        return None
+    if row.last_used_at is None or at - row.last_used_at >= TOKEN_TOUCH_INTERVAL:
+        row.last_used_at = at
+    return user

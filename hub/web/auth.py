@@ -1,4 +1,9 @@
-"""Who is asking: a bearer token (API) or the session cookie (web view)."""
+"""Who is asking: a bearer token (API) or the session cookie (web view).
+
+A session cookie carries the user's id and the session epoch it was issued in; disabling the
+user or changing their password raises the epoch, which ends every session at once although
+cookies are not stored. A revoked or expired token, or a disabled user's, is refused.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,32 @@ from starlette.requests import Request
 
 from hub.bootstrap import Hub
 from storage.tables import UserRow
-from storage.users import user_by_token
+from storage.users import user_by_token, user_for_session
 
 
-async def current_user(request: Request) -> UserRow | None:
+async def signed_in(request: Request) -> tuple[UserRow | None, bool]:
+    """The user, and whether the login came by cookie (which needs CSRF protection).
+
+    A request that names a bearer token is judged by the token alone, never by a cookie.
+    """
     hub: Hub = request.app.state.hub
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        async with hub.sessions() as session, session.begin():
+            return await user_by_token(session, token.strip()), False
+    if "session" not in request.scope:
+        return None, False
+    user_id, epoch = request.session.get("user_id"), request.session.get("epoch", 0)
+    if not isinstance(user_id, int) or not isinstance(epoch, int):
+        return None, True
     async with hub.sessions() as session:
-        if scheme.lower() == "bearer" and token.strip():
-            return await user_by_token(session, token.strip())
-        user_id = request.session.get("user_id") if "session" in request.scope else None
-        if user_id is not None:
-            return await session.get(UserRow, int(user_id))
-    return None
+        user = await user_for_session(session, user_id, epoch)
+    if user is None:
+        request.session.pop("user_id", None)
+    return user, True
+
+
+def start_session(request: Request, user: UserRow, csrf: str) -> None:
+    """A fresh session for `user`: nothing of the anonymous one carries over but `next`."""
+    request.session.clear()
+    request.session.update(user_id=user.id, epoch=user.session_epoch, csrf=csrf)

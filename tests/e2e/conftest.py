@@ -26,10 +26,10 @@ from playwright.sync_api import Browser, sync_playwright
 
 from config.settings import Settings
 from hub.admin import add_connector, import_directory
-from hub.bootstrap import build_hub
+from hub.bootstrap import Hub, build_hub
 from hub.pipeline import sync_all
 from storage import db
-from storage.users import add_user, create_token
+from storage.users import add_user, create_token, user_by_email
 from tests.conftest import PG_URL, private_pg_database
 
 CRMHUB = Path(sys.executable).parent / "crmhub"
@@ -37,6 +37,15 @@ DATA = Path(__file__).parent.parent / "data"
 SECRET_KEY = "e2e-secret-key-0123456789abcdef"
 Result = subprocess.CompletedProcess[str]
 BROKEN_CDR_ROW = "this,row,is,not,a,call,record\n"
+SALES = "sales@ourco.example"  # the user the seeded sites log in as; owns the mail connector
+PASSWORD = "correct horse 42"  # of every seeded user
+# A user of each role on every seeded site; only the sales user owns a mailbox there.
+USERS = {
+    "admin": "admin@ourco.example",
+    "manager": "manager@ourco.example",
+    "sales": SALES,
+    "callcenter": "callcenter@ourco.example",
+}
 
 
 def crmhub_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -193,6 +202,7 @@ class Site:
     email: str
     password: str
     token: str
+    tokens: dict[str, str]  # an API token per role (USERS)
 
     @property
     def url(self) -> str:
@@ -200,38 +210,66 @@ class Site:
 
 
 async def _seed(database_url: str, cdr: Path, synced: bool) -> str:
-    settings = Settings(
+    hub = build_hub(_settings(database_url))
+    try:
+        result = await import_directory(hub, DATA / "directory.csv")
+        assert not result.errors, result.errors
+        for kind, name, path, owner in (
+            ("mbox", "mail", DATA / "contract.mbox", {"owner": SALES}),  # the sales user's mail
+            ("ics", "calendar", DATA / "contract.ics", {}),  # a team calendar: nobody's own
+            ("asterisk-cdr", "calls", cdr, {}),  # the PBX: nobody's own
+        ):
+            await add_connector(hub, kind, name, {"path": str(path), **owner}, {})
+        if not synced:
+            return ""
+        reports = await sync_all(hub)
+        assert all(not r.errors for r in reports), [r.error for r in reports]
+        async with hub.sessions() as session, session.begin():
+            for role, email in USERS.items():
+                await add_user(session, email, role, PASSWORD)
+        return (await _tokens(hub))["sales"]
+    finally:
+        await hub.close()
+
+
+async def _tokens(hub: Hub) -> dict[str, str]:
+    async with hub.sessions() as session, session.begin():
+        return {
+            role: await create_token(session, user)
+            for role, email in USERS.items()
+            if (user := await user_by_email(session, email)) is not None
+        }
+
+
+def role_tokens(database_url: str) -> dict[str, str]:
+    """A fresh API token for each seeded user, by role."""
+
+    async def mint() -> dict[str, str]:
+        hub = build_hub(_settings(database_url))
+        try:
+            return await _tokens(hub)
+        finally:
+            await hub.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, mint()).result()
+
+
+def _settings(database_url: str) -> Settings:
+    return Settings(
         database_url=database_url,
         internal_domains=["ourco.example"],
         default_region="DE",
         timezone="Europe/Berlin",
         secret_key=SECRET_KEY,
     )
-    hub = build_hub(settings)
-    try:
-        result = await import_directory(hub, DATA / "directory.csv")
-        assert not result.errors, result.errors
-        for kind, name, path in (
-            ("mbox", "mail", DATA / "contract.mbox"),
-            ("ics", "calendar", DATA / "contract.ics"),
-            ("asterisk-cdr", "calls", cdr),
-        ):
-            await add_connector(hub, kind, name, {"path": str(path)}, {})
-        if not synced:
-            return ""
-        reports = await sync_all(hub)
-        assert all(not r.errors for r in reports), [r.error for r in reports]
-        async with hub.sessions() as session, session.begin():
-            row = await add_user(session, "sales@ourco.example", "sales", "correct horse 42")
-            return await create_token(session, row)
-    finally:
-        await hub.close()
 
 
 def seed(database_url: str, cdr: Path = DATA / "Master.csv", *, synced: bool = True) -> str:
     """Load tests/data in-process: directory and the connectors mail, calendar and calls.
 
-    With `synced`, also sync them and add sales@ourco.example; returns that user's API token.
+    With `synced`, also sync them and add a user of each role (USERS); returns the sales
+    user's API token.
     Tests whose subject is something else set up this way, not through slower CLI calls. It
     runs in a thread of its own: Playwright's sync API keeps an event loop running in this one.
     """
@@ -253,9 +291,10 @@ def site(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     with (workdir / "Master.csv").open("a", encoding="utf-8") as handle:
         handle.write(BROKEN_CDR_ROW)
     token = seed(module_database_url, workdir / "Master.csv")
+    tokens = {**role_tokens(module_database_url), "sales": token}
     server = start_server(module_database_url, workdir)
     try:
-        yield Site(server, module_database_url, "sales@ourco.example", "correct horse 42", token)
+        yield Site(server, module_database_url, SALES, PASSWORD, token, tokens)
     finally:
         stop_server(server)
     assert "Traceback" not in server.output(), f"the server failed a request:\n{server.output()}"

@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from storage import db
+from tests.weblogin import login
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli, Result, Server
@@ -229,10 +230,9 @@ def test_a_created_token_and_password_open_the_api(
             "Elbe Logistik GmbH",
             "Isar Maschinenbau AG",
         ]
-        wrong = client.post("/login", data={"email": "tom@ourco.example", "password": "nope"})
-        assert wrong.status_code == 401
-        login = client.post("/login", data={"email": "tom@ourco.example", "password": password})
-        assert login.status_code == 303 and "crmhub_session" in client.cookies
+        assert login(client, "tom@ourco.example", "nope").status_code == 401
+        assert login(client, "tom@ourco.example", password).status_code == 303
+        assert "crmhub_session" in client.cookies
 
 
 def test_an_unreachable_database_is_one_line(crmhub: Cli) -> None:

@@ -3,8 +3,8 @@
 A `crmhub serve` child process serves tests/data plus one mailbox of senders matching could not
 place (free-mail senders, a contact's name on a stranger's address, a domain two accounts list).
 The read-only checks run first; every settling test answers a case of its own, so the module
-shares one server. Roles: the correction endpoint lets every logged-in user correct links, and
-settling follows the same rule, so a call-center user may settle (there is no forbidden role).
+shares one server. The review mailbox is the sales user's own, so the queue's cases are theirs
+to answer; the call-center role may not review (DESIGN.md "Who sees what").
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from hub.admin import add_connector, import_directory
 from hub.bootstrap import build_hub
 from hub.pipeline import sync_all
 from storage.users import add_user, create_token
-from tests.e2e.conftest import DATA, SECRET_KEY, Server, seed, start_server, stop_server
+from tests.e2e.conftest import DATA, SALES, SECRET_KEY, Server, seed, start_server, stop_server
 from tests.e2e.test_api import api_error, cursor_of, ok
 from tests.e2e.test_browser import log_in
 
@@ -87,7 +87,8 @@ async def _seed_review(database_url: str, workdir: Path) -> str:
     hub = build_hub(settings)
     try:
         assert not (await import_directory(hub, workdir / "extra.csv")).errors
-        await add_connector(hub, "mbox", "review", {"path": str(workdir / "review.mbox")}, {})
+        mailbox = {"path": str(workdir / "review.mbox"), "owner": SALES}
+        await add_connector(hub, "mbox", "review", mailbox, {})
         reports = await sync_all(hub)
         assert all(not r.errors for r in reports), [r.error for r in reports]
         async with hub.sessions() as session, session.begin():
@@ -334,33 +335,34 @@ def test_a_bad_settlement_is_refused_and_changes_nothing(
     assert _cases(api, limit=200) == before
 
 
-def test_a_call_center_user_settles_through_the_api(callcenter: httpx.Client) -> None:
+def test_the_call_center_may_not_review(callcenter: httpx.Client) -> None:
+    api_error(callcenter.get("/api/review"), 403, "forbidden")
+    answer = {"key": "p.brandt.privat@gmx.de", "settlement": "ignore"}
+    api_error(callcenter.post("/api/review/settlements", json=answer), 403, "forbidden")
+
+
+def test_a_sales_user_settles_through_the_api(api: httpx.Client) -> None:
     """Piet writes from a private address; his signature's number says it is him."""
-    piet = _contact_id(callcenter, "Piet Brandt")
-    case = _case(callcenter, "p.brandt.privat@gmx.de")
+    piet = _contact_id(api, "Piet Brandt")
+    case = _case(api, "p.brandt.privat@gmx.de")
     top = case["suggestions"][0]
     assert (top["label"], top["contact_id"], top["score"]) == (PIET, piet, 100)
-    assert "Rückruf" not in _timeline_subjects(callcenter, piet)
+    assert "Rückruf" not in _timeline_subjects(api, piet)
 
     answer = {"key": case["key"], "settlement": "assign", "contact_id": top["contact_id"]}
-    response = callcenter.post("/api/review/settlements", json=answer)
+    response = api.post("/api/review/settlements", json=answer)
     assert ok(response) == {"settled": 1, "rematched": 1}
 
-    assert "Rückruf" in _timeline_subjects(callcenter, piet)
-    assert "p.brandt.privat@gmx.de" not in {c["key"] for c in _cases(callcenter)}
-    contact = ok(callcenter.get(f"/api/contacts/{piet}"))
+    assert "Rückruf" in _timeline_subjects(api, piet)
+    assert "p.brandt.privat@gmx.de" not in {c["key"] for c in _cases(api)}
+    contact = ok(api.get(f"/api/contacts/{piet}"))
     assert "p.brandt.privat@gmx.de" in contact["emails"]
-    (item,) = ok(callcenter.get("/api/interactions", params={"message_id": "<piet@review.test>"}))[
-        "items"
-    ]
+    (item,) = ok(api.get("/api/interactions", params={"message_id": "<piet@review.test>"}))["items"]
     assert [(a["contact_id"], a["rule"], a["manual"]) for a in item["attributions"]] == [
         (piet, "contact-email", False)
     ]
-    # Answering again is harmless: nothing left to settle, nothing attributed anew.
-    assert ok(callcenter.post("/api/review/settlements", json=answer)) == {
-        "settled": 0,
-        "rematched": 0,
-    }
+    # Answering again changes nothing: there is no open question left to answer.
+    api_error(api.post("/api/review/settlements", json=answer), 404, "not_found")
 
 
 def test_ignoring_a_sender_through_the_api(api: httpx.Client) -> None:
@@ -429,9 +431,10 @@ def test_one_click_on_a_suggestion_puts_the_mail_on_the_contacts_page(page: Page
 
 @pytest.mark.browser
 def test_the_kind_filter_and_ignore_on_the_page(page: Page) -> None:
-    log_in(page, "cc@ourco.example", PASSWORD, start="/review")
+    log_in(page, SALES, PASSWORD, start="/review")
     expect(page).to_have_url(re.compile(r"/review$"))
     page.get_by_label("Kind").select_option("name-lookalike")
+    page.get_by_role("button", name="Show").click()
     expect(page).to_have_url(re.compile(r"kind=name-lookalike"))
     expect(page.locator("section.case")).to_have_count(1)
     case = page.locator('section.case[data-key="jana@rechnung-sofort.example"]')
@@ -439,4 +442,5 @@ def test_the_kind_filter_and_ignore_on_the_page(page: Page) -> None:
     case.get_by_role("button", name="Ignore jana@rechnung-sofort.example from now on").click()
     expect(page.get_by_role("status")).to_contain_text("jana@rechnung-sofort.example: 1 question")
     page.get_by_label("Kind").select_option("name-lookalike")
+    page.get_by_role("button", name="Show").click()
     expect(page.locator("main")).to_contain_text("Nothing to review.")

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.conftest import Cli, Server, seed
 from tests.mailserver import RecordingMailserver, start_mailserver
+from tests.weblogin import login
 
 
 @pytest.fixture
@@ -50,7 +51,8 @@ def test_api_send_reports_refusals_and_logs_the_mail(
         "body": "Guten Tag Frau Ohlsen,\nanbei das Angebot.",
     }
     unconfigured = httpx.post(f"{server.url}/api/messages", json=message, headers=headers)
-    assert unconfigured.status_code == 503
+    assert unconfigured.status_code == 403
+    assert unconfigured.json()["error"]["code"] == "no_mail_connector"
     assert "crmhub connectors add smtp" in unconfigured.json()["error"]["message"]
 
     added = crmhub(
@@ -64,6 +66,8 @@ def test_api_send_reports_refusals_and_logs_the_mail(
         f"port={port}",
         "--set",
         "tls=none",
+        "--set",
+        "owner=sales@ourco.example",
     )
     assert added.returncode == 0, added.stderr
 
@@ -110,15 +114,13 @@ def test_the_contact_page_form_sends_and_needs_its_csrf_token(
             f"port={port}",
             "--set",
             "tls=none",
+            "--set",
+            "owner=sales@ourco.example",
         ).returncode
         == 0
     )
     with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
-        login = browser.post(
-            "/login",
-            data={"email": "sales@ourco.example", "password": "correct horse 42", "next": "/"},
-        )
-        assert login.status_code == 200
+        assert login(browser, "sales@ourco.example", "correct horse 42").status_code == 200
         accounts = browser.get("/", params={"q": "Elbe"}).text
         account_path = re.search(r'href="(/accounts/\d+)"', accounts)
         assert account_path is not None

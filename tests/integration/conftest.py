@@ -18,6 +18,7 @@ from hub.bootstrap import Hub
 from hub.web.app import build_app
 from storage.users import add_user
 from tests.integration.dovecot import Dovecot, DovecotError, MailUser, start_dovecot
+from tests.weblogin import login_async
 
 DovecotFactory = Callable[..., Dovecot]
 MailUserFactory = Callable[..., MailUser]
@@ -91,6 +92,6 @@ async def logged_in(hub: Hub, email: str, role: str = "sales") -> AsyncIterator[
     async with httpx.AsyncClient(
         transport=transport, base_url="http://hub", follow_redirects=True
     ) as client:
-        answer = await client.post("/login", data={"email": email, "password": password})
+        answer = await login_async(client, email, password)
         assert answer.status_code == 200, answer.text
         yield client

@@ -35,7 +35,8 @@ async def test_the_interaction_page_shows_the_sanitised_html_of_the_raw_mail(
     hub: Hub, tmp_path: Path
 ) -> None:
     (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
-    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
+    mailbox = {"path": str(tmp_path / "mail.mbox"), "owner": "lea@ourco.example"}
+    await add_connector(hub, "mbox", "mail", mailbox, {})
     [report] = await sync_all(hub)
     assert (report.new, report.quarantined, report.error) == (1, 0, "")
     async with hub.sessions() as session:

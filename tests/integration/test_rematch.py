@@ -68,7 +68,8 @@ async def _two_customers_synced(hub: Hub, tmp_path: Path) -> None:
         "Isar Maschinenbau AG,isar-mb.de,,,,\nElbe GmbH,elbe.de,,,,\n"
     )
     await import_directory(hub, directory)
-    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
+    mailbox = {"path": str(tmp_path / "mail.mbox"), "owner": "lea@ourco.example"}  # hers
+    await add_connector(hub, "mbox", "mail", mailbox, {})
     await sync_all(hub)
 
 
@@ -190,12 +191,15 @@ async def test_corrections_through_the_api_win_over_rematching_and_are_audited(
     async with hub.sessions() as session:
         audits = (await session.execute(select(AuditRow).order_by(AuditRow.id))).scalars().all()
         assert [(a.actor, a.action) for a in audits] == [
+            ("cli", "connector.add"),  # the set-up's connector, user and token
+            ("cli", "user.add"),
+            ("cli", "token.create"),
             ("lea@ourco.example", "attribution.add"),
             ("lea@ourco.example", "attribution.remove"),
         ]
-        assert audits[1].before["attributions"][0]["rule"] == "account-domain"
-        assert audits[1].after == {"attributions": []}
-        assert (await session.execute(select(func.count()).select_from(AuditRow))).scalar() == 2
+        assert audits[4].before["attributions"][0]["rule"] == "account-domain"
+        assert audits[4].after == {"attributions": []}
+        assert (await session.execute(select(func.count()).select_from(AuditRow))).scalar() == 5
 
 
 async def test_the_interaction_page_buttons_correct_links(hub: Hub, tmp_path: Path) -> None:

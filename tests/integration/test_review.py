@@ -17,6 +17,7 @@ from sqlalchemy import select
 from hub.admin import add_connector, import_directory
 from hub.bootstrap import Hub
 from hub.pipeline import sync_all
+from hub.policy import Role, Viewer, read_scope
 from hub.review import ReviewEntry, Settlement, review_queue, settle_case
 from storage import queries
 from storage.directory import DirectoryError
@@ -79,6 +80,8 @@ LATER = "".join(
     )
 )
 
+REVIEWER = Viewer("anna@ourco.example", Role.SALES)  # the mailbox is hers
+
 
 @pytest.fixture
 async def synced(hub: Hub, tmp_path: Path) -> Hub:
@@ -87,8 +90,10 @@ async def synced(hub: Hub, tmp_path: Path) -> Hub:
     (tmp_path / "Master.csv").write_text(CDR, encoding="utf-8")
     result = await import_directory(hub, tmp_path / "d.csv")
     assert not result.errors, result.errors
-    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox")}, {})
-    await add_connector(hub, "asterisk-cdr", "calls", {"path": str(tmp_path / "Master.csv")}, {})
+    mine = {"owner": REVIEWER.email}
+    await add_connector(hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox"), **mine}, {})
+    calls = {"path": str(tmp_path / "Master.csv"), **mine}
+    await add_connector(hub, "asterisk-cdr", "calls", calls, {})
     await _sync(hub)
     return hub
 
@@ -128,7 +133,7 @@ async def _links(hub: Hub, item: int) -> list[tuple[int, int | None]]:
 
 
 async def _queue(hub: Hub, kind: str | None = None) -> dict[tuple[str, str], ReviewEntry]:
-    page = await review_queue(hub, kind, None, 100)
+    page = await review_queue(hub, REVIEWER, kind, None, 100)
     assert page.next_cursor is None
     return {(e.case.kind, e.case.key): e for e in page.items}
 
@@ -145,13 +150,15 @@ async def _open_rows(hub: Hub) -> set[tuple[int, str, str]]:
 
 async def _audit(hub: Hub) -> list[AuditRow]:
     async with hub.sessions() as session:
-        rows = await session.execute(select(AuditRow).order_by(AuditRow.id))
-        return list(rows.scalars())
+        query = select(AuditRow).where(AuditRow.action.startswith("review."))
+        return list((await session.execute(query.order_by(AuditRow.id))).scalars())
 
 
 async def _contact_timeline(hub: Hub, contact: int) -> set[int]:
     async with hub.sessions() as session:
-        page = await queries.contact_timeline(session, contact, queries.TimelineFilter(), None, 200)
+        page = await queries.contact_timeline(
+            session, read_scope(REVIEWER), contact, queries.TimelineFilter(), None, 200
+        )
     return {row.id for row in page.items}
 
 
@@ -216,20 +223,20 @@ async def test_sync_opens_one_case_per_question_with_sensible_suggestions(synced
     only_domains = await _queue(synced, "shared-domain")
     assert list(only_domains) == [("shared-domain", "beide.example")]
     with pytest.raises(ValueError, match="kind"):
-        await review_queue(synced, "no-such-kind", None, 10)
+        await review_queue(synced, REVIEWER, "no-such-kind", None, 10)
 
 
 async def test_paging_walks_every_case_once_even_while_people_settle(synced: Hub) -> None:
     everything = list(await _queue(synced))
     seen: list[tuple[str, str]] = []
-    page = await review_queue(synced, None, None, 2)
+    page = await review_queue(synced, REVIEWER, None, None, 2)
     for _ in range(10):
         seen += [(e.case.kind, e.case.key) for e in page.items]
         for entry in page.items:  # settle what this page showed before asking for the next
             await settle_case(synced, key=entry.case.key, settlement=Settlement.IGNORE, actor=ACTOR)
         if page.next_cursor is None:
             break
-        page = await review_queue(synced, None, page.next_cursor, 2)
+        page = await review_queue(synced, REVIEWER, None, page.next_cursor, 2)
     assert seen == everything
     assert await _queue(synced) == {}
 

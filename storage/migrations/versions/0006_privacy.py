@@ -42,6 +42,14 @@ def upgrade() -> None:
         batch.create_index("ix_sources_owner", ["owner"])
     with op.batch_alter_table("quarantine") as batch:
         batch.add_column(sa.Column("owner", sa.String(320), nullable=False, server_default=""))
+    # Deleting items (erasure, retention, blocklist) asks whether a blob is still referenced,
+    # and retention selects by channel and age: index-driven, never a full scan.
+    op.create_index("ix_interactions_raw_blob_id", "interactions", ["raw_blob_id"])
+    op.create_index("ix_attachments_blob_id", "attachments", ["blob_id"])
+    op.create_index("ix_quarantine_raw_blob_id", "quarantine", ["raw_blob_id"])
+    op.create_index(
+        "ix_interactions_channel_occurred_at", "interactions", ["channel", "occurred_at"]
+    )
     with op.batch_alter_table("audit_log") as batch:
         batch.add_column(sa.Column("target", sa.String(320), nullable=False, server_default=""))
         batch.create_index("ix_audit_log_action", ["action"])
@@ -80,7 +88,9 @@ def upgrade() -> None:
         sa.Column("last_failure_at", When, nullable=False),
     )
     connection = op.get_bind()
-    connectors = sa.table("connectors", sa.column("name", sa.String), sa.column("settings", sa.JSON))
+    connectors = sa.table(
+        "connectors", sa.column("name", sa.String), sa.column("settings", sa.JSON)
+    )
     sources = sa.table(
         "sources",
         sa.column("connector", sa.String),
@@ -119,6 +129,10 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_index("ix_audit_log_action")
         batch.drop_column("target")
+    op.drop_index("ix_interactions_channel_occurred_at", "interactions")
+    op.drop_index("ix_quarantine_raw_blob_id", "quarantine")
+    op.drop_index("ix_attachments_blob_id", "attachments")
+    op.drop_index("ix_interactions_raw_blob_id", "interactions")
     with op.batch_alter_table("quarantine") as batch:
         batch.drop_column("owner")
     with op.batch_alter_table("sources") as batch:

@@ -1,0 +1,261 @@
+"""/api/accounts and /api/contacts: the directory, each record's timeline, merges, and the
+call-center look-up. The directory is readable by every role; items by `disclosure`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hub.admin import DirectoryMerge, merge_accounts, merge_contacts
+from hub.policy import Permission
+from hub.web.endpoints import ID, PAGING, TIMELINE, Answer, Endpoint, Param
+from hub.web.http import (
+    ApiError,
+    hub_of,
+    json_object,
+    name_cursor,
+    not_found,
+    object_id,
+    page_limit,
+    search_words,
+    time_cursor,
+    timeline_filter,
+    viewer_of,
+)
+from hub.web.reads import page_of_views, record_or_404, scope_of
+from hub.web.views import account_view, contact_view
+from matching.identities import normalize_email, normalize_phone, parent_domains
+from storage import queries
+from storage.merge import MergeError, UnknownRecord
+from storage.tables import MAX_ID, AccountRow, ContactRow
+
+
+async def accounts(request: Request) -> Response:
+    async with hub_of(request).sessions() as session:
+        page = await queries.list_accounts(
+            session, search_words(request), name_cursor(request), page_limit(request)
+        )
+    items = [account_view(r).as_json() for r in page.items]
+    return JSONResponse({"items": items, "next_cursor": page.next_cursor})
+
+
+async def _account_json(request: Request) -> dict[str, Any]:
+    async with hub_of(request).sessions() as session:
+        row = await record_or_404(session, AccountRow, object_id(request), "account")
+        contacts = await queries.contacts_of(session, row.id)
+    return {
+        **account_view(row).as_json(),
+        "contacts": [contact_view(c).as_json() for c in contacts],
+    }
+
+
+async def account(request: Request) -> Response:
+    return JSONResponse(await _account_json(request))
+
+
+async def account_timeline(request: Request) -> Response:
+    async with hub_of(request).sessions() as session, session.begin():
+        account_id = (await record_or_404(session, AccountRow, object_id(request), "account")).id
+        page = await queries.account_timeline(
+            session,
+            scope_of(request),
+            account_id,
+            timeline_filter(request),
+            time_cursor(request),
+            page_limit(request),
+        )
+        views, cursor = await page_of_views(request, session, page, "timeline")
+    return JSONResponse({"items": [v.as_json() for v in views], "next_cursor": cursor})
+
+
+async def contact(request: Request) -> Response:
+    async with hub_of(request).sessions() as session:
+        row = await record_or_404(session, ContactRow, object_id(request), "contact")
+    return JSONResponse(contact_view(row).as_json())
+
+
+async def contact_timeline(request: Request) -> Response:
+    async with hub_of(request).sessions() as session, session.begin():
+        contact_id = (await record_or_404(session, ContactRow, object_id(request), "contact")).id
+        page = await queries.contact_timeline(
+            session,
+            scope_of(request),
+            contact_id,
+            timeline_filter(request),
+            time_cursor(request),
+            page_limit(request),
+        )
+        views, cursor = await page_of_views(request, session, page, "timeline")
+    return JSONResponse({"items": [v.as_json() for v in views], "next_cursor": cursor})
+
+
+async def lookup(request: Request) -> Response:
+    """Call-center screen pop: who is this number or address, and what happened lately."""
+    hub = hub_of(request)
+    phone, email = search_words(request, "phone"), search_words(request, "email")
+    if not phone and not email:
+        raise ApiError(400, "missing_query", "give phone=... or email=...")
+    key_phone = normalize_phone(phone, hub.settings.default_region) if phone else None
+    key_email = normalize_email(email) if email else None
+    if not key_phone and not key_email:
+        raise ApiError(400, "bad_identity", "that is not a phone number or an email address")
+    scope, none = scope_of(request), queries.TimelineFilter()
+    async with hub.sessions() as session, session.begin():
+        contacts = await queries.contacts_by_identity(session, email=key_email, phone=key_phone)
+        account_rows = await queries.accounts_by_ids(
+            session, {c.account_id for c in contacts if c.account_id}
+        )
+        if not contacts and key_email:
+            domain = key_email.rpartition("@")[2]
+            if domain not in hub.free_mail:
+                for row in await queries.accounts_by_domains(session, parent_domains(domain)):
+                    account_rows[row.id] = row
+        rows: dict[int, Any] = {}
+        for c in contacts:
+            page = await queries.contact_timeline(session, scope, c.id, none, None, 10)
+            rows.update((r.id, r) for r in page.items)
+        if not contacts:
+            for a in account_rows.values():
+                page = await queries.account_timeline(session, scope, a.id, none, None, 10)
+                rows.update((r.id, r) for r in page.items)
+        latest = sorted(rows.values(), key=lambda r: (r.occurred_at, r.id), reverse=True)[:10]
+        views, _ = await page_of_views(request, session, queries.Page(latest, None), "lookup")
+    return JSONResponse(
+        {
+            "query": {"phone": key_phone, "email": key_email},
+            "contacts": [contact_view(c).as_json() for c in contacts],
+            "accounts": [account_view(a).as_json() for a in account_rows.values()],
+            "latest": [v.as_json() for v in views],
+        }
+    )
+
+
+async def _merge_from(request: Request, what: str) -> int:
+    """The body's `from`: the id of the duplicate to fold into the record the path names."""
+    values = await json_object(request)
+    drop = values.get("from")
+    if not isinstance(drop, int) or isinstance(drop, bool):
+        raise ApiError(422, "bad_merge", f"from: expected the id of the {what} to merge")
+    if not 1 <= drop <= MAX_ID:
+        raise ApiError(422, "bad_merge", f"from: there is no {what} {drop}")
+    return drop
+
+
+async def _merging(work: Awaitable[DirectoryMerge]) -> DirectoryMerge:
+    """An unknown path id is a 404; an unknown or same `from` is the body's fault (422)."""
+    try:
+        return await work
+    except UnknownRecord as e:
+        if e.which == "keep":
+            raise ApiError(404, "not_found", str(e)) from e
+        raise ApiError(422, "bad_merge", f"from: {e}") from e
+    except MergeError as e:
+        raise ApiError(422, "bad_merge", str(e)) from e
+
+
+async def merge_account(request: Request) -> Response:
+    """POST /api/accounts/{id}/merge: account `from` is folded into this one and deleted."""
+    drop = await _merge_from(request, "account")
+    actor = viewer_of(request).email
+    result = await _merging(merge_accounts(hub_of(request), object_id(request), drop, actor=actor))
+    return JSONResponse({"account": await _account_json(request), "merge": result.as_json()})
+
+
+async def merge_contact(request: Request) -> Response:
+    """POST /api/contacts/{id}/merge: contact `from` is folded into this one and deleted."""
+    drop = await _merge_from(request, "contact")
+    actor = viewer_of(request).email
+    result = await _merging(merge_contacts(hub_of(request), object_id(request), drop, actor=actor))
+    async with hub_of(request).sessions() as session:
+        row = await session.get(ContactRow, object_id(request))
+        if row is None:
+            raise not_found(f"contact {object_id(request)}")
+    return JSONResponse({"contact": contact_view(row).as_json(), "merge": result.as_json()})
+
+
+def _merge(what: str, owns: str, handler: Any) -> Endpoint:
+    return Endpoint(
+        f"/api/{what}s/{{id:int}}/merge",
+        handler,
+        Permission.MERGE,
+        ("POST",),
+        f"merge the duplicate {what} `from` into this one: its {owns} and attributions move "
+        "here (manual links stay manual, tombstones are kept), the stored items it touched are "
+        f"attributed anew, `from` is deleted; recorded in the audit log",
+        ID,
+        body={
+            "type": "object",
+            "required": ["from"],
+            "properties": {
+                "from": {"type": "integer", "description": f"id of the {what} to merge and delete"}
+            },
+        },
+        ok=Answer(200, f"the {what} after the merge, and what moved", f"{what.title()}Merge"),
+        errors={
+            400: "the body is not a JSON object",
+            404: f"no such {what}",
+            422: f"`from` is missing, names no {what}, or names this one",
+        },
+    )
+
+
+ENDPOINTS = [
+    Endpoint(
+        "/api/accounts",
+        accounts,
+        Permission.READ,
+        summary="accounts, by name; q searches names and domains",
+        params=(Param("q"), *PAGING),
+        ok=Answer(200, "a page of accounts", "AccountPage"),
+    ),
+    Endpoint(
+        "/api/accounts/{id:int}",
+        account,
+        Permission.READ,
+        summary="one account with its contacts",
+        params=ID,
+        ok=Answer(200, "the account", "AccountWithContacts"),
+        errors={404: "no such account"},
+    ),
+    Endpoint(
+        "/api/accounts/{id:int}/timeline",
+        account_timeline,
+        Permission.READ,
+        summary="the account's combined timeline, newest first, as far as the caller may see",
+        params=(*ID, *TIMELINE, *PAGING),
+        ok=Answer(200, "a page of interactions", "InteractionPage"),
+        errors={404: "no such account"},
+    ),
+    Endpoint(
+        "/api/contacts/{id:int}",
+        contact,
+        Permission.READ,
+        summary="one contact",
+        params=ID,
+        ok=Answer(200, "the contact", "Contact"),
+        errors={404: "no such contact"},
+    ),
+    Endpoint(
+        "/api/contacts/{id:int}/timeline",
+        contact_timeline,
+        Permission.READ,
+        summary="the contact's timeline, newest first, as far as the caller may see",
+        params=(*ID, *TIMELINE, *PAGING),
+        ok=Answer(200, "a page of interactions", "InteractionPage"),
+        errors={404: "no such contact"},
+    ),
+    Endpoint(
+        "/api/lookup",
+        lookup,
+        Permission.READ,
+        summary="who is this phone number or address, with the latest interactions (screen pop)",
+        params=(Param("phone"), Param("email")),
+        ok=Answer(200, "matching contacts and accounts and the latest items", "Lookup"),
+        errors={400: "neither phone nor email, or neither can be read"},
+    ),
+    _merge("account", "domains, contacts", merge_account),
+    _merge("contact", "emails, phones", merge_contact),
+]

@@ -1,0 +1,99 @@
+"""What the API and the pages' forms both do: send a mail, settle a review case.
+
+One implementation each, so a click and an API call act alike, fail with the same message and
+leave the same audit entry; each caller only turns an ApiError into its own kind of answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from connectors.base import ConfigurationError, ConnectorError
+from hub.review import NoOpenQuestion, Settlement, settle_case
+from hub.sending import (
+    NoOwnMailConnector,
+    Outgoing,
+    SendError,
+    SendOutcome,
+    send_mail,
+    smtp_connector_for,
+)
+from hub.web.http import ApiError, hub_of, optional_id, text_field, viewer_of
+from storage.directory import DirectoryError
+
+SETTLEMENTS = ", ".join(s.value for s in Settlement)
+
+
+def outgoing_from(request: Request, values: dict[str, Any]) -> Outgoing:
+    """The send request as the API and the web form both give it; SendError names a field."""
+
+    def addresses(name: str) -> list[str]:
+        value = values.get(name) or []
+        if isinstance(value, str):
+            value = [part for part in value.replace(";", ",").split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SendError(f"{name}: expected a list of email addresses")
+        return [v.strip() for v in value]
+
+    for name in ("subject", "body", "in_reply_to", "connector"):
+        if not isinstance(values.get(name, ""), str):
+            raise SendError(f"{name}: expected a string")
+    return Outgoing(
+        sender=viewer_of(request).email,
+        to=addresses("to"),
+        cc=addresses("cc"),
+        subject=values.get("subject", ""),
+        body=values.get("body", ""),
+        in_reply_to=values.get("in_reply_to", "").strip(),
+    )
+
+
+async def send(request: Request, values: dict[str, Any]) -> SendOutcome:
+    """Send for the signed-in user; errors become ApiError with a status that says whose fault.
+
+    Only through a connector the user owns (hub.policy.may_send_through); connector errors
+    reach only that owner, so they may name the owner's own server.
+    """
+    hub = hub_of(request)
+    try:
+        outgoing = outgoing_from(request, values)
+        connector = await smtp_connector_for(hub, viewer_of(request), values.get("connector"))
+        return await send_mail(hub, connector, outgoing)
+    except SendError as e:
+        raise ApiError(422, "bad_message", str(e)) from e
+    except NoOwnMailConnector as e:
+        raise ApiError(403, "no_mail_connector", str(e)) from e
+    except ConfigurationError as e:
+        raise ApiError(503, "sending_not_configured", str(e)) from e
+    except ConnectorError as e:
+        raise ApiError(502, "send_failed", str(e)) from e
+
+
+async def settle(request: Request, values: dict[str, Any]) -> dict[str, int]:
+    """Shared by the API and the form; ApiError carries a message for the person."""
+    code = "bad_settlement"
+    key = text_field(values, "key", limit=320, code=code)
+    if not key:
+        raise ApiError(422, "bad_settlement", "key: say which address, number or domain")
+    try:
+        settlement = Settlement(text_field(values, "settlement", limit=40, code=code))
+    except ValueError as e:
+        raise ApiError(422, "bad_settlement", f"settlement: use one of {SETTLEMENTS}") from e
+    try:
+        outcome = await settle_case(
+            hub_of(request),
+            key=key,
+            settlement=settlement,
+            actor=viewer_of(request).email,
+            contact_id=optional_id(values, "contact_id", code=code),
+            account_id=optional_id(values, "account_id", code=code),
+            name=text_field(values, "name", limit=300, code=code),
+            viewer=viewer_of(request),
+        )
+    except NoOpenQuestion as e:
+        raise ApiError(404, "not_found", str(e)) from e
+    except (DirectoryError, ValueError) as e:
+        raise ApiError(422, "bad_settlement", str(e)) from e
+    return {"settled": outcome.settled, "rematched": outcome.rematched.changed}

@@ -1,0 +1,73 @@
+"""Rendering pages: the Jinja2 templates, the per-session CSRF token, styled error pages."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from hub.policy import Permission, Viewer
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+TEMPLATES.globals.update(urlencode=urlencode, Permission=Permission)
+PAGE_SIZE = 25
+TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed here",
+          413: "Too large", 422: "Cannot do that", 429: "Too many attempts",
+          500: "Something went wrong", 502: "A server refused", 503: "Not set up"}  # fmt: skip
+
+
+def csrf_token(request: Request) -> str:
+    """Per-session token that every state-changing form carries back (a cookie alone does not)."""
+    if "session" not in request.scope:
+        return ""
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(24)
+    return str(token)
+
+
+def render(
+    request: Request,
+    name: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    viewer: Viewer | None = getattr(request.state, "viewer", None)
+    return HTMLResponse(
+        TEMPLATES.get_template(name).render(
+            request=request, viewer=viewer, csrf=csrf_token(request), **context
+        ),
+        status_code=status,
+        headers=headers,
+    )
+
+
+def error_page(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """The styled page for an error; `message` is for the user, never a server internal."""
+    title = TITLES.get(status, "Error")
+    return render(
+        request,
+        "error.html",
+        status=status,
+        headers=headers,
+        status_code=status,
+        title=title,
+        message=message,
+    )
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site: never an open redirect to another one."""
+    safe = value and value.startswith("/") and not value.startswith(("//", "/\\"))
+    return value if safe and value else "/"

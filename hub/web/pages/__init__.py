@@ -1,0 +1,14 @@
+"""Server-rendered HTML pages: usable without JavaScript, readable on a phone."""
+
+from __future__ import annotations
+
+from hub.web.endpoints import Endpoint
+from hub.web.pages import actions, admin, browse, review, session
+
+ENDPOINTS: list[Endpoint] = [
+    *session.ENDPOINTS,
+    *browse.ENDPOINTS,
+    *actions.ENDPOINTS,
+    *review.ENDPOINTS,
+    *admin.ENDPOINTS,
+]

@@ -1,0 +1,142 @@
+"""The pages people read: accounts, an account's or a contact's timeline, one interaction, and
+their own unmatched items. Every item goes through the policy (hub.web.views)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.display import mail_html
+from hub.policy import Permission
+from hub.sending import own_mail_connectors
+from hub.web.endpoints import Endpoint
+from hub.web.html import PAGE_SIZE, render
+from hub.web.http import (
+    hub_of,
+    name_cursor,
+    object_id,
+    search_words,
+    time_cursor,
+    timeline_filter,
+    viewer_of,
+)
+from hub.web.reads import (
+    account_names,
+    note_reads,
+    page_of_views,
+    record_or_404,
+    scope_of,
+    visible_interaction,
+)
+from hub.web.security import CSP_REMOTE_IMAGES
+from hub.web.views import account_view, contact_view
+from storage import queries
+from storage.tables import AccountRow, ContactRow
+
+
+def _filters(request: Request) -> dict[str, str]:
+    return {k: request.query_params.get(k, "") for k in ("channel", "since", "until", "q")}
+
+
+async def accounts(request: Request) -> Response:
+    q = search_words(request) or ""
+    async with hub_of(request).sessions() as session:
+        result = await queries.list_accounts(session, q or None, name_cursor(request), PAGE_SIZE)
+    views = [account_view(r) for r in result.items]
+    return render(request, "accounts.html", q=q, accounts=views, next_cursor=result.next_cursor)
+
+
+async def _compose(request: Request) -> bool:
+    """Whether to offer the mail form: only to someone with a mailbox of their own to send from."""
+    return bool(await own_mail_connectors(hub_of(request), viewer_of(request)))
+
+
+async def account(request: Request) -> Response:
+    scope = scope_of(request)
+    async with hub_of(request).sessions() as session, session.begin():
+        row = await record_or_404(session, AccountRow, object_id(request), "account")
+        contacts = [contact_view(c) for c in await queries.contacts_of(session, row.id)]
+        page = await queries.account_timeline(
+            session, scope, row.id, timeline_filter(request), time_cursor(request), PAGE_SIZE
+        )
+        items, cursor = await page_of_views(request, session, page, "timeline")
+        account_ = account_view(row)
+    return render(
+        request,
+        "account.html",
+        account=account_,
+        contacts=contacts,
+        items=items,
+        next_cursor=cursor,
+        filters=_filters(request),
+        known_addresses=[e for c in contacts for e in c.emails],
+        compose_to="",
+        may_send=await _compose(request),
+    )
+
+
+async def contact(request: Request) -> Response:
+    scope = scope_of(request)
+    async with hub_of(request).sessions() as session, session.begin():
+        row = await record_or_404(session, ContactRow, object_id(request), "contact")
+        account_row = await session.get(AccountRow, row.account_id) if row.account_id else None
+        page = await queries.contact_timeline(
+            session, scope, row.id, timeline_filter(request), time_cursor(request), PAGE_SIZE
+        )
+        items, cursor = await page_of_views(request, session, page, "timeline")
+        person = contact_view(row)
+        company = account_view(account_row) if account_row else None
+    return render(
+        request,
+        "contact.html",
+        contact=person,
+        account=company,
+        items=items,
+        next_cursor=cursor,
+        filters=_filters(request),
+        known_addresses=list(person.emails),
+        compose_to=person.emails[0] if person.emails else "",
+        may_send=await _compose(request),
+    )
+
+
+async def interaction(request: Request) -> Response:
+    """One item; a mail's remote images only after the reader asked (`?images=1`), per mail."""
+    remote = request.query_params.get("images") == "1"
+    async with hub_of(request).sessions() as session, session.begin():
+        row, view = await visible_interaction(request, session)
+        await note_reads(request, session, [row], "detail")
+        names = await account_names(session, [view])
+    html = None
+    if view.body_text is not None:
+        html = await mail_html(hub_of(request), row, remote_images=remote)
+    headers = {"Content-Security-Policy": CSP_REMOTE_IMAGES} if remote else None
+    return render(
+        request,
+        "interaction.html",
+        headers=headers,
+        item=view,
+        mail=html,
+        remote_images=remote,
+        accounts=names,
+        may_correct=viewer_of(request).may(Permission.CORRECT),
+    )
+
+
+async def unmatched(request: Request) -> Response:
+    """The viewer's own unattributed items (for admins also those of sources nobody owns)."""
+    async with hub_of(request).sessions() as session, session.begin():
+        page = await queries.list_interactions(
+            session, scope_of(request), unmatched=True, cursor=time_cursor(request), limit=PAGE_SIZE
+        )
+        items, cursor = await page_of_views(request, session, page, "listing")
+    return render(request, "unmatched.html", items=items, next_cursor=cursor)
+
+
+ENDPOINTS = [
+    Endpoint("/", accounts, Permission.READ),
+    Endpoint("/accounts/{id:int}", account, Permission.READ),
+    Endpoint("/contacts/{id:int}", contact, Permission.READ),
+    Endpoint("/interactions/{id:int}", interaction, Permission.READ),
+    Endpoint("/unmatched", unmatched, Permission.READ),
+]

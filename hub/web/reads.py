@@ -1,0 +1,97 @@
+"""Reading items for a viewer, shared by the API and the pages: load, ask the policy, audit.
+
+An item a viewer may not see is answered exactly like one that does not exist (404), and a
+read of an item from a connector marked `audit_reads` by anyone but its owners is recorded.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from connectors.base import SWITCH
+from hub.model import ReadScope
+from hub.policy import audits_read, item_sources, read_scope
+from hub.web.http import hub_of, not_found, object_id, viewer_of
+from hub.web.views import InteractionView, interaction_view, interaction_views
+from storage import audit, queries
+from storage.tables import Base, ConnectorRow, InteractionRow
+
+T = TypeVar("T", bound=Base)
+
+
+async def audited_connectors(session: AsyncSession) -> set[str]:
+    rows = await session.execute(select(ConnectorRow.name, ConnectorRow.settings))
+    return {
+        name
+        for name, settings in rows
+        if SWITCH.get(str((settings or {}).get("audit_reads", "off")).lower(), False)
+    }
+
+
+async def note_reads(
+    request: Request, session: AsyncSession, rows: list[InteractionRow], what: str
+) -> None:
+    """Record, in `session`'s transaction, the reads that connectors marked `audit_reads` ask
+    for: one entry per request, naming the items and how they were read."""
+    viewer = viewer_of(request)
+    audited = await audited_connectors(session)
+    if not audited:
+        return
+    read = [r.id for r in rows if audits_read(viewer, item_sources(r), audited)]
+    if read:
+        audit.record(
+            session,
+            viewer.email,
+            "item.read",
+            after={"interactions": read, "how": what, "path": request.url.path},
+            interaction_id=read[0] if len(read) == 1 else None,
+        )
+
+
+async def visible_interaction(
+    request: Request, session: AsyncSession, interaction_id: int | None = None
+) -> tuple[InteractionRow, InteractionView]:
+    """The item the path names as the viewer may see it; 404 when it does not exist for them."""
+    id_ = object_id(request) if interaction_id is None else interaction_id
+    row = await session.get(InteractionRow, id_)
+    view = interaction_view(viewer_of(request), row) if row is not None else None
+    if row is None or view is None:
+        raise not_found(f"interaction {id_}")
+    return row, view
+
+
+async def read_interaction(request: Request, what: str = "detail") -> InteractionView:
+    """visible_interaction, with the read audited when a connector asks for it."""
+    async with hub_of(request).sessions() as session, session.begin():
+        row, view = await visible_interaction(request, session)
+        await note_reads(request, session, [row], what)
+    return view
+
+
+async def page_of_views(
+    request: Request, session: AsyncSession, page: queries.Page, what: str
+) -> tuple[list[InteractionView], str | None]:
+    """A listing's rows as the viewer's views (the policy asked once more), reads audited."""
+    await note_reads(request, session, page.items, what)
+    return interaction_views(viewer_of(request), page.items), page.next_cursor
+
+
+async def account_names(session: AsyncSession, views: list[InteractionView]) -> dict[int, str]:
+    ids = {a.account_id for v in views for a in v.attributions}
+    return {i: row.name for i, row in (await queries.accounts_by_ids(session, ids)).items()}
+
+
+def scope_of(request: Request) -> ReadScope:
+    return read_scope(viewer_of(request))
+
+
+async def record_or_404(session: AsyncSession, model: type[T], id_: int, what: str) -> T:
+    """A directory record by id (every role reads the directory), or the documented 404."""
+    row = await session.get(model, id_)
+    if row is None:
+        raise not_found(f"{what} {id_}")
+    return row

@@ -1,0 +1,211 @@
+"""JSON Schemas of what the API answers and accepts: the components of the OpenAPI document.
+
+tests/e2e/test_openapi.py validates real answers against them, so they cannot drift from the
+read models in hub.web.views.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+
+def obj(required: list[str] | None = None, **properties: Schema) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    schema["required"] = list(properties) if required is None else required
+    return schema
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def page(item: str) -> Schema:
+    return obj(items=array(ref(item)), next_cursor={"type": ["string", "null"]})
+
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+WHEN: Schema = {"type": "string", "format": "date-time"}
+MAYBE_STR: Schema = {"type": ["string", "null"]}
+MAYBE_INT: Schema = {"type": ["integer", "null"]}
+MAYBE_WHEN: Schema = {"type": ["string", "null"], "format": "date-time"}
+CHANNEL: Schema = {"enum": ["email", "call", "sms", "meeting", "fax", "note"]}
+VISIBILITY: Schema = {
+    "enum": ["metadata", "subject", "full"],
+    "description": "how much of the item the caller sees (DESIGN.md, Who sees what); "
+    "withheld fields are null",
+}
+
+ACCOUNT = obj(id=INT, name=STR, domains=array(STR), owner=STR)
+CONTACT = obj(
+    id=INT, name=STR, account_id=MAYBE_INT, emails=array(STR), phones=array(STR), owner=STR
+)
+INTERACTION = obj(
+    id=INT,
+    channel=CHANNEL,
+    direction={"enum": ["inbound", "outbound", "internal"]},
+    occurred_at=WHEN,
+    ends_at=MAYBE_WHEN,
+    subject=MAYBE_STR,
+    snippet=MAYBE_STR,
+    participants=array(
+        obj(
+            role=STR, kind={"enum": ["email", "phone"]}, address=STR, name=STR, contact_id=MAYBE_INT
+        )
+    ),
+    attributions=array(
+        obj(
+            account_id=INT,
+            contact_id=MAYBE_INT,
+            rule=STR,
+            confidence={"type": "number"},
+            manual={"type": "boolean"},
+            explanation=STR,
+        )
+    ),
+    sources=array(obj(connector=STR, external_id=STR)),
+    message_id=MAYBE_STR,
+    thread_id=MAYBE_STR,
+    not_logged=STR,
+    duration_seconds=MAYBE_INT,
+    attachments=array(
+        obj(id=INT, filename=STR, content_type=STR, size=INT, downloadable={"type": "boolean"})
+    ),
+    visibility=VISIBILITY,
+)
+WITH_TEXT = {
+    **INTERACTION,
+    "properties": {**INTERACTION["properties"], "body_text": MAYBE_STR},
+    "required": [*INTERACTION["required"], "body_text"],
+}
+HIDDEN_NOW = obj(
+    id=INT,
+    visibility={"const": "none"},
+    attributions={"type": "array", "maxItems": 0},
+)
+MOVED = {"type": "object", "additionalProperties": INT}
+MERGE = obj(
+    kind={"enum": ["account", "contact"]},
+    kept=INT,
+    dropped=INT,
+    moved=MOVED,
+    notes=array(STR),
+    rematched=obj(examined=INT, changed=INT),
+)
+REVIEW_CASE = obj(
+    kind={"enum": ["unknown-sender", "name-lookalike", "shared-domain", "shared-address"]},
+    key={"type": "string", "description": "normalised address, E.164 number or domain"},
+    name=STR,
+    reason=STR,
+    count=INT,
+    latest_at=WHEN,
+    interactions=array(obj(id=INT, subject=STR, occurred_at=WHEN)),
+    suggestions=array(
+        obj(account_id=MAYBE_INT, contact_id=MAYBE_INT, label=STR, score=INT, reason=STR)
+    ),
+)
+CONNECTOR = obj(
+    name=STR,
+    kind=STR,
+    enabled={"type": "boolean"},
+    settings={"type": "object", "additionalProperties": STR},
+    status=STR,
+    last_error=STR,
+    last_sync_at=MAYBE_WHEN,
+)
+AUDIT_ENTRY = obj(
+    id=INT,
+    at=WHEN,
+    actor=STR,
+    action=STR,
+    target=STR,
+    interaction_id=MAYBE_INT,
+    before={"type": "object"},
+    after={"type": "object"},
+)
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": obj(error=obj(code=STR, message=STR)),
+    "Account": ACCOUNT,
+    "AccountPage": page("Account"),
+    "AccountWithContacts": {
+        **ACCOUNT,
+        "properties": {**ACCOUNT["properties"], "contacts": array(ref("Contact"))},
+        "required": [*ACCOUNT["required"], "contacts"],
+    },
+    "Contact": CONTACT,
+    "Interaction": INTERACTION,
+    "InteractionWithText": WITH_TEXT,
+    "InteractionPage": page("Interaction"),
+    "Corrected": {"oneOf": [ref("InteractionWithText"), HIDDEN_NOW]},
+    "Lookup": obj(
+        query=obj(phone=MAYBE_STR, email=MAYBE_STR),
+        contacts=array(ref("Contact")),
+        accounts=array(ref("Account")),
+        latest=array(ref("Interaction")),
+    ),
+    "AccountMerge": obj(account=ref("AccountWithContacts"), merge=MERGE),
+    "ContactMerge": obj(contact=ref("Contact"), merge=MERGE),
+    "OutgoingMessage": obj(
+        ["to", "subject", "body"],
+        to=array(STR),
+        cc=array(STR),
+        subject=STR,
+        body={"type": "string", "description": "plain text"},
+        in_reply_to={"type": "string", "description": "a Message-ID"},
+        connector={
+            "type": "string",
+            "description": "an smtp connector the caller owns; optional when they own one",
+        },
+    ),
+    "SendOutcome": obj(
+        interaction_id={
+            "type": ["integer", "null"],
+            "description": "the logged mail; null when it was sent but is not logged",
+        },
+        message_id=STR,
+        accepted=array(STR),
+        refused={"type": "object", "additionalProperties": STR},
+        sent_folder=STR,
+        sent_copy_error=STR,
+        not_logged={"type": "string", "description": "why it is not logged (a blocklist)"},
+    ),
+    "ReviewCase": REVIEW_CASE,
+    "ReviewCasePage": page("ReviewCase"),
+    "Settlement": obj(
+        ["key", "settlement"],
+        key={"type": "string", "description": "an address, phone number or domain"},
+        settlement={"enum": ["assign", "create-contact", "ignore"]},
+        contact_id={"type": "integer", "description": "assign an address or number"},
+        account_id={"type": "integer", "description": "assign a domain; create-contact"},
+        name={"type": "string", "description": "create-contact"},
+    ),
+    "SettleOutcome": obj(settled=INT, rematched=INT),
+    "Quarantined": obj(
+        id=INT,
+        connector=STR,
+        external_id=STR,
+        reason=STR,
+        created_at=WHEN,
+        raw_readable={"type": "boolean"},
+    ),
+    "QuarantinePage": page("Quarantined"),
+    "Connector": CONNECTOR,
+    "ConnectorList": obj(items=array(ref("Connector"))),
+    "AuditEntry": AUDIT_ENTRY,
+    "AuditPage": page("AuditEntry"),
+    "BlocklistEntries": obj(
+        items=array(
+            obj(entry=STR, scope={"enum": ["mine", "everyone"]}, created_by=STR, created_at=WHEN)
+        )
+    ),
+    "BlockCounts": obj(
+        entry=STR, user=STR, added={"type": "boolean"}, items_deleted=INT, sources_removed=INT
+    ),
+}

@@ -1,0 +1,299 @@
+"""Read models: what handlers, templates and the JSON API get instead of ORM rows.
+
+An interaction view is built for one viewer through hub.policy, so a field the viewer may not
+see is not in it at all: no template or serializer can show it by mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hub.model import Disclosure
+from hub.policy import Viewer, item_disclosure, shows_attachments, shows_body, shows_subject
+from storage.tables import (
+    AccountRow,
+    AuditRow,
+    ContactRow,
+    InteractionRow,
+    QuarantineRow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    id: int
+    name: str
+    domains: tuple[str, ...]
+    owner: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "domains": list(self.domains),
+            "owner": self.owner,
+        }
+
+
+def account_view(row: AccountRow) -> AccountView:
+    return AccountView(row.id, row.name, tuple(d.domain for d in row.domains), row.owner)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    id: int
+    name: str
+    account_id: int | None
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+    owner: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "account_id": self.account_id,
+            "emails": list(self.emails),
+            "phones": list(self.phones),
+            "owner": self.owner,
+        }
+
+
+def contact_view(row: ContactRow) -> ContactView:
+    return ContactView(
+        row.id,
+        row.name,
+        row.account_id,
+        tuple(e.address for e in row.emails),
+        tuple(p.e164 for p in row.phones),
+        row.owner,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantView:
+    role: str
+    kind: str
+    address: str
+    name: str
+    contact_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionView:
+    account_id: int
+    contact_id: int | None
+    rule: str
+    confidence: float
+    manual: bool
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentView:
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    downloadable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    connector: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionView:
+    """One item as one viewer may see it. `subject`, `snippet` and `body_text` are None when
+    withheld (`disclosure` says how much is shown); withheld attachments are simply absent."""
+
+    id: int
+    disclosure: Disclosure
+    channel: str
+    direction: str
+    occurred_at: datetime
+    ends_at: datetime | None
+    duration_seconds: int | None
+    subject: str | None
+    snippet: str | None
+    body_text: str | None
+    participants: tuple[ParticipantView, ...]
+    attributions: tuple[AttributionView, ...]
+    sources: tuple[SourceView, ...]
+    attachments: tuple[AttachmentView, ...]
+    message_id: str | None
+    thread_id: str | None
+    not_logged: str
+    owned: bool  # the viewer is among the owners: the item is in their own mailbox
+
+    def as_json(self, *, full: bool = False) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "channel": self.channel,
+            "direction": self.direction,
+            "occurred_at": self.occurred_at.isoformat(),
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            "subject": self.subject,
+            "snippet": self.snippet,
+            "participants": [
+                {
+                    "role": p.role,
+                    "kind": p.kind,
+                    "address": p.address,
+                    "name": p.name,
+                    "contact_id": p.contact_id,
+                }
+                for p in self.participants
+            ],
+            "attributions": [
+                {
+                    "account_id": a.account_id,
+                    "contact_id": a.contact_id,
+                    "rule": a.rule,
+                    "confidence": a.confidence,
+                    "manual": a.manual,
+                    "explanation": a.explanation,
+                }
+                for a in self.attributions
+            ],
+            "sources": [
+                {"connector": s.connector, "external_id": s.external_id} for s in self.sources
+            ],
+            "message_id": self.message_id,
+            "thread_id": self.thread_id,
+            "not_logged": self.not_logged,
+            "duration_seconds": self.duration_seconds,
+            "attachments": [
+                {
+                    "id": a.id,
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "downloadable": a.downloadable,
+                }
+                for a in self.attachments
+            ],
+            "visibility": self.disclosure.name.lower(),
+        }
+        if full:
+            doc["body_text"] = self.body_text
+        return doc
+
+
+def interaction_view(viewer: Viewer, row: InteractionRow) -> InteractionView | None:
+    """The item as `viewer` may see it, or None when it does not exist for them."""
+    level = item_disclosure(viewer, row)
+    if level is Disclosure.NONE:
+        return None
+    body = shows_body(level, row.channel)
+    return InteractionView(
+        id=row.id,
+        disclosure=level,
+        channel=row.channel,
+        direction=row.direction,
+        occurred_at=row.occurred_at,
+        ends_at=row.ends_at,
+        duration_seconds=row.duration_seconds,
+        subject=row.subject if shows_subject(level) else None,
+        snippet=row.snippet if body else None,
+        body_text=row.body_text if body else None,
+        participants=tuple(
+            ParticipantView(p.role, p.kind, p.address, p.name, p.contact_id)
+            for p in row.participants
+        ),
+        attributions=tuple(
+            AttributionView(
+                a.account_id, a.contact_id, a.rule, a.confidence, a.manual, a.explanation
+            )
+            for a in row.attributions
+            if not a.removed
+        ),
+        sources=tuple(SourceView(s.connector, s.external_id) for s in row.sources),
+        attachments=tuple(
+            AttachmentView(a.id, a.filename, a.content_type, a.size, a.blob_id is not None)
+            for a in row.attachments
+        )
+        if shows_attachments(level)
+        else (),
+        message_id=row.message_id,
+        thread_id=row.thread_id,
+        not_logged=row.not_logged,
+        owned=any(viewer.owns(s.owner) for s in row.sources),
+    )
+
+
+def interaction_views(viewer: Viewer, rows: list[InteractionRow]) -> list[InteractionView]:
+    """Rows a listing found (already filtered in SQL) as views; the policy is asked again."""
+    return [v for v in (interaction_view(viewer, r) for r in rows) if v is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineView:
+    id: int
+    connector: str
+    external_id: str
+    reason: str
+    created_at: datetime
+    raw_readable: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "connector": self.connector,
+            "external_id": self.external_id,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "raw_readable": self.raw_readable,
+        }
+
+
+def quarantine_view(row: QuarantineRow, raw_readable: bool) -> QuarantineView:
+    return QuarantineView(
+        row.id,
+        row.connector,
+        row.external_id,
+        row.reason,
+        row.created_at,
+        raw_readable and row.raw_blob_id is not None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    interaction_id: int | None
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "interaction_id": self.interaction_id,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+def audit_view(row: AuditRow) -> AuditView:
+    return AuditView(
+        row.id,
+        row.at,
+        row.actor,
+        row.action,
+        row.target,
+        row.interaction_id,
+        dict(row.before or {}),
+        dict(row.after or {}),
+    )
