@@ -1,4 +1,5 @@
-"""What the API and the pages' forms both do: send a mail, settle a review case.
+"""What the API and the pages' forms both do: send a mail, settle a review case, correct an
+item's customer links.
 
 One implementation each, so a click and an API call act alike, fail with the same message and
 leave the same audit entry; each caller only turns an ApiError into its own kind of answer.
@@ -6,8 +7,10 @@ leave the same audit entry; each caller only turns an ApiError into its own kind
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from connectors.base import ConfigurationError, ConnectorError
@@ -21,7 +24,11 @@ from hub.sending import (
     smtp_connector_for,
 )
 from hub.web.http import ApiError, hub_of, optional_id, text_field, viewer_of
+from hub.web.reads import visible_interaction
+from hub.web.views import InteractionView, interaction_view
+from storage.corrections import CorrectionError, correct
 from storage.directory import DirectoryError
+from storage.tables import InteractionRow
 
 SETTLEMENTS = ", ".join(s.value for s in Settlement)
 
@@ -97,3 +104,35 @@ async def settle(request: Request, values: dict[str, Any]) -> dict[str, int]:
     except (DirectoryError, ValueError) as e:
         raise ApiError(422, "bad_settlement", str(e)) from e
     return {"settled": outcome.settled, "rematched": outcome.rematched.changed}
+
+
+Resolve = Callable[[AsyncSession], Awaitable[tuple[int, int | None]]]
+
+
+async def correct_link(request: Request, action: str, resolve: Resolve) -> InteractionView | None:
+    """Add or remove a customer link on the item the path names.
+
+    Whether the item exists for the caller is settled first, so that an error in the request
+    cannot tell; `resolve` then reads (account_id, contact_id) from the request. Returns the
+    item as the caller sees it now: None once its last link is gone and it is private to its
+    owners again.
+    """
+    viewer = viewer_of(request)
+    async with hub_of(request).sessions() as session, session.begin():
+        row, _ = await visible_interaction(request, session)
+        account_id, contact_id = await resolve(session)
+        try:
+            await correct(
+                session,
+                row,
+                actor=viewer.email,
+                action=action,
+                account_id=account_id,
+                contact_id=contact_id,
+            )
+        except CorrectionError as e:
+            raise ApiError(422, "bad_correction", str(e)) from e
+        interaction_id = row.id
+    async with hub_of(request).sessions() as session:
+        corrected = await session.get(InteractionRow, interaction_id)
+        return interaction_view(viewer, corrected) if corrected else None

@@ -430,4 +430,5 @@ def test_an_id_beyond_what_the_database_holds_is_a_422_not_a_500(
 def test_a_method_a_route_does_not_take_says_which_it_does(privacy_site: Site) -> None:  # noqa: F811
     with privacy_site.api("admin") as admin:
         answer = admin.put("/api/audit", json={})
-    assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD"
+    assert answer.status_code == 405
+    assert set(answer.headers["allow"].split(", ")) == {"GET", "HEAD"}

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hub.policy import Permission, item_disclosure, shows_attachments
+from hub.web.commands import correct_link
 from hub.web.endpoints import ID, PAGING, TIMELINE, Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
@@ -25,10 +27,8 @@ from hub.web.http import (
     viewer_of,
 )
 from hub.web.reads import note_reads, page_of_views, read_interaction, scope_of
-from hub.web.views import interaction_view
 from storage import queries
 from storage.blobs import read_blob
-from storage.corrections import CorrectionError, correct
 from storage.tables import AttachmentRow, InteractionRow
 
 
@@ -90,34 +90,19 @@ async def correct_attribution(request: Request) -> Response:
     Answers the item as it is now; once its last link is removed it is private to its owners
     again, and for anyone else the answer says only that (`visibility` none).
     """
-    interaction_id = object_id(request)
     values = await json_object(request)
-    viewer = viewer_of(request)
-    async with hub_of(request).sessions() as session, session.begin():
-        # Whether the item exists for the caller comes first: a body error must not tell.
-        row = await session.get(InteractionRow, interaction_id)
-        if row is None or interaction_view(viewer, row) is None:
-            raise not_found(f"interaction {interaction_id}")
+
+    async def ids(session: AsyncSession) -> tuple[int, int | None]:
         if isinstance(values.get("account_id"), str) or isinstance(values.get("contact_id"), str):
             raise ApiError(422, "bad_correction", "account_id, contact_id: expected numbers")
-        account_id = required_id(values, "account_id", code="bad_correction")
-        contact_id = optional_id(values, "contact_id", code="bad_correction")
-        try:
-            await correct(
-                session,
-                row,
-                actor=viewer.email,
-                action=str(values.get("action", "")),
-                account_id=account_id,
-                contact_id=contact_id,
-            )
-        except CorrectionError as e:
-            raise ApiError(422, "bad_correction", str(e)) from e
-    async with hub_of(request).sessions() as session:
-        corrected = await session.get(InteractionRow, interaction_id)
-        view = interaction_view(viewer, corrected) if corrected else None
+        return (
+            required_id(values, "account_id", code="bad_correction"),
+            optional_id(values, "contact_id", code="bad_correction"),
+        )
+
+    view = await correct_link(request, str(values.get("action", "")), ids)
     if view is None:
-        return JSONResponse({"id": interaction_id, "visibility": "none", "attributions": []})
+        return JSONResponse({"id": object_id(request), "visibility": "none", "attributions": []})
     return JSONResponse(view.as_json(full=True))
 
 
