@@ -14,9 +14,15 @@ from starlette.requests import Request
 
 from connectors.base import SWITCH
 from hub.model import ReadScope
-from hub.policy import audits_read, item_sources, read_scope
-from hub.web.http import hub_of, not_found, object_id, viewer_of
-from hub.web.views import InteractionView, interaction_view, interaction_views
+from hub.policy import Permission, audits_read, item_sources, may_read_quarantined, read_scope
+from hub.web.http import hub_of, id_cursor, not_found, object_id, viewer_of
+from hub.web.views import (
+    InteractionView,
+    QuarantineView,
+    interaction_view,
+    interaction_views,
+    quarantine_view,
+)
 from storage import audit, queries
 from storage.tables import Base, ConnectorRow, InteractionRow
 
@@ -95,3 +101,14 @@ async def record_or_404(session: AsyncSession, model: type[T], id_: int, what: s
     if row is None:
         raise not_found(f"{what} {id_}")
     return row
+
+
+async def quarantined_page(request: Request, limit: int) -> tuple[list[QuarantineView], str | None]:
+    """Quarantined items the viewer may list: all of them for IT (the reasons), those of their
+    own mailboxes for everyone else; each says whether its raw bytes may be read."""
+    viewer = viewer_of(request)
+    owner = None if viewer.may(Permission.ADMINISTER) else viewer.email
+    async with hub_of(request).sessions() as session:
+        page = await queries.quarantine(session, owner, id_cursor(request), limit)
+    views = [quarantine_view(r, may_read_quarantined(viewer, r.owner)) for r in page.items]
+    return views, page.next_cursor

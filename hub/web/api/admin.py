@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from connectors.base import ConfigurationError
 from hub.admin import UnknownConnector, change_connector
 from hub.blocklist import add_block, list_blocks, remove_block
-from hub.policy import Permission, Role, may_read_quarantined
+from hub.policy import Permission
 from hub.web.endpoints import PAGING, Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
@@ -28,7 +28,8 @@ from hub.web.http import (
     text_field,
     viewer_of,
 )
-from hub.web.views import audit_view, quarantine_view
+from hub.web.reads import quarantined_page
+from hub.web.views import audit_view
 from matching.blocklist import BlockEntryError
 from storage import queries
 from storage.tables import ConnectorRow
@@ -36,14 +37,8 @@ from storage.tables import ConnectorRow
 
 async def quarantine(request: Request) -> Response:
     """Admins see every quarantined item's reason; a mailbox owner sees those of their own."""
-    viewer = viewer_of(request)
-    owner = None if viewer.role is Role.ADMIN else viewer.email
-    async with hub_of(request).sessions() as session:
-        page = await queries.quarantine(session, owner, id_cursor(request), page_limit(request))
-    items = [
-        quarantine_view(r, may_read_quarantined(viewer, r.owner)).as_json() for r in page.items
-    ]
-    return JSONResponse({"items": items, "next_cursor": page.next_cursor})
+    views, cursor = await quarantined_page(request, page_limit(request))
+    return JSONResponse({"items": [v.as_json() for v in views], "next_cursor": cursor})
 
 
 def connector_json(row: ConnectorRow) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.policy import Permission, Role, may_read_quarantined
+from hub.policy import Permission, may_read_quarantined
 from hub.web.endpoints import Endpoint
 from hub.web.html import PAGE_SIZE, render
 from hub.web.http import (
@@ -18,19 +18,16 @@ from hub.web.http import (
     search_words,
     viewer_of,
 )
-from hub.web.views import audit_view, quarantine_view
+from hub.web.reads import quarantined_page
+from hub.web.views import audit_view
 from storage import audit, queries
 from storage.blobs import read_blob
 from storage.tables import QuarantineRow
 
 
 async def quarantined(request: Request) -> Response:
-    viewer = viewer_of(request)
-    owner = None if viewer.role is Role.ADMIN else viewer.email
-    async with hub_of(request).sessions() as session:
-        page = await queries.quarantine(session, owner, id_cursor(request), PAGE_SIZE)
-    items = [quarantine_view(r, may_read_quarantined(viewer, r.owner)) for r in page.items]
-    return render(request, "quarantine.html", items=items, next_cursor=page.next_cursor)
+    items, cursor = await quarantined_page(request, PAGE_SIZE)
+    return render(request, "quarantine.html", items=items, next_cursor=cursor)
 
 
 async def quarantined_raw(request: Request) -> Response:
