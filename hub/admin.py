@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConfigurationError
 from connectors.registry import connector_class
@@ -168,13 +169,9 @@ async def change_connector(
     sees what": tightening applies retroactively), in the same transaction as the setting.
     """
     async with hub.sessions() as session, session.begin():
-        row = (
-            await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
-        ).scalar_one_or_none()
-        if row is None:
-            raise UnknownConnector(f"no connector named {name!r}")
+        row = await _connector(session, name)
         cls = connector_class(row.kind)
-        before = dict(row.settings or {})
+        before, was_enabled = dict(row.settings or {}), row.enabled
         after = {k: v for k, v in {**before, **changes}.items() if v is not None}
         cls.validate_settings(after)
         row.settings = after
@@ -194,20 +191,25 @@ async def change_connector(
             session,
             actor,
             "connector.change",
-            before={"settings": before, "enabled": row.enabled if enabled is None else not enabled},
+            before={"settings": before, "enabled": was_enabled},
             after={"settings": after, "enabled": row.enabled},
             target=name,
         )
     return after
 
 
+async def _connector(session: AsyncSession, name: str) -> ConnectorRow:
+    row = (
+        await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
+    ).scalar_one_or_none()
+    if row is None:
+        raise UnknownConnector(f"no connector named {name!r}")
+    return row
+
+
 async def remove_connector(hub: Hub, name: str, *, actor: str = "cli") -> None:
     """Remove a connector; its logged items stay, with the owner and cap they had."""
     async with hub.sessions() as session, session.begin():
-        row = (
-            await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
-        ).scalar_one_or_none()
-        if row is None:
-            raise UnknownConnector(f"no connector named {name!r}")
+        row = await _connector(session, name)
         await session.delete(row)
         audit.record(session, actor, "connector.remove", before={"kind": row.kind}, target=name)
