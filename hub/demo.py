@@ -73,7 +73,7 @@ async def load_demo(hub: Hub, files_dir: Path) -> list[tuple[str, str, str]]:
     ]
     async with hub.sessions() as session, session.begin():
         for email, role, password in users:
-            await add_user(session, email, role, password)
+            await add_user(session, email, role, password, actor="demo")
     return users
 
 
