@@ -8,10 +8,7 @@ import gc
 import json
 import logging
 import os
-import secrets
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from config.settings import ConfigError, load_settings
 from connectors.base import ConfigurationError, ConnectorError
 from connectors.registry import connector_class
+from hub.accounts_cli import add_commands as add_account_commands
+from hub.accounts_cli import user_error
 from hub.admin import (
     UnknownConnector,
     add_connector,
@@ -31,47 +30,23 @@ from hub.admin import (
     remove_connector,
 )
 from hub.bootstrap import Hub, build_hub
+from hub.cli_support import UsageError, with_hub
 from hub.directory_files import DirectoryFileError
+from hub.privacy import PrivacyError
 from hub.privacy_cli import add_commands as add_privacy_commands
 from hub.runtime import tune_gc
 from hub.terminal import PrintableFormatter, printable
+from matching.blocklist import BlockEntryError
 from storage.db import DatabaseError, upgrade
 from storage.merge import MergeError, UnknownRecord
-from storage.tables import MAX_ID, ConnectorRow
-from storage.users import (
-    ROLES,
-    UnknownUser,
-    UserError,
-    UserExists,
-    add_user,
-    create_token,
-    disable_user,
-    enable_user,
-    list_tokens,
-    list_users,
-    revoke_token,
-    set_password,
-    set_role,
-    user_by_email,
-)
+from storage.tables import ConnectorRow
+from storage.users import UserError
 
 log = logging.getLogger("crmhub")
 
 
-class UsageError(Exception):
-    """Bad input on the command line; printed without a traceback."""
-
-
 def _hub(migrate: bool | None = None) -> Hub:
     return build_hub(load_settings(), migrate=migrate)
-
-
-async def _with_hub(work: Callable[[Hub], Awaitable[int]]) -> int:
-    hub = _hub()
-    try:
-        return await work(hub)
-    finally:
-        await hub.close()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -92,7 +67,7 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
         # Good rows are in; a non-zero status still tells a script that some were rejected.
         return 1 if result.errors else 0
 
-    return asyncio.run(_with_hub(work))
+    return asyncio.run(with_hub(work))
 
 
 def _record_id(value: str, what: str) -> int:
@@ -119,7 +94,7 @@ def cmd_directory_merge(args: argparse.Namespace) -> int:
         print("\n".join(printable(line) for line in result.summary()))
         return 0
 
-    return asyncio.run(_with_hub(work))
+    return asyncio.run(with_hub(work))
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -146,7 +121,7 @@ def cmd_connectors_add(args: argparse.Namespace) -> int:
         print(f"connector {args.name} ({args.kind}) added")
         return 0
 
-    return asyncio.run(_with_hub(work))
+    return asyncio.run(with_hub(work))
 
 
 def cmd_connectors_list(args: argparse.Namespace) -> int:
@@ -163,7 +138,7 @@ def cmd_connectors_list(args: argparse.Namespace) -> int:
                 print("\t".join(printable(column) for column in columns))
         return 0
 
-    return asyncio.run(_with_hub(work))
+    return asyncio.run(with_hub(work))
 
 
 def cmd_connectors_remove(args: argparse.Namespace) -> int:
@@ -175,7 +150,7 @@ def cmd_connectors_remove(args: argparse.Namespace) -> int:
         print(f"connector {args.name} removed; its logged items stay")
         return 0
 
-    return asyncio.run(_with_hub(work))
+    return asyncio.run(with_hub(work))
 
 
 def cmd_connectors_set(args: argparse.Namespace) -> int:
@@ -198,7 +173,7 @@ def cmd_connectors_set(args: argparse.Namespace) -> int:
         print(printable(f"connector {args.name}: {where}"))
         return 0
 
-    return asyncio.run(_with_hub(work))
+    return asyncio.run(with_hub(work))
 
 
 def cmd_connectors_test(args: argparse.Namespace) -> int:
@@ -216,7 +191,7 @@ def cmd_connectors_test(args: argparse.Namespace) -> int:
             print(printable(line))
         return 0
 
-    return asyncio.run(_with_hub(work))
+    return asyncio.run(with_hub(work))
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -246,184 +221,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 print(printable(line))
         return 1 if any(r.errors for r in reports) else 0
 
-    return asyncio.run(_with_hub(work))
-
-
-MAX_TOKEN_DAYS = 36_500
-
-
-def _new_password(args: argparse.Namespace) -> tuple[str, bool]:
-    """The password named by --password-env, or a generated one (True: print it once)."""
-    if not args.password_env:
-        return secrets.token_urlsafe(12), True
-    password = os.environ.get(args.password_env, "")
-    if not password:
-        raise UsageError(f"--password-env {args.password_env}: the variable is not set")
-    return password, False
-
-
-def _when(at: datetime | None) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ") if at is not None else "never"
-
-
-def _user_error(e: UserError) -> str:
-    """The storage message, plus what to type next, which only the command line knows."""
-    if isinstance(e, UserExists):
-        return (
-            f"user {e.email} exists; change the role with `crmhub users set-role`, "
-            "the password with `crmhub users password`"
-        )
-    if isinstance(e, UnknownUser):
-        return f"{e}; `crmhub users list` shows the users, `crmhub users add` adds one"
-    return str(e)
-
-
-def cmd_users_add(args: argparse.Namespace) -> int:
-    password, generated = _new_password(args)
-
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            await add_user(session, args.email, args.role, password, actor="cli")
-        print(f"user {args.email} ({args.role}) saved")
-        if generated:
-            print(f"password: {password}")
-        return 0
-
-    return asyncio.run(_with_hub(work))
-
-
-def cmd_users_list(args: argparse.Namespace) -> int:
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session:
-            users = await list_users(session)
-        print("EMAIL\tROLE\tSTATE\tLAST LOGIN")
-        for user in users:
-            state = "disabled" if user.disabled else "active"
-            print(f"{user.email}\t{user.role}\t{state}\t{_when(user.last_login_at)}")
-        return 0
-
-    return asyncio.run(_with_hub(work))
-
-
-def cmd_users_disable(args: argparse.Namespace) -> int:
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            revoked = await disable_user(session, args.email, actor="cli")
-        email = args.email.strip().lower()
-        if revoked is None:
-            print(f"user {email} was disabled already")
-        else:
-            print(f"user {email} disabled; their sessions ended and {revoked} token(s) revoked")
-        return 0
-
-    return asyncio.run(_with_hub(work))
-
-
-def cmd_users_enable(args: argparse.Namespace) -> int:
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            changed = await enable_user(session, args.email, actor="cli")
-        email = args.email.strip().lower()
-        print(
-            f"user {email} enabled; revoked tokens stay revoked (`crmhub tokens create` for new)"
-            if changed
-            else f"user {email} was enabled already"
-        )
-        return 0
-
-    return asyncio.run(_with_hub(work))
-
-
-def cmd_users_set_role(args: argparse.Namespace) -> int:
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            before = await set_role(session, args.email, args.role, actor="cli")
-        email = args.email.strip().lower()
-        print(
-            f"user {email}: role {before} -> {args.role}"
-            if before != args.role
-            else f"user {email} has the role {before} already"
-        )
-        return 0
-
-    return asyncio.run(_with_hub(work))
-
-
-def cmd_users_password(args: argparse.Namespace) -> int:
-    password, generated = _new_password(args)
-
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            revoked = await set_password(session, args.email, password, actor="cli")
-        email = args.email.strip().lower()
-        print(f"password of {email} changed; their sessions ended and {revoked} token(s) revoked")
-        if generated:
-            print(f"password: {password}")
-        return 0
-
-    return asyncio.run(_with_hub(work))
-
-
-def _expiry(value: str | None) -> timedelta | None:
-    if value is None:
-        return None
-    digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_TOKEN_DAYS))
-    if not (digits and 1 <= int(value) <= MAX_TOKEN_DAYS):
-        raise UsageError(
-            f"--expires {value!r}: expected a whole number of days from 1 to {MAX_TOKEN_DAYS}"
-        )
-    return timedelta(days=int(value))
-
-
-def cmd_tokens_create(args: argparse.Namespace) -> int:
-    """The token alone on stdout, for scripts; the expiry, if any, on stderr."""
-    expires_in, now = _expiry(args.expires), datetime.now(UTC)
-
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            user = await user_by_email(session, args.email)
-            if user is None:
-                raise UnknownUser(args.email.strip().lower())
-            token = await create_token(session, user, expires_in=expires_in, actor="cli", now=now)
-        print(token)
-        if expires_in is not None:
-            print(f"expires {_when(now + expires_in)}", file=sys.stderr)
-        return 0
-
-    return asyncio.run(_with_hub(work))
-
-
-def cmd_tokens_list(args: argparse.Namespace) -> int:
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session:
-            tokens = await list_tokens(session, args.email)
-        print("ID\tUSER\tCREATED\tEXPIRES\tLAST USED\tSTATE")
-        for t in tokens:
-            print(
-                f"{t.id}\t{t.user}\t{_when(t.created_at)}\t{_when(t.expires_at)}\t"
-                f"{_when(t.last_used_at)}\t{t.state}"
-            )
-        return 0
-
-    return asyncio.run(_with_hub(work))
-
-
-def cmd_tokens_revoke(args: argparse.Namespace) -> int:
-    value = args.id
-    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
-        raise UsageError(f"token id {value!r}: expected an ID that `crmhub tokens list` shows")
-
-    async def work(hub: Hub) -> int:
-        async with hub.sessions() as session, session.begin():
-            token, revoked = await revoke_token(session, int(value), actor="cli")
-        print(
-            f"token {token.id} of {token.user} revoked"
-            if revoked
-            else f"token {token.id} of {token.user} was revoked already"
-        )
-        return 0
-
-    return asyncio.run(_with_hub(work))
+    return asyncio.run(with_hub(work))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -526,52 +324,7 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument("--json", action="store_true")
     sync.set_defaults(run=cmd_sync)
 
-    users = sub.add_parser(
-        "users", help="people who sign in to the web view and the API"
-    ).add_subparsers(dest="users", required=True)
-    password_help = "read the password from this variable (default: generate and print one)"
-    uadd = users.add_parser("add", help="add a user (an existing address is an error)")
-    uadd.add_argument("email")
-    uadd.add_argument("--role", choices=ROLES, required=True)
-    uadd.add_argument("--password-env", metavar="ENV_VAR", help=password_help)
-    uadd.set_defaults(run=cmd_users_add)
-    users.add_parser("list", help="every user: role, state, last login").set_defaults(
-        run=cmd_users_list
-    )
-    for verb, run, what in (
-        ("disable", cmd_users_disable, "refuse their login; end their sessions and tokens"),
-        ("enable", cmd_users_enable, "allow a disabled user to sign in again"),
-    ):
-        one = users.add_parser(verb, help=what)
-        one.add_argument("email")
-        one.set_defaults(run=run)
-    urole = users.add_parser("set-role", help="change a user's role")
-    urole.add_argument("email")
-    urole.add_argument("role", metavar="ROLE", help=" | ".join(ROLES))
-    urole.set_defaults(run=cmd_users_set_role)
-    upw = users.add_parser(
-        "password", help="set a new password; ends the user's sessions and tokens"
-    )
-    upw.add_argument("email")
-    upw.add_argument("--password-env", metavar="ENV_VAR", help=password_help)
-    upw.set_defaults(run=cmd_users_password)
-
-    tokens = sub.add_parser("tokens", help="bearer tokens for the API").add_subparsers(
-        dest="tokens", required=True
-    )
-    tcreate = tokens.add_parser("create", help="print a new token for a user")
-    tcreate.add_argument("email")
-    tcreate.add_argument(
-        "--expires", metavar="DAYS", help="valid for this many days (default: until revoked)"
-    )
-    tcreate.set_defaults(run=cmd_tokens_create)
-    tlist = tokens.add_parser("list", help="tokens (of one user): dates and state, never the token")
-    tlist.add_argument("email", nargs="?")
-    tlist.set_defaults(run=cmd_tokens_list)
-    trevoke = tokens.add_parser("revoke", help="end a token at once")
-    trevoke.add_argument("id", metavar="ID", help="as `crmhub tokens list` shows it")
-    trevoke.set_defaults(run=cmd_tokens_revoke)
-
+    add_account_commands(sub)
     add_privacy_commands(sub)
     return p
 
@@ -598,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         print(printable(f"crmhub: {e}"), file=sys.stderr)
         return 2
     except UserError as e:
-        print(printable(f"crmhub: {_user_error(e)}"), file=sys.stderr)
+        print(printable(f"crmhub: {user_error(e)}"), file=sys.stderr)
+        return 2
+    except (PrivacyError, BlockEntryError) as e:
+        print(printable(f"crmhub: {e}"), file=sys.stderr)
         return 2
     except DBAPIError as e:
         reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__

@@ -1,41 +1,23 @@
 """`crmhub privacy ...` and `crmhub blocklist ...`: data-subject requests, retention and the
-blocklist on the command line (hub.cli registers them; errors end there as one line)."""
+blocklist on the command line. hub.cli registers them, and ends their errors (PrivacyError,
+BlockEntryError) as one line."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from config.settings import load_settings
 from hub.blocklist import add_block, list_blocks, remove_block
-from hub.bootstrap import Hub, build_hub
+from hub.bootstrap import Hub
+from hub.cli_support import with_hub
 from hub.privacy import PrivacyError, erase_subject, export_subject, plan_erasure
 from hub.retention import apply_retention
 from matching.blocklist import BlockEntryError
 
 ACTOR = "cli"
-
-
-def _run(work: Callable[[Hub], Awaitable[int]]) -> int:
-    """Run `work` with a hub; a request that cannot be met ends as one line, exit status 2
-    (configuration and database errors are hub.cli's to report)."""
-
-    async def main() -> int:
-        hub = build_hub(load_settings())
-        try:
-            return await work(hub)
-        finally:
-            await hub.close()
-
-    try:
-        return asyncio.run(main())
-    except (PrivacyError, BlockEntryError) as e:
-        print(f"crmhub: {e}", file=sys.stderr)
-        return 2
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -52,7 +34,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run(work)
+    return asyncio.run(with_hub(work))
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -68,7 +50,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
         print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.as_json().items()))
         return 0
 
-    return _run(work)
+    return asyncio.run(with_hub(work))
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
@@ -77,7 +59,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
         print("\n".join(report.lines()))
         return 0
 
-    return _run(work)
+    return asyncio.run(with_hub(work))
 
 
 def cmd_block_add(args: argparse.Namespace) -> int:
@@ -91,7 +73,7 @@ def cmd_block_add(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _run(work)
+    return asyncio.run(with_hub(work))
 
 
 def cmd_block_remove(args: argparse.Namespace) -> int:
@@ -102,7 +84,7 @@ def cmd_block_remove(args: argparse.Namespace) -> int:
         print(f"{args.entry} removed from the blocklist; what it removed stays removed")
         return 0
 
-    return _run(work)
+    return asyncio.run(with_hub(work))
 
 
 def cmd_block_list(args: argparse.Namespace) -> int:
@@ -113,7 +95,7 @@ def cmd_block_list(args: argparse.Namespace) -> int:
             print(f"{entry.entry}\t{entry.user or 'everyone'}\t{entry.created_by}\t{when}")
         return 0
 
-    return _run(work)
+    return asyncio.run(with_hub(work))
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
