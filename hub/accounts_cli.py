@@ -13,18 +13,16 @@ from datetime import UTC, datetime, timedelta
 from hub.bootstrap import Hub
 from hub.cli_support import UsageError, when, with_hub
 from storage.tables import MAX_ID
+from storage.tokens import create_token, list_tokens, revoke_token
 from storage.users import (
     ROLES,
     UnknownUser,
     UserError,
     UserExists,
     add_user,
-    create_token,
     disable_user,
     enable_user,
-    list_tokens,
     list_users,
-    revoke_token,
     set_password,
     set_role,
     user_by_email,

@@ -11,7 +11,8 @@ from starlette.requests import Request
 
 from hub.bootstrap import Hub
 from storage.tables import UserRow
-from storage.users import user_by_token, user_for_session
+from storage.tokens import user_by_token
+from storage.users import user_for_session
 
 
 async def signed_in(request: Request) -> tuple[UserRow | None, bool]:

@@ -29,7 +29,8 @@ from hub.admin import add_connector, import_directory
 from hub.bootstrap import Hub, build_hub
 from hub.pipeline import sync_all
 from storage import db
-from storage.users import add_user, create_token, user_by_email
+from storage.tokens import create_token
+from storage.users import add_user, user_by_email
 from tests.conftest import PG_URL, private_pg_database
 
 CRMHUB = Path(sys.executable).parent / "crmhub"

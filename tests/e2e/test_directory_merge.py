@@ -23,7 +23,8 @@ from config.settings import Settings
 from hub.admin import add_connector, import_directory
 from hub.bootstrap import build_hub
 from hub.pipeline import sync_all
-from storage.users import add_user, create_token
+from storage.tokens import create_token
+from storage.users import add_user
 from tests.e2e.conftest import SECRET_KEY
 from tests.e2e.test_api import api_error, ok
 from tests.e2e.test_cli import one_line_error, query

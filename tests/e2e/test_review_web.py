@@ -26,7 +26,8 @@ from config.settings import Settings
 from hub.admin import add_connector, import_directory
 from hub.bootstrap import build_hub
 from hub.pipeline import sync_all
-from storage.users import add_user, create_token
+from storage.tokens import create_token
+from storage.users import add_user
 from tests.e2e.conftest import DATA, SALES, SECRET_KEY, Server, seed, start_server, stop_server
 from tests.e2e.test_api import api_error, cursor_of, ok
 from tests.e2e.test_browser import log_in

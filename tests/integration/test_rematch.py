@@ -135,7 +135,8 @@ async def test_corrections_through_the_api_win_over_rematching_and_are_audited(
 
     from hub.web.app import build_app
     from storage.tables import AccountRow, AuditRow
-    from storage.users import add_user, create_token
+    from storage.tokens import create_token
+    from storage.users import add_user
 
     await _two_customers_synced(hub, tmp_path)
     async with hub.sessions() as session, session.begin():

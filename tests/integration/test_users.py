@@ -21,25 +21,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.bootstrap import Hub
 from storage import users
 from storage.tables import MAX_ID, AuditRow, TokenRow, UserRow
+from storage.tokens import UnknownToken, create_token, list_tokens, revoke_token, user_by_token
 from storage.users import (
     UnknownRole,
-    UnknownToken,
     UnknownUser,
     UserError,
     UserExists,
     add_user,
     authenticate,
-    create_token,
     disable_user,
     enable_user,
     hash_password_async,
-    list_tokens,
     list_users,
-    revoke_token,
     set_password,
     set_role,
     user_by_email,
-    user_by_token,
     user_for_session,
 )
 

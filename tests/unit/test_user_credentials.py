@@ -7,14 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage.tables import TokenRow
-from storage.users import (
-    _DUMMY_HASH,
-    UserError,
-    check_password,
-    hash_password,
-    token_state,
-    user_address,
-)
+from storage.tokens import token_state
+from storage.users import _DUMMY_HASH, UserError, check_password, hash_password, user_address
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
