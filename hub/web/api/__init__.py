@@ -6,7 +6,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hub.policy import Permission
-from hub.web.api import admin, directory, interactions, messages, review
+from hub.web.api import (
+    audit,
+    blocklist,
+    directory,
+    interactions,
+    messages,
+    privacy,
+    review,
+    sources,
+)
 from hub.web.endpoints import Answer, Endpoint
 
 
@@ -45,5 +54,8 @@ ENDPOINTS: list[Endpoint] = [
     *interactions.ENDPOINTS,
     *messages.ENDPOINTS,
     *review.ENDPOINTS,
-    *admin.ENDPOINTS,
+    *sources.ENDPOINTS,
+    *audit.ENDPOINTS,
+    *blocklist.ENDPOINTS,
+    *privacy.ENDPOINTS,
 ]
