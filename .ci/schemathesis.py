@@ -40,7 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from storage import db  # noqa: E402
-from tests.e2e.conftest import CRMHUB, crmhub_env, free_port  # noqa: E402
+from tests.e2e.conftest import (  # noqa: E402
+    Server,
+    ServerDidNotStart,
+    launch_server,
+    stop_server,
+)
 from tests.e2e.privacy_site import seed_privacy  # noqa: E402
 
 HOOKS = Path(__file__).resolve().parent / "schemathesis_hooks.py"
@@ -90,51 +95,11 @@ class RunResult:
     problems: list[str]  # why this run fails, besides gating findings
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
 def start_server(database_url: str, workdir: Path) -> Server:
-    port = free_port()
-    log = workdir / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(CRMHUB), "serve", "--port", str(port), "--no-scheduler"],
-            env=crmhub_env(database_url),
-            cwd=workdir,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CiFailure(f"crmhub serve exited with {process.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/api/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    stop_server(server)
-    raise CiFailure(
-        f"crmhub serve did not answer within {SERVER_START_TIMEOUT:.0f} s:\n{server.output()}"
-    )
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+    try:
+        return launch_server(database_url, workdir, SERVER_START_TIMEOUT)
+    except ServerDidNotStart as e:
+        raise CiFailure(str(e)) from e
 
 
 def save_document(server: Server, token: str, target: Path) -> dict[str, Any]:

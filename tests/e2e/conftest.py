@@ -132,7 +132,12 @@ class Server:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def start_server(database_url: str, workdir: Path, timeout: float = 30.0) -> Server:
+class ServerDidNotStart(Exception):
+    """`crmhub serve` exited or did not answer; the message carries its output."""
+
+
+def launch_server(database_url: str, workdir: Path, timeout: float = 30.0) -> Server:
+    """A `crmhub serve --no-scheduler` answering on a free port, or ServerDidNotStart."""
     port = free_port()
     log = workdir / f"serve-{port}.log"
     with log.open("wb") as sink:
@@ -147,14 +152,23 @@ def start_server(database_url: str, workdir: Path, timeout: float = 30.0) -> Ser
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"crmhub serve exited with {process.returncode}:\n{server.output()}")
+            raise ServerDidNotStart(
+                f"crmhub serve exited with {process.returncode}:\n{server.output()}"
+            )
         try:
             if httpx.get(f"{server.url}/api/health", timeout=1).status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.05)
     stop_server(server)
-    pytest.fail(f"crmhub serve did not answer within {timeout} s:\n{server.output()}")
+    raise ServerDidNotStart(f"crmhub serve did not answer within {timeout} s:\n{server.output()}")
+
+
+def start_server(database_url: str, workdir: Path, timeout: float = 30.0) -> Server:
+    try:
+        return launch_server(database_url, workdir, timeout)
+    except ServerDidNotStart as e:
+        pytest.fail(str(e))
 
 
 def stop_server(server: Server) -> None:
