@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,10 +83,7 @@ async def list_accounts(
         query = query.where(
             or_(AccountRow.name > name, and_(AccountRow.name == name, AccountRow.id > id_))
         )
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor([rows[-1].name, rows[-1].id]) if more and rows else None)
+    return await _keyset(session, query, limit, lambda row: [row.name, row.id])
 
 
 async def contacts_of(session: AsyncSession, account_id: int) -> list[ContactRow]:
@@ -123,14 +121,19 @@ def _paged(
     return query.order_by(InteractionRow.occurred_at.desc(), InteractionRow.id.desc())
 
 
-async def _page(session: AsyncSession, query: Select[Any], limit: int) -> Page:
+async def _keyset(
+    session: AsyncSession, query: Select[Any], limit: int, position: Callable[[Any], list[Any]]
+) -> Page:
+    """One page of `query` (already ordered and started after the cursor); the next cursor is
+    the `position` of its last row, handed out only when one more row exists."""
     rows = list((await session.execute(query.limit(limit + 1))).scalars().unique())
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = None
-    if more and rows:
-        cursor = encode_cursor([rows[-1].occurred_at.isoformat(), rows[-1].id])
-    return Page(rows, cursor)
+    return Page(rows, encode_cursor(position(rows[-1])) if more and rows else None)
+
+
+async def _page(session: AsyncSession, query: Select[Any], limit: int) -> Page:
+    return await _keyset(session, query, limit, lambda row: [row.occurred_at.isoformat(), row.id])
 
 
 async def account_timeline(
@@ -213,10 +216,7 @@ async def quarantine(
         query = query.where(QuarantineRow.owner == owner)
     if cursor:
         query = query.where(QuarantineRow.id < decode_cursor(cursor)[0])
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor([rows[-1].id]) if more and rows else None)
+    return await _keyset(session, query, limit, lambda row: [row.id])
 
 
 async def contacts_by_identity(
@@ -272,7 +272,4 @@ async def audit_log(session: AsyncSession, f: AuditFilter, cursor: str | None, l
         query = query.where(AuditRow.at < f.until)
     if cursor:
         query = query.where(AuditRow.id < decode_cursor(cursor)[0])
-    rows = list((await session.execute(query.limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor([rows[-1].id]) if more and rows else None)
+    return await _keyset(session, query, limit, lambda row: [row.id])
