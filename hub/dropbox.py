@@ -35,6 +35,7 @@ from hub.bootstrap import Hub
 from hub.deciding import decide
 from hub.model import Interaction, Quarantined, RawItem, Translated
 from hub.screening import load_screen, screen_items
+from storage.ingest import Provenance
 from storage.tables import InteractionRow
 from storage.users import check_password, hash_password, user_by_email
 
@@ -157,7 +158,7 @@ class DropboxHandler:
                     [],
                     [Quarantined(RawItem(external_id, data), str(e))],
                     {},
-                    owner=owner,
+                    Provenance(owner),
                 )
             log.info("dropbox: quarantined %s: %s", external_id, e)
             return f"250 2.0.0 Quarantined for review: {e}"
@@ -172,7 +173,7 @@ class DropboxHandler:
             return f"250 2.0.0 Not logged: {refused[0].reason}"
         stored = decide(item, index)
         async with self._ingest_lock:
-            await self.hub.store.ingest(CONNECTOR, [stored], [], {}, owner=owner)
+            await self.hub.store.ingest(CONNECTOR, [stored], [], {}, Provenance(owner))
         async with self.hub.sessions() as session:
             interaction_id = (
                 await session.execute(

@@ -26,7 +26,7 @@ from hub.rematch import rematch
 from hub.screening import load_screen, screen_items, screen_quarantined
 from matching.autocreate import ContactPolicy
 from matching.index import IdentityIndex
-from storage.ingest import IngestCounts, StoredItem
+from storage.ingest import IngestCounts, Provenance, StoredItem
 from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,11 @@ async def sync_connector(
         cls = connector_class(row.kind)
         connector = cls(name, row.settings, hub.secret_box.open(row.secrets), hub.context)
         policy = ContactPolicy(row.settings.get("create_contacts", ContactPolicy.OFF))
-        owner = cls.mailbox_owner(row.settings)
-        visibility = row.settings.get("visibility", "full")
+        provenance = Provenance(
+            cls.mailbox_owner(row.settings), row.settings.get("visibility", "full")
+        )
         await _sync_batches(
-            hub, connector, row.cursor or {}, index, policy, (owner, visibility), report, progress
+            hub, connector, row.cursor or {}, index, policy, provenance, report, progress
         )
     except (ConnectorError, ValueError) as e:
         report.errors += 1
@@ -102,17 +103,15 @@ async def _sync_batches(
     cursor: dict[str, Any],
     index: IdentityIndex,
     policy: ContactPolicy,
-    mark: tuple[str, str],
+    provenance: Provenance,
     report: SyncReport,
     progress: Progress | None,
 ) -> None:
     """Decide batch N+1 while batch N is stored: deciding is CPU in this process, storing
     mostly waits for the database, so the two overlap (measured: most of deciding's time comes
     off a 10,000-mail sync). Batches still commit one after another, in order, each with its
-    cursor; batch N's threads reach N+1 through `unstored` before N is committed.
-
-    `mark` is the connector's (owner, visibility cap) that every stored source carries."""
-    owner = mark[0]
+    cursor; batch N's threads reach N+1 through `unstored` before N is committed."""
+    owner = provenance.owner
     storing: asyncio.Task[IngestCounts] | None = None
     unstored: Threads = {}
 
@@ -144,7 +143,9 @@ async def _sync_batches(
             report.skipped += sum(isinstance(i, Skipped) for i in items)
             await stored()
             storing = asyncio.create_task(
-                _store_batch(hub, connector.name, decided, bad, next_cursor, index, earlier, mark)
+                _store_batch(
+                    hub, connector.name, decided, bad, next_cursor, index, earlier, provenance
+                )
             )
             report.fetched += fetched
             if progress:
@@ -163,10 +164,9 @@ async def _store_batch(
     cursor: dict[str, Any],
     index: IdentityIndex,
     earlier: set[int],
-    mark: tuple[str, str],
+    provenance: Provenance,
 ) -> IngestCounts:
-    owner, visibility = mark
-    counts = await hub.store.ingest(name, decided, bad, cursor, owner=owner, visibility=visibility)
+    counts = await hub.store.ingest(name, decided, bad, cursor, provenance)
     await follow_late_parents(hub, decided, index)
     if earlier:
         await rematch(hub, earlier, index)

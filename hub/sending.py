@@ -26,6 +26,7 @@ from hub.model import RawItem, Translated
 from hub.policy import Viewer, may_send_through
 from hub.screening import load_screen, screen_items
 from matching.identities import email_domain, normalize_email
+from storage.ingest import Provenance
 from storage.tables import ConnectorRow, InteractionRow
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,7 @@ async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOu
             stored,
             [],
             row.cursor or {},
-            owner=owner,
-            visibility=row.settings.get("visibility", "full"),
+            Provenance(owner, row.settings.get("visibility", "full")),
         )
         async with hub.sessions() as session:
             interaction_id = (

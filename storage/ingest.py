@@ -56,6 +56,15 @@ class StoredItem:
     packed_body: bytes | None = None  # see hub.model.Translated
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Whose a connector's items are ("" for nobody's) and what others may see of them (its
+    visibility cap): recorded on every new source (DESIGN.md "Who sees what")."""
+
+    owner: str = ""
+    visibility: str = "full"
+
+
 @dataclass
 class IngestCounts:
     new: int = 0
@@ -101,13 +110,8 @@ class SqlInteractionStore:
         items: list[StoredItem],
         quarantined: list[Quarantined],
         cursor: dict[str, Any],
-        *,
-        owner: str = "",
-        visibility: str = "full",
+        provenance: Provenance = Provenance(),
     ) -> IngestCounts:
-        """`owner` (the mailbox owner, "" for none) and `visibility` (the connector's cap) are
-        recorded on every new source, so each item knows who may always see it and what
-        others may (DESIGN.md "Who sees what")."""
         counts = IngestCounts()
         async with self.sessions() as session, session.begin():
             plan = await self._plan(session, connector, items)
@@ -124,8 +128,9 @@ class SqlInteractionStore:
                     if a.kept
                 ],
             )
-            await self._insert(session, (connector, owner, visibility), plan, blobs, counts)
-            await self._quarantine(session, connector, owner, quarantined, blobs, counts)
+            source = (connector, provenance.owner, provenance.visibility)
+            await self._insert(session, source, plan, blobs, counts)
+            await self._quarantine(session, connector, provenance.owner, quarantined, blobs, counts)
             await session.execute(
                 update(ConnectorRow).where(ConnectorRow.name == connector).values(cursor=cursor)
             )

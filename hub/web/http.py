@@ -7,7 +7,6 @@ answers an ApiError as `{"error": {"code", "message"}}`, a page as a styled erro
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -129,10 +128,6 @@ def time_cursor(request: Request) -> str | None:
 def id_cursor(request: Request) -> str | None:
     """Listings ordered by id alone: quarantine, audit log."""
     return _cursor(request, int)
-
-
-def page_json(page: queries.Page, render: Callable[[Any], dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"items": [render(x) for x in page.items], "next_cursor": page.next_cursor})
 
 
 async def json_object(request: Request) -> dict[str, Any]:

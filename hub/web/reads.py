@@ -43,6 +43,8 @@ async def note_reads(
 ) -> None:
     """Record, in `session`'s transaction, the reads that connectors marked `audit_reads` ask
     for: one entry per request, naming the items and how they were read."""
+    if not rows:
+        return
     viewer = viewer_of(request)
     audited = await audited_connectors(session)
     if not audited:

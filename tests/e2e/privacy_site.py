@@ -27,6 +27,7 @@ from hub.admin import add_connector, import_directory
 from hub.bootstrap import build_hub
 from hub.model import Quarantined, RawItem
 from hub.pipeline import sync_all
+from storage.ingest import Provenance
 from storage.tables import (
     AccountRow,
     AttachmentRow,
@@ -136,7 +137,7 @@ async def _seed(database_url: str, workdir: Path) -> tuple[PrivacyIds, dict[str,
         reports = await sync_all(hub)
         assert all(not r.errors for r in reports), [r.error for r in reports]
         broken = Quarantined(RawItem("upload-1", b"\x89PNG not a mail"), "not a mail")
-        await hub.store.ingest("sales-upload", [], [broken], {}, owner=SALES)
+        await hub.store.ingest("sales-upload", [], [broken], {}, Provenance(SALES))
         async with hub.sessions() as session, session.begin():
             for role, email in USERS.items():
                 await add_user(session, email, role, PASSWORD)
