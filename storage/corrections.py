@@ -63,6 +63,7 @@ async def correct(
                     explanation=f"assigned by {actor}",
                     manual=True,
                     removed=False,
+                    occurred_at=row.occurred_at,
                 )
             )
     else:
@@ -81,6 +82,7 @@ async def correct(
                     explanation=f"removed by {actor}",
                     manual=True,
                     removed=True,
+                    occurred_at=row.occurred_at,
                 )
             )
     await session.flush()

@@ -196,11 +196,19 @@ class SqlInteractionStore:
             (SourceRow, [(by_key[key], *source, eid, sha) for key, eid, sha in plan.sources]),
             (
                 ParticipantRow,
-                [_participant(by_key[k], p) for k, i in new_items for p in i.participants],
+                [
+                    _participant(by_key[k], i.interaction.occurred_at, p)
+                    for k, i in new_items
+                    for p in i.participants
+                ],
             ),
             (
                 AttributionRow,
-                [_attribution(by_key[k], a) for k, i in new_items for a in i.attributions],
+                [
+                    _attribution(by_key[k], i.interaction.occurred_at, a)
+                    for k, i in new_items
+                    for a in i.attributions
+                ],
             ),
             (
                 AttachmentRow,
@@ -309,27 +317,28 @@ _COLUMNS: dict[type, tuple[str, ...]] = {
         "interaction_id", "connector", "owner", "visibility", "external_id", "content_sha256"
     ),
     ParticipantRow: (
-        "interaction_id", "role", "kind", "address", "normalized", "name", "contact_id", "rdomain"
+        "interaction_id", "role", "kind", "address", "normalized", "name", "contact_id", "rdomain",
+        "occurred_at",
     ),
     AttributionRow: (
         "interaction_id", "account_id", "contact_id", "rule", "confidence", "explanation",
-        "manual", "removed",
+        "manual", "removed", "occurred_at",
     ),
     AttachmentRow: ("interaction_id", "filename", "content_type", "size", "blob_id"),
 }  # fmt: skip
 
 
-def _participant(interaction_id: int, p: MatchedParticipant) -> tuple[Any, ...]:
+def _participant(interaction_id: int, at: datetime, p: MatchedParticipant) -> tuple[Any, ...]:
     return (
         interaction_id, p.role, p.kind, p.address[:320], p.normalized, p.name[:300],
-        p.contact_id, p.rdomain,
+        p.contact_id, p.rdomain, at,
     )  # fmt: skip
 
 
-def _attribution(interaction_id: int, a: Attribution) -> tuple[Any, ...]:
+def _attribution(interaction_id: int, at: datetime, a: Attribution) -> tuple[Any, ...]:
     return (
         interaction_id, a.account_id, a.contact_id, a.rule, a.confidence, a.explanation,
-        a.manual, False,
+        a.manual, False, at,
     )  # fmt: skip
 
 

@@ -122,6 +122,7 @@ async def replace_automatic(
                 explanation=attribution.explanation,
                 manual=False,
                 removed=False,
+                occurred_at=row.occurred_at,
             )
         )
         added += 1

@@ -183,12 +183,16 @@ class ParticipantRow(Base):
     address: Mapped[str] = mapped_column(String(320))
     normalized: Mapped[str | None] = mapped_column(String(320), index=True)
     name: Mapped[str] = mapped_column(String(300), default="")
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contacts.id", ondelete="SET NULL"), index=True
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    # The item's time, copied (it never changes): a contact's timeline is then one index range
+    # scan over (contact_id, occurred_at, interaction_id), whatever the size of the table.
+    occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # The mail domain with its labels reversed ("de.acme.eu" for eu.acme.de), so that "acme.de
     # and every subdomain of it" is an index range scan when an account gains a domain.
     rdomain: Mapped[str | None] = mapped_column(String(255), index=True)
+    __table_args__ = (
+        Index("ix_participants_contact_timeline", "contact_id", "occurred_at", "interaction_id"),
+    )
 
 
 class AuditRow(Base):
@@ -276,9 +280,14 @@ class AttributionRow(Base):
     explanation: Mapped[str] = mapped_column(Text, default="")
     manual: Mapped[bool] = mapped_column(Boolean, default=False)
     removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The item's time, copied (it never changes), so that a timeline page is one index range
+    # scan from (account or contact, time, item): measured at a million items, the join on
+    # interactions.occurred_at discarded hundreds of thousands of rows per page.
+    occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     __table_args__ = (
         Index("ix_attributions_account_interaction", "account_id", "interaction_id"),
-        Index("ix_attributions_contact", "contact_id"),
+        Index("ix_attributions_account_timeline", "account_id", "occurred_at", "interaction_id"),
+        Index("ix_attributions_contact_timeline", "contact_id", "occurred_at", "interaction_id"),
     )
 
 
