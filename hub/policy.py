@@ -102,17 +102,23 @@ def disclosure(viewer: Viewer, *, attributed: bool, sources: Iterable[ItemSource
 
 
 class _Source(Protocol):
-    owner: str
-    visibility: str
-    connector: str
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def visibility(self) -> str: ...
+
+    @property
+    def connector(self) -> str: ...
 
 
 class _Link(Protocol):
-    removed: bool
+    @property
+    def removed(self) -> bool: ...
 
 
 class StoredItem(Protocol):
-    """What `item_disclosure` reads of a stored item (storage.tables.InteractionRow)."""
+    """What `item_disclosure` reads of a stored item (an ORM row or a storage.items record)."""
 
     @property
     def sources(self) -> Sequence[_Source]: ...

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from hub.model import Disclosure, ReadScope
+from storage.items import stored_interactions
 from storage.tables import (
     AccountDomainRow,
     AccountRow,
@@ -21,14 +23,17 @@ from storage.tables import (
     ContactEmailRow,
     ContactPhoneRow,
     ContactRow,
+    Id,
     InteractionRow,
     ParticipantRow,
     QuarantineRow,
     SourceRow,
+    UtcDateTime,
 )
 from storage.visibility import discloses, text_matches
 
 MAX_LIMIT = 200
+Rows = Select[*tuple[Any, ...]]  # a select of any columns
 
 
 class BadCursor(ValueError):
@@ -95,32 +100,6 @@ def _live(attribution: Any) -> Any:
     return and_(attribution, AttributionRow.removed.is_(False))
 
 
-def _paged(
-    query: Select[Any], scope: ReadScope, f: TimelineFilter, cursor: str | None
-) -> Select[Any]:
-    if f.channel:
-        query = query.where(InteractionRow.channel == f.channel)
-    if f.since:
-        query = query.where(InteractionRow.occurred_at >= f.since)
-    if f.until:
-        query = query.where(InteractionRow.occurred_at < f.until)
-    if f.q:
-        query = query.where(text_matches(scope, f.q))
-    if cursor:
-        stamp, id_ = decode_cursor(cursor)
-        try:
-            at = datetime.fromisoformat(stamp)
-        except (TypeError, ValueError) as e:
-            raise BadCursor("cursor is not valid") from e
-        query = query.where(
-            or_(
-                InteractionRow.occurred_at < at,
-                and_(InteractionRow.occurred_at == at, InteractionRow.id < id_),
-            )
-        )
-    return query.order_by(InteractionRow.occurred_at.desc(), InteractionRow.id.desc())
-
-
 async def _keyset(
     session: AsyncSession, query: Select[Any], limit: int, position: Callable[[Any], list[Any]]
 ) -> Page:
@@ -132,8 +111,96 @@ async def _keyset(
     return Page(rows, encode_cursor(position(rows[-1])) if more and rows else None)
 
 
-async def _page(session: AsyncSession, query: Select[Any], limit: int) -> Page:
-    return await _keyset(session, query, limit, lambda row: [row.occurred_at.isoformat(), row.id])
+Position = tuple[datetime, int]  # (occurred_at, interaction id): where a timeline page starts
+
+
+def _position(cursor: str | None) -> Position | None:
+    if not cursor:
+        return None
+    values = decode_cursor(cursor)
+    try:
+        stamp, id_ = values
+        at = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError) as e:
+        raise BadCursor("cursor is not valid") from e
+    if not isinstance(id_, int) or isinstance(id_, bool) or at.tzinfo is None:
+        raise BadCursor("cursor is not valid")
+    return at, id_
+
+
+def _before(at: Any, item: Any, position: Position) -> ColumnElement[bool]:
+    """A row-value bound, `(time, id) < (t, n)`: both databases use it as the end of an index
+    range. Written as `t < x OR (t = x AND id < n)` it was a filter, and page 21 read 20
+    pages of rows before the first one it showed."""
+    at_, id_ = position
+    return tuple_(at, item) < tuple_(literal(at_, UtcDateTime()), literal(id_, Id))
+
+
+def _filtered(query: Rows, at: Any, scope: ReadScope, f: TimelineFilter) -> Rows:
+    """The timeline filters; time bounds on `at`, the column the driving index orders by."""
+    if f.channel:
+        query = query.where(InteractionRow.channel == f.channel)
+    if f.since:
+        query = query.where(at >= f.since)
+    if f.until:
+        query = query.where(at < f.until)
+    if f.q:
+        query = query.where(text_matches(scope, f.q))
+    return query
+
+
+async def _newest(
+    session: AsyncSession,
+    query: Rows,
+    at: Any,
+    item: Any,
+    before: Position | None,
+    want: int,
+) -> list[Position]:
+    """The first `want` distinct (time, item) of `query`, newest first, after `before`.
+
+    `query` selects (time, item) from rows that may name an item more than once (an item
+    attributed to two contacts of one account): such rows are neighbours in this order, so
+    they are dropped as they come, and the next batch starts after the last row read.
+    """
+    found: list[Position] = []
+    batch = want + 8
+    ordered = query.order_by(at.desc(), item.desc()).limit(batch)
+    while True:
+        page = ordered if before is None else ordered.where(_before(at, item, before))
+        rows = (await session.execute(page)).all()
+        for row_at, row_item in rows:
+            if not found or found[-1][1] != row_item:
+                found.append((row_at, row_item))
+        if len(found) >= want or len(rows) < batch:
+            return found[:want]
+        before = (rows[-1][0], rows[-1][1])
+
+
+async def _page_of(session: AsyncSession, positions: list[Position], limit: int) -> Page:
+    """The items at `positions` (one more than a page when there is a next page)."""
+    shown = positions[:limit]
+    items = await stored_interactions(session, [id_ for _, id_ in shown])
+    more = len(positions) > limit and shown
+    return Page(items, encode_cursor([shown[-1][0].isoformat(), shown[-1][1]]) if more else None)
+
+
+async def _account_positions(
+    session: AsyncSession,
+    scope: ReadScope,
+    account_id: int,
+    f: TimelineFilter,
+    before: Position | None,
+    want: int,
+) -> list[Position]:
+    a = aliased(AttributionRow)  # a text search asks about the item's own attributions
+    query = select(a.occurred_at, a.interaction_id).where(
+        a.account_id == account_id, a.removed.is_(False)
+    )
+    if f.channel or f.q:
+        query = query.join(InteractionRow, InteractionRow.id == a.interaction_id)
+    query = _filtered(query, a.occurred_at, scope, f)
+    return await _newest(session, query, a.occurred_at, a.interaction_id, before, want)
 
 
 async def account_timeline(
@@ -145,14 +212,38 @@ async def account_timeline(
     limit: int,
 ) -> Page:
     """Every item here is attributed, so it exists for every user (DESIGN.md "Who sees what");
-    only a text search must stay within what the user may read."""
-    query = select(InteractionRow).where(
-        exists().where(
-            _live(AttributionRow.interaction_id == InteractionRow.id),
-            AttributionRow.account_id == account_id,
+    only a text search must stay within what the user may read. One range of
+    ix_attributions_account_timeline per page, whatever the page and the table size."""
+    found = await _account_positions(session, scope, account_id, f, _position(cursor), limit + 1)
+    return await _page_of(session, found, limit)
+
+
+async def _contact_positions(
+    session: AsyncSession,
+    scope: ReadScope,
+    contact_id: int,
+    f: TimelineFilter,
+    before: Position | None,
+    want: int,
+) -> list[Position]:
+    # Aliased: the visibility condition asks about the item's own attributions and sources.
+    a, p = aliased(AttributionRow), aliased(ParticipantRow)
+    found: dict[int, Position] = {}
+    for table, linked in (
+        (a, and_(a.contact_id == contact_id, a.removed.is_(False))),
+        (p, p.contact_id == contact_id),
+    ):
+        query = (
+            select(table.occurred_at, table.interaction_id)
+            .join(InteractionRow, InteractionRow.id == table.interaction_id)
+            .where(linked, discloses(scope))
         )
-    )
-    return await _page(session, _paged(query, scope, f, cursor), limit)
+        query = _filtered(query, table.occurred_at, scope, f)
+        positions = await _newest(
+            session, query, table.occurred_at, table.interaction_id, before, want
+        )
+        found.update((id_, (at, id_)) for at, id_ in positions)
+    return sorted(found.values(), reverse=True)[:want]
 
 
 async def contact_timeline(
@@ -163,16 +254,31 @@ async def contact_timeline(
     cursor: str | None,
     limit: int,
 ) -> Page:
-    # Driven by the contact's own rows (attributions and participants by contact_id), so the
-    # cost follows the contact's items, never the size of the table.
-    linked = union(
-        select(AttributionRow.interaction_id).where(
-            AttributionRow.contact_id == contact_id, AttributionRow.removed.is_(False)
-        ),
-        select(ParticipantRow.interaction_id).where(ParticipantRow.contact_id == contact_id),
-    )
-    query = select(InteractionRow).where(InteractionRow.id.in_(linked), discloses(scope))
-    return await _page(session, _paged(query, scope, f, cursor), limit)
+    """The items that name the contact, as attribution or as participant: two ranges of the
+    (contact, time, item) indexes, merged. An item linked only as participant need not be
+    attributed, so here the visibility condition is checked on each row read."""
+    found = await _contact_positions(session, scope, contact_id, f, _position(cursor), limit + 1)
+    return await _page_of(session, found, limit)
+
+
+async def latest_of(
+    session: AsyncSession,
+    scope: ReadScope,
+    contact_ids: list[int],
+    account_ids: list[int],
+    limit: int,
+) -> list[Any]:
+    """The newest `limit` items of these contacts and accounts together (the call-center
+    look-up): one timeline index range each, merged, and only the shown items are read."""
+    found: dict[int, Position] = {}
+    for contact_id in contact_ids:
+        page = await _contact_positions(session, scope, contact_id, TimelineFilter(), None, limit)
+        found.update((id_, (at, id_)) for at, id_ in page)
+    for account_id in account_ids:
+        page = await _account_positions(session, scope, account_id, TimelineFilter(), None, limit)
+        found.update((id_, (at, id_)) for at, id_ in page)
+    newest = sorted(found.values(), reverse=True)[:limit]
+    return (await _page_of(session, newest, limit)).items
 
 
 async def list_interactions(
@@ -187,7 +293,7 @@ async def list_interactions(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
-    query = select(InteractionRow).where(discloses(scope))
+    query = select(InteractionRow.occurred_at, InteractionRow.id).where(discloses(scope))
     if message_id:
         query = query.where(InteractionRow.message_id == message_id)
     if connector or external_id:
@@ -204,7 +310,11 @@ async def list_interactions(
             # Only the user's own can be unmatched and visible: start from their sources.
             own = select(SourceRow.interaction_id).where(SourceRow.owner == scope.email)
             query = query.where(InteractionRow.id.in_(own))
-    return await _page(session, _paged(query, scope, f, cursor), limit)
+    query = _filtered(query, InteractionRow.occurred_at, scope, f)
+    found = await _newest(
+        session, query, InteractionRow.occurred_at, InteractionRow.id, _position(cursor), limit + 1
+    )
+    return await _page_of(session, found, limit)
 
 
 async def quarantine(

@@ -6,6 +6,7 @@ read of an item from a connector marked `audit_reads` by anyone but its owners i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from hub.policy import Permission, audits_read, item_sources, may_read_quarantin
 from hub.web.http import hub_of, id_cursor, not_found, object_id, viewer_of
 from hub.web.views import (
     InteractionView,
+    Item,
     QuarantineView,
     interaction_view,
     interaction_views,
@@ -39,7 +41,7 @@ async def audited_connectors(session: AsyncSession) -> set[str]:
 
 
 async def note_reads(
-    request: Request, session: AsyncSession, rows: list[InteractionRow], what: str
+    request: Request, session: AsyncSession, rows: Sequence[Item], what: str
 ) -> None:
     """Record, in `session`'s transaction, the reads that connectors marked `audit_reads` ask
     for: one entry per request, naming the items and how they were read."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from hub.model import Disclosure
 from hub.policy import Viewer, item_disclosure, shows_attachments, shows_body, shows_subject
+from storage.items import StoredInteraction
 from storage.tables import (
     AccountRow,
     AuditRow,
@@ -184,8 +185,15 @@ class InteractionView:
         return doc
 
 
-def interaction_view(viewer: Viewer, row: InteractionRow) -> InteractionView | None:
-    """The item as `viewer` may see it, or None when it does not exist for them."""
+Item = InteractionRow | StoredInteraction
+
+
+def interaction_view(viewer: Viewer, row: Item) -> InteractionView | None:
+    """The item as `viewer` may see it, or None when it does not exist for them.
+
+    A listing reads items without their bodies (storage.items): their views say None for the
+    body, as no listing shows one; the detail view passes the stored row.
+    """
     level = item_disclosure(viewer, row)
     if level is Disclosure.NONE:
         return None
@@ -200,7 +208,7 @@ def interaction_view(viewer: Viewer, row: InteractionRow) -> InteractionView | N
         duration_seconds=row.duration_seconds,
         subject=row.subject if shows_subject(level) else None,
         snippet=row.snippet if body else None,
-        body_text=row.body_text if body else None,
+        body_text=row.body_text if body and isinstance(row, InteractionRow) else None,
         participants=tuple(
             ParticipantView(p.role, p.kind, p.address, p.name, p.contact_id)
             for p in row.participants
@@ -226,7 +234,7 @@ def interaction_view(viewer: Viewer, row: InteractionRow) -> InteractionView | N
     )
 
 
-def interaction_views(viewer: Viewer, rows: list[InteractionRow]) -> list[InteractionView]:
+def interaction_views(viewer: Viewer, rows: list[Item]) -> list[InteractionView]:
     """Rows a listing found (already filtered in SQL) as views; the policy is asked again."""
     return [v for v in (interaction_view(viewer, r) for r in rows) if v is not None]
 

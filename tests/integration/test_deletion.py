@@ -119,7 +119,7 @@ async def test_every_lookup_is_an_index_lookup(hub: Hub, tmp_path: Path) -> None
         assert index in plans["blobs"], plans["blobs"]
     assert "ix_interactions_channel_occurred_at" in plans["retention"], plans["retention"]
     assert "ix_participants_normalized" in plans["person"], plans["person"]
-    assert "ix_participants_contact_id" in plans["person"], plans["person"]
+    assert "ix_participants_contact_timeline" in plans["person"], plans["person"]
 
 
 async def _plan(session: AsyncSession, statement: Any) -> str:

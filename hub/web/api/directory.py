@@ -102,7 +102,7 @@ async def lookup(request: Request) -> Response:
     key_email = normalize_email(email) if email else None
     if not key_phone and not key_email:
         raise ApiError(400, "bad_identity", "that is not a phone number or an email address")
-    scope, none = scope_of(request), queries.TimelineFilter()
+    scope = scope_of(request)
     async with hub.sessions() as session, session.begin():
         contacts = await queries.contacts_by_identity(session, email=key_email, phone=key_phone)
         account_rows = await queries.accounts_by_ids(
@@ -113,15 +113,9 @@ async def lookup(request: Request) -> Response:
             if domain not in hub.free_mail:
                 for row in await queries.accounts_by_domains(session, parent_domains(domain)):
                     account_rows[row.id] = row
-        rows: dict[int, Any] = {}
-        for c in contacts:
-            page = await queries.contact_timeline(session, scope, c.id, none, None, 10)
-            rows.update((r.id, r) for r in page.items)
-        if not contacts:
-            for a in account_rows.values():
-                page = await queries.account_timeline(session, scope, a.id, none, None, 10)
-                rows.update((r.id, r) for r in page.items)
-        latest = sorted(rows.values(), key=lambda r: (r.occurred_at, r.id), reverse=True)[:10]
+        latest = await queries.latest_of(
+            session, scope, [c.id for c in contacts], [] if contacts else list(account_rows), 10
+        )
         views, _ = await page_of_views(request, session, queries.Page(latest, None), "lookup")
     return JSONResponse(
         {
