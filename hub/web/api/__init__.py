@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from hub.policy import Permission
 from hub.web.api import (
@@ -17,6 +17,7 @@ from hub.web.api import (
     sources,
 )
 from hub.web.endpoints import Answer, Endpoint
+from hub.web.http import JSONResponse
 
 
 async def health(request: Request) -> Response:

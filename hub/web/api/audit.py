@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from hub.policy import Permission
 from hub.web.endpoints import PAGING, Answer, Endpoint, Param
 from hub.web.http import (
+    JSONResponse,
     date_param,
     hub_of,
     id_cursor,

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from hub.blocklist import add_block, list_blocks, remove_block
 from hub.policy import Permission
 from hub.web.endpoints import Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
+    JSONResponse,
     hub_of,
     json_object,
     search_words,

@@ -7,13 +7,14 @@ from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from hub.admin import DirectoryMerge, merge_accounts, merge_contacts
 from hub.policy import Permission
 from hub.web.endpoints import ID, PAGING, TIMELINE, Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
+    JSONResponse,
     hub_of,
     json_object,
     name_cursor,

@@ -7,13 +7,14 @@ from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from hub.policy import Permission, item_disclosure, shows_attachments
 from hub.web.commands import correct_link
 from hub.web.endpoints import ID, PAGING, TIMELINE, Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
+    JSONResponse,
     hub_of,
     json_object,
     not_found,

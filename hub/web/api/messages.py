@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from hub.policy import Permission
 from hub.web.commands import send
 from hub.web.endpoints import Answer, Endpoint
-from hub.web.http import json_object
+from hub.web.http import JSONResponse, json_object
 
 
 async def messages(request: Request) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from hub.policy import Permission
 from hub.review import ReviewEntry, review_queue
@@ -17,6 +17,7 @@ from hub.web.commands import settle
 from hub.web.endpoints import PAGING, Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
+    JSONResponse,
     hub_of,
     json_object,
     page_limit,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from connectors.base import ConfigurationError
 from hub.admin import UnknownConnector, change_connector
@@ -15,6 +15,7 @@ from hub.policy import Permission
 from hub.web.endpoints import PAGING, Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
+    JSONResponse,
     hub_of,
     json_object,
     page_limit,
