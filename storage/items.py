@@ -1,9 +1,10 @@
 """Stored items for listings, read with SQLAlchemy Core: the columns a listing shows, no more.
 
 Measured at a million items, a 17 ms timeline request spent 15-19 ms of CPU in ORM loading (an
-identity map, four selectin loads and a lazy body per row). A page here is five indexed
-selects by item id into slotted records that carry the attribute names of the ORM rows, so the
-policy (hub.policy.item_disclosure) and the read models (hub.web.views) take either.
+identity map, four selectin loads and a lazy body per row). A page here is one select by item
+ids, each item's participants, attributions, sources and attachments aggregated into JSON by
+the database, read into slotted records that carry the attribute names of the ORM rows, so
+the policy (hub.policy.item_disclosure) and the read models (hub.web.views) take either.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+import orjson
+from sqlalchemy import func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.tables import AttachmentRow, AttributionRow, InteractionRow, ParticipantRow, SourceRow
@@ -116,45 +119,55 @@ _ATTACHMENT = (
 )
 
 
-async def _grouped(
-    session: AsyncSession, query: Select[Any], record: type[Any]
-) -> dict[int, list[Any]]:
-    """Rows of `query` (first column: the item id) as records, per item, in row order."""
-    found: dict[int, list[Any]] = {}
-    for item_id, *values in await session.execute(query):
-        found.setdefault(item_id, []).append(record(*values))
-    return found
+def _children(dialect: str, table: Any, columns: tuple[Any, ...]) -> Any:
+    """An item's rows of `table` as one JSON array of arrays, in id order, computed by the
+    database: one statement reads a whole page. Measured on 100,000 items (SQLite), five
+    selects per page cost 8-17 ms of round trips through aiosqlite's thread; one costs ~2 ms."""
+    rows: Any
+    if dialect == "postgresql":
+        rows = func.coalesce(
+            func.json_agg(aggregate_order_by(func.json_build_array(*columns), table.id)),
+            literal_column("'[]'::json"),
+        )
+    else:
+        # SQLite (3.40 has no ORDER BY in aggregates) reads them through the interaction_id
+        # index, whose entries are in (interaction_id, id) order: the order of ids.
+        rows = func.json_group_array(func.json_array(*columns))
+    return select(rows).where(table.interaction_id == InteractionRow.id).scalar_subquery()
+
+
+def _json(value: Any) -> list[Any]:
+    """PostgreSQL's driver decodes json itself; SQLite answers text."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 async def stored_interactions(session: AsyncSession, ids: Sequence[int]) -> list[StoredInteraction]:
     """The items `ids` names, in that order; an id no longer stored is left out."""
     if not ids:
         return []
-    wanted = list(ids)
-
-    def of(table: Any, columns: tuple[Any, ...]) -> Select[Any]:
-        return (
-            select(table.interaction_id, *columns)
-            .where(table.interaction_id.in_(wanted))
-            .order_by(table.id)
-        )
-
-    participants = await _grouped(session, of(ParticipantRow, _PARTICIPANT), StoredParticipant)
-    attributions = await _grouped(session, of(AttributionRow, _ATTRIBUTION), StoredAttribution)
-    sources = await _grouped(session, of(SourceRow, _SOURCE), StoredSource)
-    attachments = await _grouped(session, of(AttachmentRow, _ATTACHMENT), StoredAttachment)
-    rows = {
-        row[0]: row
-        for row in await session.execute(select(*_ITEM).where(InteractionRow.id.in_(wanted)))
-    }
-    return [
-        StoredInteraction(
-            *rows[i],
-            participants=tuple(participants.get(i, ())),
-            attributions=tuple(attributions.get(i, ())),
-            sources=tuple(sources.get(i, ())),
-            attachments=tuple(attachments.get(i, ())),
-        )
-        for i in wanted
-        if i in rows
-    ]
+    dialect = session.get_bind().dialect.name
+    query = select(
+        *_ITEM,
+        _children(dialect, ParticipantRow, _PARTICIPANT),
+        _children(dialect, AttributionRow, _ATTRIBUTION),
+        _children(dialect, SourceRow, _SOURCE),
+        _children(dialect, AttachmentRow, _ATTACHMENT),
+    ).where(InteractionRow.id.in_(list(ids)))
+    found: dict[int, StoredInteraction] = {}
+    for row in await session.execute(query):
+        (
+            id_, channel, direction, occurred_at, ends_at, duration_seconds, subject, snippet,
+            message_id, thread_id, not_logged, people, links, sources, attachments,
+        ) = row  # fmt: skip
+        found[id_] = StoredInteraction(
+            id_, channel, direction, occurred_at, ends_at, duration_seconds, subject, snippet,
+            message_id, thread_id, not_logged,
+            participants=tuple(StoredParticipant(*p) for p in _json(people)),
+            attributions=tuple(
+                StoredAttribution(a, c, r, conf, bool(m), e, bool(rm))
+                for a, c, r, conf, m, e, rm in _json(links)
+            ),
+            sources=tuple(StoredSource(*s) for s in _json(sources)),
+            attachments=tuple(StoredAttachment(*a) for a in _json(attachments)),
+        )  # fmt: skip
+    return [found[i] for i in ids if i in found]
