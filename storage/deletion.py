@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Delete, Select, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.fulltext import forget_items
 from storage.tables import (
     AttachmentRow,
     AttributionRow,
@@ -31,8 +32,8 @@ from storage.tables import (
 
 CHUNK = 500  # ids per statement; each is an IN (...) list on an indexed column
 
-# The tables whose rows belong to one item, deleted with it. Issue 13's full-text index joins
-# this list: its rows of a deleted item must go too (and erasure must re-index a redacted one).
+# The tables whose rows belong to one item, deleted with it; the item's full-text entry goes
+# too (storage.fulltext: on SQLite an FTS5 table that no foreign key or cascade reaches).
 ITEM_TABLES: tuple[Any, ...] = (
     ReviewItemRow,
     ParticipantRow,
@@ -69,6 +70,7 @@ async def delete_items(session: AsyncSession, ids: Collection[int]) -> DeletionC
         blobs = await blobs_of(session, chunk)
         for table in ITEM_TABLES:
             await session.execute(delete(table).where(table.interaction_id.in_(chunk)))
+        await forget_items(session, chunk)
         done = await session.execute(delete(InteractionRow).where(InteractionRow.id.in_(chunk)))
         counts.items += _rowcount(done)
         counts.blobs += await delete_unreferenced_blobs(session, blobs)

@@ -25,6 +25,7 @@ from storage.deletion import (
     delete_unreferenced_blobs,
 )
 from storage.directory import bump_version
+from storage.fulltext import reindex_items
 from storage.mentions import ERASED, Mentions
 from storage.packing import unpack
 from storage.tables import (
@@ -226,8 +227,8 @@ async def erase(
 
 async def _redact(session: AsyncSession, subject: Subject, ids: list[int]) -> int:
     """Keep these items for their other parties: the person's participant rows anonymised;
-    body, snippet, raw message and attachments removed; text that names them replaced.
-    (Issue 13's full-text index must index these items anew: their old text is gone.)"""
+    body, snippet, raw message and attachments removed; text that names them replaced, and
+    the items indexed anew, so that no search finds them by the words removed."""
     m = subject.mentions
     blobs = await blobs_of(session, ids)
     await session.execute(delete(AttachmentRow).where(AttachmentRow.interaction_id.in_(ids)))
@@ -277,6 +278,7 @@ async def _redact(session: AsyncSession, subject: Subject, ids: list[int]) -> in
                 .where(SourceRow.id == source_id)
                 .values(external_id=f"erased:{source_id}")
             )
+    await reindex_items(session, ids)
     await _scrub_attributions(session, subject, AttributionRow.interaction_id.in_(ids))
     return await delete_unreferenced_blobs(session, blobs)
 
