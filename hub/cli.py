@@ -224,11 +224,25 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return asyncio.run(with_hub(work))
 
 
+def _worker_count(value: str | None) -> int:
+    """`--workers N`; by default one web process per core."""
+    if value is None:
+        return os.cpu_count() or 1
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise UsageError(f"--workers {value!r}: expected a number of web processes, 1 or more")
+    return workers
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from hub.server import serve
 
+    workers = _worker_count(args.workers)
     hub = _hub()
-    return serve(hub, args.host, args.port, scheduler=not args.no_scheduler)
+    return serve(hub, args.host, args.port, workers=workers, scheduler=not args.no_scheduler)
 
 
 def cmd_dropbox(args: argparse.Namespace) -> int:
@@ -267,6 +281,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-scheduler", action="store_true")
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        help="web processes sharing the port (default: one per core); one of them runs the "
+        "scheduler",
+    )
     serve.set_defaults(run=cmd_serve)
 
     dropbox = sub.add_parser("dropbox", help="SMTP server that logs mail BCC'd or forwarded to it")

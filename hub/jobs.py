@@ -21,6 +21,7 @@ from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.pipeline import SyncReport, sync_connector
 from hub.retention import apply_retention
+from storage.maintenance import optimize
 from storage.tables import ConnectorRow
 from storage.throttle import forget_stale
 
@@ -125,6 +126,7 @@ def run_worker(hub: Hub) -> int:
 
     async def main() -> None:
         try:
+            await optimize(hub.engine)
             await scheduler_loop(hub)
         finally:
             await hub.close()

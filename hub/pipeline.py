@@ -27,6 +27,7 @@ from hub.screening import load_screen, screen_items, screen_quarantined
 from matching.autocreate import ContactPolicy
 from matching.index import IdentityIndex
 from storage.ingest import IngestCounts, Provenance, StoredItem
+from storage.maintenance import after_ingest
 from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ async def sync_connector(
             fresh.status = "failed" if report.errors else "ok"
             fresh.last_error = report.error
             fresh.last_sync_at = datetime.now(UTC)
+    await after_ingest(hub.engine, report.new)
     return report
 
 

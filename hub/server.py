@@ -1,46 +1,263 @@
-"""`crmhub serve`: uvicorn with the web app and, unless disabled, the in-process scheduler."""
+"""`crmhub serve`: the web app in one or several processes, the scheduler in exactly one.
+
+One Python process answers 50-90 timeline requests a second (issue 18), so `--workers N` runs N
+web processes on one listening socket, bound here once. They are forked from this process after
+the settings were read and the schema checked, and each wires its own Hub: an engine, a pool
+or an event loop must not cross a fork. Process 0 also runs the scheduler, so connectors are
+synced once, not N times, and refreshes the planner statistics at start. SQLite in WAL mode
+serves the processes' reads side by side.
+
+The parent only supervises: it forwards SIGINT and SIGTERM, and starts a new process for one
+that ended unexpectedly, until they end RESTART_LIMIT times within RESTART_WINDOW seconds.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from types import FrameType
+from typing import NoReturn
 
 import uvicorn
 
-from hub.bootstrap import Hub
+from hub.bootstrap import Hub, build_hub
+from hub.cli_support import UsageError
 from hub.jobs import scheduler_loop
 from hub.web.app import build_app
+from storage.maintenance import optimize
 
 log = logging.getLogger(__name__)
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A process that keeps dying (a broken database, a bug on every request) is not restarted for
+# ever: this many ends within the window stop the server with a message.
+RESTART_LIMIT = 5
+RESTART_WINDOW = 60.0  # seconds
+BACKLOG = 2048  # uvicorn's default
 
-def serve(hub: Hub, host: str, port: int, *, scheduler: bool = True, banner: str = "") -> int:
-    app = build_app(hub)
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling.
+
+    uvicorn re-raises a stop signal once it has shut down, which ended the process by SIGTERM
+    before the hub was closed. Here `_serve_process` stops the server itself, and in a web
+    process of several only the parent's SIGTERM stops it: Ctrl-C reaches every process of the
+    terminal's group, and the parent alone decides.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve(
+    hub: Hub,
+    host: str,
+    port: int,
+    *,
+    workers: int = 1,
+    scheduler: bool = True,
+    banner: str = "",
+) -> int:
+    """Serve until SIGINT (exit status 130) or SIGTERM (0); one process when `workers` is 1."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: put TLS in front of crmhub before exposing it", host)
-
-    async def main() -> None:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            proxy_headers=True,
-            forwarded_allow_ips=",".join(hub.settings.trusted_proxies),
-            server_header=False,
+    sockets = _listen(host, port)
+    banner = banner or f"crmhub serving on http://{host}:{port}/"
+    if workers == 1:
+        print(banner, flush=True)
+        return asyncio.run(
+            _serve_process(hub, sockets, primary=True, scheduler=scheduler, stop_on=STOP_SIGNALS)
         )
-        server = uvicorn.Server(config)
-        tasks = [asyncio.create_task(server.serve())]
-        if scheduler:
-            tasks.append(asyncio.create_task(scheduler_loop(hub)))
-        print(banner or f"crmhub serving on http://{host}:{port}/", flush=True)
-        try:
-            await tasks[0]
-        finally:
-            for task in tasks[1:]:
-                task.cancel()
-            await hub.close()
+    return _Supervisor(hub, sockets, workers, scheduler).run(banner)
 
-    asyncio.run(main())
-    return 0
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """A socket per address of `host`, as uvicorn binds them (`localhost`: IPv4 and IPv6)."""
+    sockets: list[socket.socket] = []
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, _, _, _, address in dict.fromkeys(found):
+            sockets.append(socket.create_server(address, family=family, backlog=BACKLOG))
+    except OSError as e:
+        for sock in sockets:
+            sock.close()
+        # create_server's message repeats the address; the error number says it without.
+        if e.errno and not isinstance(e, socket.gaierror):
+            reason = os.strerror(e.errno)
+        else:
+            reason = e.strerror or str(e)
+        raise UsageError(f"cannot listen on {host}:{port}: {reason}") from e
+    return sockets
+
+
+async def _serve_process(
+    hub: Hub,
+    sockets: list[socket.socket],
+    *,
+    primary: bool,
+    scheduler: bool,
+    stop_on: tuple[signal.Signals, ...],
+    lifeline: int | None = None,
+) -> int:
+    """One web process; the primary one also runs the scheduler and refreshes statistics.
+
+    A second stop signal stops at once, without waiting for requests in flight. `lifeline` is
+    the read end of a pipe the parent holds open: its end means the parent is gone.
+    """
+    config = uvicorn.Config(
+        build_app(hub),
+        log_level="warning",
+        lifespan="off",
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(hub.settings.trusted_proxies),
+        server_header=False,
+    )
+    server = _Server(config)
+    stopped_by: list[int] = []
+
+    def stop(signum: int) -> None:
+        stopped_by.append(signum)
+        server.force_exit = server.should_exit
+        server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for signum in stop_on:
+        loop.add_signal_handler(signum, stop, signum)
+    if lifeline is not None:
+
+        def orphaned() -> None:
+            loop.remove_reader(lifeline)
+            stop(signal.SIGTERM)
+
+        loop.add_reader(lifeline, orphaned)
+    background = []
+    if primary:
+        background.append(asyncio.create_task(optimize(hub.engine)))
+        if scheduler:
+            background.append(asyncio.create_task(scheduler_loop(hub)))
+    try:
+        await server.serve(sockets=sockets)
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await hub.close()
+    return 130 if signal.SIGINT in stopped_by else 0
+
+
+class _Supervisor:
+    """The parent of the web processes: starts them, forwards stop signals, replaces the dead.
+
+    The parent never opens the database: what it forks holds no connection, thread or loop.
+    """
+
+    def __init__(
+        self, hub: Hub, sockets: list[socket.socket], workers: int, scheduler: bool
+    ) -> None:
+        self.hub, self.sockets, self.workers, self.scheduler = hub, sockets, workers, scheduler
+        self.children: dict[int, int] = {}  # pid -> process number; 0 runs the scheduler
+        self.stopping: list[int] = []
+        self.lifeline = os.pipe()
+
+    def run(self, banner: str) -> int:
+        previous = {signum: signal.signal(signum, self._forward) for signum in STOP_SIGNALS}
+        try:
+            for number in range(self.workers):
+                self._start(number)
+            print(banner, flush=True)
+            return self._watch()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            for fd in self.lifeline:
+                os.close(fd)
+            for sock in self.sockets:
+                sock.close()
+
+    def _watch(self) -> int:
+        ends: deque[float] = deque(maxlen=RESTART_LIMIT)
+        while self.children:
+            pid, status = os.waitpid(-1, 0)  # a signal runs _forward, then the wait goes on
+            number = self.children.pop(pid, None)
+            if number is None or self.stopping:
+                continue
+            ended = _describe(status)
+            ends.append(time.monotonic())
+            if len(ends) == RESTART_LIMIT and ends[-1] - ends[0] < RESTART_WINDOW:
+                self._forward(signal.SIGTERM, None)
+                while self.children:
+                    self.children.pop(os.waitpid(-1, 0)[0], None)
+                print(
+                    f"crmhub: web processes ended {RESTART_LIMIT} times within "
+                    f"{RESTART_WINDOW:.0f} s, the last one {ended}; stopped (see the log above)",
+                    file=sys.stderr,
+                )
+                return 1
+            log.warning("web process %d (pid %d) %s; starting a new one", number, pid, ended)
+            self._start(number)
+        return 130 if signal.SIGINT in self.stopping else 0
+
+    def _forward(self, signum: int, _frame: FrameType | None) -> None:
+        """A stop signal, forwarded as SIGTERM; a second one stops the processes at once."""
+        self.stopping.append(signum)
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def _start(self, number: int) -> None:
+        """Fork web process `number`; stop signals wait until its pid is known here."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self._child(number)
+            self.children[pid] = number
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+    def _child(self, number: int) -> NoReturn:
+        """Web process `number`, in the forked child; ends with os._exit, so that nothing the
+        parent holds (its atexit work, its buffers) runs twice."""
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards Ctrl-C
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            os.close(self.lifeline[1])
+            hub = build_hub(self.hub.settings, migrate=False)
+            primary = number == 0
+            code = asyncio.run(
+                _serve_process(
+                    hub,
+                    self.sockets,
+                    primary=primary,
+                    scheduler=primary and self.scheduler,
+                    stop_on=(signal.SIGTERM,),
+                    lifeline=self.lifeline[0],
+                )
+            )
+        except Exception:  # the process edge: say why it ended; the parent starts another
+            log.exception("web process %d failed", number)
+        finally:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+
+def _describe(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,17 +136,25 @@ class ServerDidNotStart(Exception):
     """`crmhub serve` exited or did not answer; the message carries its output."""
 
 
-def launch_server(database_url: str, workdir: Path, timeout: float = 30.0) -> Server:
-    """A `crmhub serve --no-scheduler` answering on a free port, or ServerDidNotStart."""
+def launch_server(
+    database_url: str,
+    workdir: Path,
+    timeout: float = 30.0,
+    args: Sequence[str] = ("--no-scheduler",),
+    env: Mapping[str, str] | None = None,
+) -> Server:
+    """`crmhub serve ARGS` answering on a free port, or ServerDidNotStart. In a session of its
+    own, so that a test can signal its whole process group as a terminal's Ctrl-C does."""
     port = free_port()
     log = workdir / f"serve-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(CRMHUB), "serve", "--port", str(port), "--no-scheduler"],
-            env=crmhub_env(database_url),
+            [str(CRMHUB), "serve", "--port", str(port), *args],
+            env=crmhub_env(database_url, **(env or {})),
             cwd=workdir,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + timeout
