@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration; tests/integration/test_migrations.py checks it against alembic's head.
-HEAD = "0007"
+HEAD = "0009"
 
 
 class DatabaseError(Exception):

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hub.model import Attachment, Attribution, Interaction, Quarantined, RawItem, ReviewCase
 from storage.blobs import Blob, store_blobs
-from storage.packing import pack_text
+from storage.fulltext import ItemText, index_items
+from storage.packing import pack_text, unpack_text
 from storage.review import open_cases
 from storage.tables import (
     AttachmentRow,
@@ -192,8 +193,12 @@ class SqlInteractionStore:
             # a concurrent sync stored it first: here it is one more source
             counts.demote(plan.new_items.pop(key))
         by_key, new_items = plan.by_key, plan.new_items.items()
+        times = await _times(session, plan)
         rows = (
-            (SourceRow, [(by_key[key], *source, eid, sha) for key, eid, sha in plan.sources]),
+            (
+                SourceRow,
+                [(by_key[key], *source, eid, sha, times[key]) for key, eid, sha in plan.sources],
+            ),
             (
                 ParticipantRow,
                 [
@@ -221,6 +226,7 @@ class SqlInteractionStore:
         )
         for table, values in rows:
             await insert_rows(session, table.__table__, _COLUMNS[table], values)
+        await index_items(session, [_text(by_key[k], i) for k, i in new_items])
         await open_cases(
             session,
             (
@@ -283,6 +289,14 @@ def _body(item: StoredItem) -> bytes | None:
     return pack_text(item.interaction.body_text)
 
 
+def _text(interaction_id: int, item: StoredItem) -> ItemText:
+    """The words to index. A translation worker sends the body packed only (see
+    hub.model.Translated): unpacking a few KB costs microseconds, the analysis far more."""
+    it = item.interaction
+    body = it.body_text or unpack_text(item.packed_body)
+    return ItemText(interaction_id, it.occurred_at, it.subject, it.snippet, body)
+
+
 def _attachment_blob(attachment: Attachment) -> Blob:
     if attachment.packed is not None:
         return Blob(attachment.digest, attachment.size, attachment.packed)
@@ -314,7 +328,8 @@ def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
 
 _COLUMNS: dict[type, tuple[str, ...]] = {
     SourceRow: (
-        "interaction_id", "connector", "owner", "visibility", "external_id", "content_sha256"
+        "interaction_id", "connector", "owner", "visibility", "external_id", "content_sha256",
+        "occurred_at",
     ),
     ParticipantRow: (
         "interaction_id", "role", "kind", "address", "normalized", "name", "contact_id", "rdomain",
@@ -326,6 +341,21 @@ _COLUMNS: dict[type, tuple[str, ...]] = {
     ),
     AttachmentRow: ("interaction_id", "filename", "content_type", "size", "blob_id"),
 }  # fmt: skip
+
+
+async def _times(session: AsyncSession, plan: _Plan) -> dict[str, datetime]:
+    """Each source's item time, copied onto the source for the owner's newest-first listing:
+    that of the new item, or, for one more source of a stored item, the stored item's."""
+    times = {key: item.interaction.occurred_at for key, item in plan.new_items.items()}
+    stored = sorted({key for key, _, _ in plan.sources} - times.keys())
+    for start in range(0, len(stored), 500):
+        rows = await session.execute(
+            select(InteractionRow.dedupe_key, InteractionRow.occurred_at).where(
+                InteractionRow.dedupe_key.in_(stored[start : start + 500])
+            )
+        )
+        times.update((key, at) for key, at in rows)
+    return times
 
 
 def _participant(interaction_id: int, at: datetime, p: MatchedParticipant) -> tuple[Any, ...]:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from hub.model import Disclosure, ReadScope
+from storage import fulltext
 from storage.items import stored_interactions
 from storage.tables import (
     AccountDomainRow,
@@ -177,6 +178,20 @@ async def _newest(
         before = (rows[-1][0], rows[-1][1])
 
 
+async def _merged(
+    session: AsyncSession, walks: list[tuple[Rows, Any]], before: Position | None, want: int
+) -> list[Position]:
+    """`_newest` over several ranges (query, driving table), merged: an item any of them
+    reaches once, newest first."""
+    found: dict[int, Position] = {}
+    for query, table in walks:
+        positions = await _newest(
+            session, query, table.occurred_at, table.interaction_id, before, want
+        )
+        found.update((id_, (at, id_)) for at, id_ in positions)
+    return sorted(found.values(), reverse=True)[:want]
+
+
 async def _page_of(session: AsyncSession, positions: list[Position], limit: int) -> Page:
     """The items at `positions` (one more than a page when there is a next page)."""
     shown = positions[:limit]
@@ -228,7 +243,7 @@ async def _contact_positions(
 ) -> list[Position]:
     # Aliased: the visibility condition asks about the item's own attributions and sources.
     a, p = aliased(AttributionRow), aliased(ParticipantRow)
-    found: dict[int, Position] = {}
+    walks = []
     for table, linked in (
         (a, and_(a.contact_id == contact_id, a.removed.is_(False))),
         (p, p.contact_id == contact_id),
@@ -238,12 +253,8 @@ async def _contact_positions(
             .join(InteractionRow, InteractionRow.id == table.interaction_id)
             .where(linked, discloses(scope))
         )
-        query = _filtered(query, table.occurred_at, scope, f)
-        positions = await _newest(
-            session, query, table.occurred_at, table.interaction_id, before, want
-        )
-        found.update((id_, (at, id_)) for at, id_ in positions)
-    return sorted(found.values(), reverse=True)[:want]
+        walks.append((_filtered(query, table.occurred_at, scope, f), table))
+    return await _merged(session, walks, before, want)
 
 
 async def contact_timeline(
@@ -293,28 +304,79 @@ async def list_interactions(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
-    query = select(InteractionRow.occurred_at, InteractionRow.id).where(discloses(scope))
+    conditions: list[ColumnElement[bool]] = [discloses(scope)]
     if message_id:
-        query = query.where(InteractionRow.message_id == message_id)
+        conditions.append(InteractionRow.message_id == message_id)
     if connector or external_id:
-        conditions = [SourceRow.interaction_id == InteractionRow.id]
+        named = [SourceRow.interaction_id == InteractionRow.id]
         if connector:
-            conditions.append(SourceRow.connector == connector)
+            named.append(SourceRow.connector == connector)
         if external_id:
-            conditions.append(SourceRow.external_id == external_id)
-        query = query.where(exists().where(*conditions))
+            named.append(SourceRow.external_id == external_id)
+        conditions.append(exists().where(*named))
     if unmatched is not None:
         has = exists().where(_live(AttributionRow.interaction_id == InteractionRow.id))
-        query = query.where(~has if unmatched else has)
-        if unmatched and scope.ownerless is Disclosure.NONE:
-            # Only the user's own can be unmatched and visible: start from their sources.
-            own = select(SourceRow.interaction_id).where(SourceRow.owner == scope.email)
-            query = query.where(InteractionRow.id.in_(own))
-    query = _filtered(query, InteractionRow.occurred_at, scope, f)
-    found = await _newest(
-        session, query, InteractionRow.occurred_at, InteractionRow.id, _position(cursor), limit + 1
-    )
+        conditions.append(~has if unmatched else has)
+    before, want = _position(cursor), limit + 1
+    if f.q and not unmatched:
+        return await _search_page(session, scope, conditions, f, before, limit)
+    if unmatched:
+        found = await _owned_positions(session, scope, conditions, f, before, want)
+    else:
+        query = select(InteractionRow.occurred_at, InteractionRow.id).where(*conditions)
+        query = _filtered(query, InteractionRow.occurred_at, scope, f)
+        found = await _newest(
+            session, query, InteractionRow.occurred_at, InteractionRow.id, before, want
+        )
     return await _page_of(session, found, limit)
+
+
+async def _search_page(
+    session: AsyncSession,
+    scope: ReadScope,
+    conditions: list[ColumnElement[bool]],
+    f: TimelineFilter,
+    before: Position | None,
+    limit: int,
+) -> Page:
+    """A page of a text search through the full-text index (storage.fulltext), newest first."""
+    where = list(conditions)
+    if f.channel:
+        where.append(InteractionRow.channel == f.channel)
+    if f.since:
+        where.append(InteractionRow.occurred_at >= f.since)
+    if f.until:
+        where.append(InteractionRow.occurred_at < f.until)
+    ids = await fulltext.search_ids(session, scope, f.q or "", where, before, limit + 1)
+    items = await stored_interactions(session, ids[:limit])
+    last = items[-1] if len(ids) > limit and items else None
+    return Page(items, encode_cursor([last.occurred_at.isoformat(), last.id]) if last else None)
+
+
+async def _owned_positions(
+    session: AsyncSession,
+    scope: ReadScope,
+    conditions: list[ColumnElement[bool]],
+    f: TimelineFilter,
+    before: Position | None,
+    want: int,
+) -> list[Position]:
+    """Unattributed items exist only for their owners (and, for IT, those nobody owns): they
+    are read from the ranges of ix_sources_owner_timeline of the user (and of owner "").
+    Walking all items by time instead read everybody's mail to find one user's few."""
+    owners = [scope.email] if scope.email else []
+    if scope.ownerless is not Disclosure.NONE:
+        owners.append("")
+    walks = []
+    for owner in owners:
+        source = aliased(SourceRow)  # the conditions ask about the item's own sources
+        query = (
+            select(source.occurred_at, source.interaction_id)
+            .join(InteractionRow, InteractionRow.id == source.interaction_id)
+            .where(source.owner == owner, *conditions)
+        )
+        walks.append((_filtered(query, source.occurred_at, scope, f), source))
+    return await _merged(session, walks, before, want)
 
 
 async def quarantine(

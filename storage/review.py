@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.model import ReadScope, ReviewCase
 from storage.directory import bump_version
 from storage.queries import BadCursor, Page, decode_cursor, encode_cursor
-from storage.tables import InteractionRow, ReviewIgnoredRow, ReviewItemRow
+from storage.tables import Id, InteractionRow, ReviewIgnoredRow, ReviewItemRow, UtcDateTime
 from storage.visibility import discloses
 
 SAMPLE = 5  # items shown per case
@@ -58,7 +58,12 @@ async def open_cases(
     now = now or datetime.now(UTC)
     rows = {(iid, c.kind.value, c.key): _values(iid, c, now) for iid, c in cases}
     if rows:
-        await session.execute(insert(ReviewItemRow), list(rows.values()))
+        # The item's time, read by the database from the item the row names ("item").
+        at = select(InteractionRow.occurred_at).where(InteractionRow.id == bindparam("item"))
+        await session.execute(
+            insert(ReviewItemRow).values(occurred_at=at.scalar_subquery()),
+            [{**values, "item": values["interaction_id"]} for values in rows.values()],
+        )
     return len(rows)
 
 
@@ -88,6 +93,46 @@ async def replace_open(session: AsyncSession, interaction_id: int, cases: list[R
     await open_cases(session, ((interaction_id, c) for k, c in wanted.items() if k not in known))
 
 
+Case = tuple[str, str]  # (kind, key)
+WALK = 200  # open rows read per step of the queue's walk
+
+
+def _open(scope: ReadScope, kind: str | None) -> Any:
+    """Open review rows of items `scope` may see, newest first (ix_review_items_queue)."""
+    query = (
+        select(ReviewItemRow.occurred_at, ReviewItemRow.id, ReviewItemRow.kind, ReviewItemRow.key)
+        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
+        .where(ReviewItemRow.settled_at.is_(None), discloses(scope))
+        .order_by(ReviewItemRow.occurred_at.desc(), ReviewItemRow.id.desc())
+        .limit(WALK)
+    )
+    return query.where(ReviewItemRow.kind == kind) if kind else query
+
+
+async def _seen_before(
+    session: AsyncSession, scope: ReadScope, case: Case, start: tuple[datetime, str, str]
+) -> bool:
+    """Whether `case` has an open item the scope may see newer than a page's start (or as new
+    and ordered before it): then an earlier page showed it. A range of ix_review_items_open."""
+    at, kind, key = start
+    newer = ReviewItemRow.occurred_at > at
+    if case <= (kind, key):
+        newer = ReviewItemRow.occurred_at >= at
+    query = (
+        select(ReviewItemRow.id)
+        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
+        .where(
+            ReviewItemRow.settled_at.is_(None),
+            ReviewItemRow.kind == case[0],
+            ReviewItemRow.key == case[1],
+            newer,
+            discloses(scope),
+        )
+        .limit(1)
+    )
+    return (await session.execute(query)).first() is not None
+
+
 async def list_open(
     session: AsyncSession, scope: ReadScope, kind: str | None, cursor: str | None, limit: int
 ) -> Page:
@@ -95,40 +140,46 @@ async def list_open(
     the items `scope` may see: a question about a private mail is its owner's alone.
 
     A keyset, not an offset: people settle cases while they page, and an offset would then
-    skip as many unseen cases as were settled.
+    skip as many unseen cases as were settled. The queue is walked newest item first: a case
+    is first met at its latest item, so the walk stops after the page's cases (and any that
+    tie with the last), instead of grouping every open question of the database.
     """
-    latest = func.max(InteractionRow.occurred_at).label("latest")
-    query = (
-        select(ReviewItemRow.kind, ReviewItemRow.key, func.count().label("n"), latest)
-        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
-        .where(ReviewItemRow.settled_at.is_(None), discloses(scope))
-        .group_by(ReviewItemRow.kind, ReviewItemRow.key)
-        .order_by(latest.desc(), ReviewItemRow.kind, ReviewItemRow.key)
-        .limit(limit + 1)
-    )
-    if kind:
-        query = query.where(ReviewItemRow.kind == kind)
-    if cursor:
-        at, after_kind, after_key = _position(cursor)
-        at_max = func.max(InteractionRow.occurred_at)
-        query = query.having(
-            or_(
-                at_max < at,
-                and_(
-                    at_max == at,
-                    or_(
-                        ReviewItemRow.kind > after_kind,
-                        and_(ReviewItemRow.kind == after_kind, ReviewItemRow.key > after_key),
-                    ),
-                ),
+    start = _position(cursor) if cursor else None
+    walk = _open(scope, kind)
+    if start:
+        walk = walk.where(ReviewItemRow.occurred_at <= start[0])
+    latest: dict[Case, datetime] = {}
+    skipped: set[Case] = set()
+    after: tuple[datetime, int] | None = None
+    boundary: datetime | None = None
+    while True:
+        step = walk
+        if after is not None:
+            step = step.where(
+                tuple_(ReviewItemRow.occurred_at, ReviewItemRow.id)
+                < tuple_(literal(after[0], UtcDateTime()), literal(after[1], Id))
             )
-        )
-    groups = (await session.execute(query)).all()
-    cases = [
-        await _case(session, scope, kind_, key, count, latest_at)
-        for kind_, key, count, latest_at in groups[:limit]
-    ]
-    last = cases[-1] if len(groups) > limit else None
+        rows = (await session.execute(step)).all()
+        for at, _id, kind_, key in rows:
+            if boundary is not None and at < boundary:
+                break  # every case met from here on sorts after the page and its next one
+            case = (kind_, key)
+            if case in latest or case in skipped:
+                continue
+            if start and await _seen_before(session, scope, case, start):
+                skipped.add(case)
+                continue
+            latest[case] = at
+            if len(latest) == limit + 1:
+                boundary = at  # cases met later at this very time still tie with it
+        else:
+            if len(rows) == WALK:
+                after = (rows[-1][0], rows[-1][1])
+                continue
+        break
+    ordered = sorted(latest, key=lambda c: (-latest[c].timestamp(), c))[: limit + 1]
+    cases = await _cases(session, scope, [(c, latest[c]) for c in ordered[:limit]])
+    last = cases[-1] if len(ordered) > limit else None
     return Page(
         cases, encode_cursor([last.latest_at.isoformat(), last.kind, last.key]) if last else None
     )
@@ -147,35 +198,61 @@ def _position(cursor: str) -> tuple[datetime, str, str]:
     raise BadCursor(f"cursor {cursor[:40]!r} is not valid")
 
 
-async def _case(
-    session: AsyncSession, scope: ReadScope, kind: str, key: str, count: int, latest_at: datetime
-) -> OpenCase:
-    rows = (
-        await session.execute(
-            select(ReviewItemRow)
-            .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
-            .where(
-                ReviewItemRow.settled_at.is_(None),
-                ReviewItemRow.kind == kind,
-                ReviewItemRow.key == key,
-                discloses(scope),
-            )
-            .order_by(InteractionRow.occurred_at.desc(), ReviewItemRow.id.desc())
-            .limit(SAMPLE)
+async def _cases(
+    session: AsyncSession, scope: ReadScope, page: list[tuple[Case, datetime]]
+) -> list[OpenCase]:
+    """The page's cases with their counts and newest few items, in one statement: each case's
+    open rows the scope may see, numbered newest first and counted per case by the database."""
+    if not page:
+        return []
+    partition = (ReviewItemRow.kind, ReviewItemRow.key)
+    newest = (ReviewItemRow.occurred_at.desc(), ReviewItemRow.id.desc())
+    ranked = (
+        select(
+            ReviewItemRow.kind,
+            ReviewItemRow.key,
+            ReviewItemRow.name,
+            ReviewItemRow.reason,
+            ReviewItemRow.candidates,
+            ReviewItemRow.interaction_id,
+            func.row_number().over(partition_by=partition, order_by=newest).label("n"),
+            func.count().over(partition_by=partition).label("total"),
         )
-    ).scalars()
-    sample = list(rows)
-    named = next((r for r in sample if r.name), sample[0])
-    return OpenCase(
-        kind=kind,
-        key=key,
-        name=named.name,
-        reason=sample[0].reason,
-        candidates=tuple(dict.fromkeys(c for r in sample for c in r.candidates)),
-        count=count,
-        latest_at=latest_at,
-        interaction_ids=tuple(r.interaction_id for r in sample),
+        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
+        .where(
+            ReviewItemRow.settled_at.is_(None),
+            # two INs, not a row-value IN: SQLite 3.40 reads only the latter through the index
+            ReviewItemRow.kind.in_({kind for (kind, _), _ in page}),
+            ReviewItemRow.key.in_({key for (_, key), _ in page}),
+            discloses(scope),
+        )
+        .subquery()
     )
+    rows = await session.execute(
+        select(ranked).where(ranked.c.n <= SAMPLE).order_by(ranked.c.kind, ranked.c.key, ranked.c.n)
+    )
+    samples: dict[Case, list[Any]] = {}
+    for row in rows:
+        samples.setdefault((row.kind, row.key), []).append(row)
+    cases = []
+    for case, latest_at in page:
+        sample = samples.get(case)
+        if not sample:  # settled between the walk and now
+            continue
+        named = next((r for r in sample if r.name), sample[0])
+        cases.append(
+            OpenCase(
+                kind=case[0],
+                key=case[1],
+                name=named.name,
+                reason=sample[0].reason,
+                candidates=tuple(dict.fromkeys(c for r in sample for c in r.candidates)),
+                count=sample[0].total,
+                latest_at=latest_at,
+                interaction_ids=tuple(r.interaction_id for r in sample),
+            )
+        )
+    return cases
 
 
 async def open_visible(session: AsyncSession, scope: ReadScope, key: str) -> int:

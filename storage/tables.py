@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -237,9 +238,21 @@ class ReviewItemRow(Base):
     settled_by: Mapped[str | None] = mapped_column(String(320))
     settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     settlement: Mapped[str] = mapped_column(Text, default="")
+    # The item's time, copied: the queue is read newest first from (open, time, item), and
+    # whether a case has items newer than a page's start is a range of its own index.
+    occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     __table_args__ = (
         UniqueConstraint("interaction_id", "kind", "key"),
-        Index("ix_review_items_open", "settled_at", "kind", "key"),
+        Index("ix_review_items_open", "settled_at", "kind", "key", "occurred_at"),
+        # Partial: PostgreSQL does not take `settled_at IS NULL` as an equality that leaves the
+        # index in time order, and settled rows are never walked.
+        Index(
+            "ix_review_items_queue",
+            "occurred_at",
+            "id",
+            sqlite_where=text("settled_at IS NULL"),
+            postgresql_where=text("settled_at IS NULL"),
+        ),
     )
 
 
@@ -305,11 +318,17 @@ class SourceRow(Base):
     # The mailbox owner of the connector at ingest ("" for none): who may always see the item.
     # Kept here, not read from the connector, so that removing a connector never makes its
     # private items ownerless.
-    owner: Mapped[str] = mapped_column(String(320), default="", index=True)
+    owner: Mapped[str] = mapped_column(String(320), default="")
     # The connector's visibility cap (full, subject, metadata) for everyone but the owner;
     # changing the connector's setting rewrites it here, so tightening reaches stored items.
     visibility: Mapped[str] = mapped_column(String(8), default="full")
-    __table_args__ = (UniqueConstraint("connector", "external_id"),)
+    # The item's time, copied (it never changes): a user's unmatched items are then a range of
+    # (owner, time, item) read newest first, not a walk through everybody's items.
+    occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    __table_args__ = (
+        UniqueConstraint("connector", "external_id"),
+        Index("ix_sources_owner_timeline", "owner", "occurred_at", "interaction_id"),
+    )
 
 
 class AttachmentRow(Base):
