@@ -4,23 +4,22 @@ Revision ID: 0008
 Revises: 0007
 
 Every stored item is indexed here, a batch at a time (the table is never read whole). The
-layout (tables, keys, the tsvector form) is this migration's own copy, as of this revision; the
-word analysis is storage.fulltext's, because the index must hold the terms that the running
-code looks for: a later change of the analysis comes with a migration that indexes anew.
+tables are this migration's own, as of this revision; the word analysis, the time key and the
+tsvector form are storage.fulltext's, because the index must hold what the running code looks
+for: a later change of them comes with a migration that indexes anew.
 On PostgreSQL the indexes are built after the rows are in, which is several times faster than
 keeping them up to date row by row.
 """
 
 from __future__ import annotations
 
-import calendar
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
-from storage.fulltext import terms
+from storage.fulltext import terms, time_key, tsvector
 from storage.packing import unpack_text
 
 revision = "0008"
@@ -29,30 +28,14 @@ branch_labels = None
 depends_on = None
 
 BATCH = 1000
-ID_BITS = 31
-MAX_SECONDS = 2**32 - 1
-
-
-def _key(interaction_id: int, occurred_at: datetime) -> int:
-    seconds = min(max(calendar.timegm(occurred_at.utctimetuple()), 0), MAX_SECONDS)
-    return (seconds << ID_BITS) | interaction_id
-
-
-def _tsvector(subject: list[str], body: list[str]) -> str:
-    positions: dict[str, list[str]] = {}
-    for term in subject:
-        positions.setdefault(term, []).append("1A")
-    for term in body:
-        positions.setdefault(term, []).append("2B")
-    return " ".join(f"'{term}':{','.join(at)}" for term, at in sorted(positions.items()))
 
 
 def _sqlite_row(id_: int, at: datetime, subject: str, body: str) -> tuple[Any, ...]:
-    return (_key(id_, at), " ".join(terms(subject)), " ".join(terms(body)))
+    return (time_key(id_, at), " ".join(terms(subject)), " ".join(terms(body)))
 
 
 def _postgresql_row(id_: int, at: datetime, subject: str, body: str) -> tuple[Any, ...]:
-    return (id_, at, _tsvector(terms(subject), terms(body)))
+    return (id_, at, tsvector(terms(subject), terms(body)))
 
 
 def upgrade() -> None:
