@@ -1,0 +1,132 @@
+"""Timelines read from (account or contact, time, item) ranges page exactly like the definition:
+every linked item once, newest first, ties in time broken by id, whatever the page size, though
+an item may be linked several times (two contacts of one account, attribution and participant)
+and some links are tombstones."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+
+from hub.bootstrap import Hub
+from hub.model import Disclosure, ReadScope
+from storage import queries
+from storage.tables import AccountRow, AttributionRow, ContactRow, InteractionRow, ParticipantRow
+
+MANAGER = ReadScope("manager@ourco.example", Disclosure.FULL, Disclosure.NONE)
+T0 = datetime(2025, 5, 1, tzinfo=UTC)
+
+
+def _item(n: int, at: datetime) -> dict[str, Any]:
+    return {
+        "id": n,
+        "dedupe_key": f"k{n}",
+        "channel": "email" if n % 2 else "call",
+        "direction": "inbound",
+        "occurred_at": at,
+        "subject": f"item {n}",
+        "snippet": "",
+        "not_logged": "",
+        "in_reply_to": [],
+        "references": [],
+        "extra": {},
+    }
+
+
+def _link(n: int, at: datetime, contact: int | None, removed: bool = False) -> dict[str, Any]:
+    return {
+        "interaction_id": n,
+        "account_id": 1,
+        "contact_id": contact,
+        "rule": "email",
+        "confidence": 1.0,
+        "explanation": "",
+        "manual": removed,
+        "removed": removed,
+        "occurred_at": at,
+    }
+
+
+async def _fill(hub: Hub, seed: int) -> tuple[list[int], list[int]]:
+    """Items of account 1 (contacts 1 and 2), returned as the expected account and contact 1
+    timelines, newest first."""
+    rng = random.Random(seed)
+    items, links, people = [], [], []
+    account: list[tuple[datetime, int]] = []
+    contact: list[tuple[datetime, int]] = []
+    for n in range(1, 161):
+        at = T0 + timedelta(minutes=rng.randrange(40))  # many share a time
+        items.append(_item(n, at))
+        shape = rng.randrange(5)
+        if shape == 0:  # both contacts: two rows of one item in the account's range
+            links += [_link(n, at, 1), _link(n, at, 2)]
+        elif shape == 1:  # a removed link only: not on the account's timeline
+            links.append(_link(n, at, 1, removed=True))
+        elif shape == 2:
+            links.append(_link(n, at, 2))
+        else:
+            links.append(_link(n, at, 1))
+        if shape != 1:
+            account.append((at, n))
+        if shape in (0, 3, 4):
+            contact.append((at, n))
+        if shape in (0, 3) and rng.random() < 0.7:  # also a participant: one item, two links
+            people.append(
+                {
+                    "interaction_id": n,
+                    "role": "from",
+                    "kind": "email",
+                    "address": "a@kunde.example",
+                    "normalized": "a@kunde.example",
+                    "name": "",
+                    "contact_id": 1,
+                    "occurred_at": at,
+                }
+            )
+    async with hub.sessions() as session, session.begin():
+        await session.execute(insert(AccountRow), [{"id": 1, "name": "A", "owner": ""}])
+        await session.execute(
+            insert(ContactRow),
+            [{"id": c, "account_id": 1, "name": f"Person {c}", "owner": ""} for c in (1, 2)],
+        )
+        for table, values in ((InteractionRow, items), (AttributionRow, links)):
+            await session.execute(insert(table), values)
+        if people:
+            await session.execute(insert(ParticipantRow), people)
+    newest = lambda found: [n for _, n in sorted(found, reverse=True)]  # noqa: E731
+    return newest(account), newest(contact)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+async def test_timelines_page_every_item_once_in_order(hub: Hub, seed: int) -> None:
+    account, contact = await _fill(hub, seed)
+    for read, expected in (
+        (queries.account_timeline, account),
+        (queries.contact_timeline, contact),
+    ):
+        for limit in (1, 4, 25, 200):
+            seen: list[int] = []
+            cursor = None
+            async with hub.sessions() as session:
+                for _ in range(200):
+                    page = await read(session, MANAGER, 1, queries.TimelineFilter(), cursor, limit)
+                    assert len(page.items) <= limit
+                    seen += [item.id for item in page.items]
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+            assert seen == expected, f"{read.__name__}, page size {limit}"
+
+
+async def test_a_cursor_not_handed_out_is_refused(hub: Hub) -> None:
+    await _fill(hub, 5)
+    async with hub.sessions() as session:
+        for bad in (queries.encode_cursor(["2025-05-01T00:00:00", 3]), "bm90IGpzb24", "W10"):
+            with pytest.raises(queries.BadCursor):
+                await queries.account_timeline(
+                    session, MANAGER, 1, queries.TimelineFilter(), bad, 10
+                )
