@@ -86,7 +86,12 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         for family, _, _, _, address in dict.fromkeys(found):
-            sockets.append(socket.create_server(address, family=family, backlog=BACKLOG))
+            sock = socket.create_server(address, family=family, backlog=BACKLOG)
+            sockets.append(sock)
+            # Connections accepted from it inherit this. asyncio sets it only on sockets it
+            # made (protocol IPPROTO_TCP, not 0): without it a keep-alive client waited for
+            # its delayed ACK (40 ms) between the head and the body of every answer.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as e:
         for sock in sockets:
             sock.close()
