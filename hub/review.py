@@ -23,13 +23,13 @@ from hub.rematch import rematch
 from matching.identities import normalize_domain, normalize_email, normalize_phone, reversed_labels
 from matching.suggest import Suggestion, suggest
 from storage import audit, directory, review
+from storage.items import bodies_of, stored_interactions
 from storage.queries import Page
 from storage.rematch import RematchCounts, affected_by
 from storage.tables import (
     AccountDomainRow,
     ContactEmailRow,
     ContactPhoneRow,
-    InteractionRow,
 )
 
 BODIES = 3  # signatures read per case
@@ -76,23 +76,26 @@ async def review_queue(
     index = await hub.identity_index()
     async with hub.sessions() as session:
         page = await review.list_open(session, read_scope(viewer), kind, cursor, limit)
-        ids = {i for case in page.items for i in case.interaction_ids}
-        rows = {
-            row.id: row
-            for row in (
-                await session.execute(select(InteractionRow).where(InteractionRow.id.in_(ids)))
-            ).scalars()
+        ids = [i for case in page.items for i in case.interaction_ids]
+        rows = {row.id: row for row in await stored_interactions(session, ids)}
+        levels = {id_: item_disclosure(viewer, row) for id_, row in rows.items()}
+        readable = {
+            (case.kind, case.key): [
+                i
+                for i in case.interaction_ids
+                if i in rows and shows_body(levels[i], rows[i].channel)
+            ][:BODIES]
+            for case in page.items
         }
+        bodies = await bodies_of(session, [i for chosen in readable.values() for i in chosen])
     entries = []
     for case in page.items:
         items = [rows[i] for i in case.interaction_ids if i in rows]
-        levels = {row.id: item_disclosure(viewer, row) for row in items}
-        readable = [row for row in items if shows_body(levels[row.id], row.channel)]
         suggestions = suggest(
             ReviewKind(case.kind),
             case.key,
             case.name,
-            [row.body_text for row in readable[:BODIES]],
+            [bodies[i] for i in readable[(case.kind, case.key)] if i in bodies],
             case.candidates,
             index,
             spellings=sorted(

@@ -19,6 +19,7 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.packing import unpack_text
 from storage.tables import AttachmentRow, AttributionRow, InteractionRow, ParticipantRow, SourceRow
 
 
@@ -29,6 +30,7 @@ class StoredParticipant:
     address: str
     name: str
     contact_id: int | None
+    normalized: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ _PARTICIPANT = (
     ParticipantRow.address,
     ParticipantRow.name,
     ParticipantRow.contact_id,
+    ParticipantRow.normalized,
 )
 _ATTRIBUTION = (
     AttributionRow.account_id,
@@ -171,3 +174,13 @@ async def stored_interactions(session: AsyncSession, ids: Sequence[int]) -> list
             attachments=tuple(StoredAttachment(*a) for a in _json(attachments)),
         )  # fmt: skip
     return [found[i] for i in ids if i in found]
+
+
+async def bodies_of(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
+    """The body texts of these items (a listing reads none; the review queue reads a few)."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(InteractionRow.id, InteractionRow.body).where(InteractionRow.id.in_(list(ids)))
+    )
+    return {id_: unpack_text(body) for id_, body in rows}
