@@ -33,6 +33,7 @@ from storage.tables import (
     ReviewItemRow,
     SourceRow,
 )
+from tests.rows import item_row, link_row
 
 ACCOUNTS, PER_ACCOUNT, CONTACTS_PER_ACCOUNT = 60, 100, 5
 DIRECTORY = 5_000  # contacts without items: a directory of a size no planner reads whole
@@ -79,21 +80,7 @@ async def _fill(hub: Hub) -> None:
             n += 1
             at = T0 + timedelta(minutes=7 * n)
             cid = (a - 1) * CONTACTS_PER_ACCOUNT + n % CONTACTS_PER_ACCOUNT + 1
-            items.append(
-                {
-                    "id": n,
-                    "dedupe_key": f"k{n}",
-                    "channel": "call" if n % 3 == 0 else "email",
-                    "direction": "inbound",
-                    "occurred_at": at,
-                    "subject": f"item {n}",
-                    "snippet": "",
-                    "not_logged": "",
-                    "in_reply_to": [],
-                    "references": [],
-                    "extra": {},
-                }
-            )
+            items.append(item_row(n, at, "call" if n % 3 == 0 else "email", f"item {n}"))
             if n % 10 == 0:  # unmatched, in the sales user's mailbox
                 reviews.append(
                     {
@@ -109,19 +96,7 @@ async def _fill(hub: Hub) -> None:
                     }
                 )
             else:
-                links.append(
-                    {
-                        "interaction_id": n,
-                        "account_id": a,
-                        "contact_id": cid,
-                        "rule": "email",
-                        "confidence": 1.0,
-                        "explanation": "",
-                        "manual": False,
-                        "removed": False,
-                        "occurred_at": at,
-                    }
-                )
+                links.append(link_row(n, at, a, cid))
             people.append(
                 {
                     "interaction_id": n,

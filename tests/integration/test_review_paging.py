@@ -20,6 +20,7 @@ from storage.tables import (
     ReviewItemRow,
     SourceRow,
 )
+from tests.rows import item_row, link_row
 
 SALES = ReadScope("sales@ourco.example", Disclosure.FULL, Disclosure.NONE)
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -36,21 +37,7 @@ async def _fill(hub: Hub, seed: int) -> dict[tuple[str, str], tuple[datetime, in
         at = T0 + timedelta(hours=rng.randrange(60))  # many items share a time
         visible = rng.random() < 0.7
         attributed = visible and rng.random() < 0.5
-        items.append(
-            {
-                "id": n,
-                "dedupe_key": f"k{n}",
-                "channel": "email",
-                "direction": "inbound",
-                "occurred_at": at,
-                "subject": "",
-                "snippet": "",
-                "not_logged": "",
-                "in_reply_to": [],
-                "references": [],
-                "extra": {},
-            }
-        )
+        items.append(item_row(n, at))
         owner = SALES.email if visible and not attributed else "other@ourco.example"
         sources.append(
             {
@@ -63,19 +50,7 @@ async def _fill(hub: Hub, seed: int) -> dict[tuple[str, str], tuple[datetime, in
             }
         )
         if attributed:
-            links.append(
-                {
-                    "interaction_id": n,
-                    "account_id": 1,
-                    "contact_id": None,
-                    "rule": "domain",
-                    "confidence": 1.0,
-                    "explanation": "",
-                    "manual": False,
-                    "removed": False,
-                    "occurred_at": at,
-                }
-            )
+            links.append({**link_row(n, at, 1, None), "rule": "domain"})
         for kind in rng.sample(["unknown-sender", "shared-domain"], rng.randint(1, 2)):
             key = f"key{rng.randrange(25)}"
             settled = rng.random() < 0.2

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import insert
@@ -16,39 +15,10 @@ from hub.bootstrap import Hub
 from hub.model import Disclosure, ReadScope
 from storage import queries
 from storage.tables import AccountRow, AttributionRow, ContactRow, InteractionRow, ParticipantRow
+from tests.rows import item_row, link_row
 
 MANAGER = ReadScope("manager@ourco.example", Disclosure.FULL, Disclosure.NONE)
 T0 = datetime(2025, 5, 1, tzinfo=UTC)
-
-
-def _item(n: int, at: datetime) -> dict[str, Any]:
-    return {
-        "id": n,
-        "dedupe_key": f"k{n}",
-        "channel": "email" if n % 2 else "call",
-        "direction": "inbound",
-        "occurred_at": at,
-        "subject": f"item {n}",
-        "snippet": "",
-        "not_logged": "",
-        "in_reply_to": [],
-        "references": [],
-        "extra": {},
-    }
-
-
-def _link(n: int, at: datetime, contact: int | None, removed: bool = False) -> dict[str, Any]:
-    return {
-        "interaction_id": n,
-        "account_id": 1,
-        "contact_id": contact,
-        "rule": "email",
-        "confidence": 1.0,
-        "explanation": "",
-        "manual": removed,
-        "removed": removed,
-        "occurred_at": at,
-    }
 
 
 async def _fill(hub: Hub, seed: int) -> tuple[list[int], list[int]]:
@@ -60,16 +30,16 @@ async def _fill(hub: Hub, seed: int) -> tuple[list[int], list[int]]:
     contact: list[tuple[datetime, int]] = []
     for n in range(1, 161):
         at = T0 + timedelta(minutes=rng.randrange(40))  # many share a time
-        items.append(_item(n, at))
+        items.append(item_row(n, at, "email" if n % 2 else "call", f"item {n}"))
         shape = rng.randrange(5)
         if shape == 0:  # both contacts: two rows of one item in the account's range
-            links += [_link(n, at, 1), _link(n, at, 2)]
+            links += [link_row(n, at, 1, 1), link_row(n, at, 1, 2)]
         elif shape == 1:  # a removed link only: not on the account's timeline
-            links.append(_link(n, at, 1, removed=True))
+            links.append(link_row(n, at, 1, 1, removed=True))
         elif shape == 2:
-            links.append(_link(n, at, 2))
+            links.append(link_row(n, at, 1, 2))
         else:
-            links.append(_link(n, at, 1))
+            links.append(link_row(n, at, 1, 1))
         if shape != 1:
             account.append((at, n))
         if shape in (0, 3, 4):
