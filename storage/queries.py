@@ -183,13 +183,19 @@ async def _merged(
 ) -> list[Position]:
     """`_newest` over several ranges (query, driving table), merged: an item any of them
     reaches once, newest first."""
-    found: dict[int, Position] = {}
-    for query, table in walks:
-        positions = await _newest(
-            session, query, table.occurred_at, table.interaction_id, before, want
-        )
-        found.update((id_, (at, id_)) for at, id_ in positions)
-    return sorted(found.values(), reverse=True)[:want]
+    return _union(
+        [
+            await _newest(session, query, table.occurred_at, table.interaction_id, before, want)
+            for query, table in walks
+        ],
+        want,
+    )
+
+
+def _union(ranges: list[list[Position]], want: int) -> list[Position]:
+    """The newest `want` of several ranges' positions, each item once."""
+    unique = {id_: (at, id_) for found in ranges for at, id_ in found}
+    return sorted(unique.values(), reverse=True)[:want]
 
 
 async def _page_of(session: AsyncSession, positions: list[Position], limit: int) -> Page:
@@ -281,15 +287,15 @@ async def latest_of(
 ) -> list[Any]:
     """The newest `limit` items of these contacts and accounts together (the call-center
     look-up): one timeline index range each, merged, and only the shown items are read."""
-    found: dict[int, Position] = {}
-    for contact_id in contact_ids:
-        page = await _contact_positions(session, scope, contact_id, TimelineFilter(), None, limit)
-        found.update((id_, (at, id_)) for at, id_ in page)
-    for account_id in account_ids:
-        page = await _account_positions(session, scope, account_id, TimelineFilter(), None, limit)
-        found.update((id_, (at, id_)) for at, id_ in page)
-    newest = sorted(found.values(), reverse=True)[:limit]
-    return (await _page_of(session, newest, limit)).items
+    everything = TimelineFilter()
+    ranges = [
+        await _contact_positions(session, scope, id_, everything, None, limit)
+        for id_ in contact_ids
+    ] + [
+        await _account_positions(session, scope, id_, everything, None, limit)
+        for id_ in account_ids
+    ]
+    return (await _page_of(session, _union(ranges, limit), limit)).items
 
 
 async def list_interactions(
