@@ -26,7 +26,7 @@ from hub.web.views import (
     quarantine_view,
 )
 from storage import audit, queries
-from storage.tables import Base, ConnectorRow, InteractionRow
+from storage.tables import AccountRow, Base, ConnectorRow, ContactRow, InteractionRow
 
 T = TypeVar("T", bound=Base)
 
@@ -105,6 +105,16 @@ async def record_or_404(session: AsyncSession, model: type[T], id_: int, what: s
     if row is None:
         raise not_found(f"{what} {id_}")
     return row
+
+
+async def id_or_404(
+    session: AsyncSession, model: type[AccountRow | ContactRow], id_: int, what: str
+) -> int:
+    """record_or_404 for a handler that needs only to know the record exists (a timeline):
+    one indexed select, not the record with its domains or addresses."""
+    if (await session.execute(select(model.id).where(model.id == id_))).first() is None:
+        raise not_found(f"{what} {id_}")
+    return id_
 
 
 async def quarantined_page(request: Request, limit: int) -> tuple[list[QuarantineView], str | None]:

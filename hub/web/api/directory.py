@@ -26,7 +26,7 @@ from hub.web.http import (
     timeline_filter,
     viewer_of,
 )
-from hub.web.reads import page_of_views, record_or_404, scope_of
+from hub.web.reads import id_or_404, page_of_views, record_or_404, scope_of
 from hub.web.views import account_view, contact_view
 from matching.identities import normalize_email, normalize_phone, parent_domains
 from storage import queries
@@ -59,7 +59,7 @@ async def account(request: Request) -> Response:
 
 async def account_timeline(request: Request) -> Response:
     async with hub_of(request).sessions() as session, session.begin():
-        account_id = (await record_or_404(session, AccountRow, object_id(request), "account")).id
+        account_id = await id_or_404(session, AccountRow, object_id(request), "account")
         page = await queries.account_timeline(
             session,
             scope_of(request),
@@ -80,7 +80,7 @@ async def contact(request: Request) -> Response:
 
 async def contact_timeline(request: Request) -> Response:
     async with hub_of(request).sessions() as session, session.begin():
-        contact_id = (await record_or_404(session, ContactRow, object_id(request), "contact")).id
+        contact_id = await id_or_404(session, ContactRow, object_id(request), "contact")
         page = await queries.contact_timeline(
             session,
             scope_of(request),
