@@ -64,7 +64,12 @@ TIMELINE = (
     Param("channel", enum=tuple(c.value for c in Channel)),
     Param("since", doc="ISO date-time, inclusive", format="date-time"),
     Param("until", doc="ISO date-time, exclusive", format="date-time"),
-    Param("q", doc="words in the subject or text, within what the caller may read"),
+    Param(
+        "q",
+        doc="words that must all be in the subject or text, within what the caller may read; "
+        "matched by German and English word stem, umlauts and accents folded, ß as ss; "
+        "whole words, no substrings",
+    ),
 )
 ID = (Param("id", "path", "integer", minimum=1, maximum=MAX_ID),)
 
