@@ -92,6 +92,9 @@ class Hub:
     context: ConnectorContext
     secret_box: SecretBox
     free_mail: FreeMail
+    # The request path's reads (storage.db.create_reader_for): on SQLite, connections that
+    # may not write and answer without a thread; on PostgreSQL, `sessions` itself.
+    reads: async_sessionmaker[AsyncSession]
     pool: ProcessPoolExecutor | None = None
     _pool_started: Future[int] = field(default_factory=Future, repr=False)
     _index: tuple[int, IdentityIndex] | None = field(default=None, repr=False)
@@ -146,6 +149,9 @@ class Hub:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
         stop_early_workers()
+        reader = self.reads.kw["bind"]
+        if reader is not self.engine:
+            await reader.dispose()
         await self.engine.dispose()
 
 
@@ -176,4 +182,5 @@ def build_hub(settings: Settings, *, migrate: bool | None = None) -> Hub:
         context,
         SecretBox(secret_key_for(settings)),
         free_mail,
+        db.sessionmaker_for(db.create_reader_for(settings.database_url, engine)),
     )

@@ -74,7 +74,7 @@ async def review_queue(
     if kind is not None and kind not in {k.value for k in ReviewKind}:
         raise ValueError(f"kind: use one of {', '.join(k.value for k in ReviewKind)}")
     index = await hub.identity_index()
-    async with hub.sessions() as session:
+    async with hub.reads() as session:
         page = await review.list_open(session, read_scope(viewer), kind, cursor, limit)
         ids = [i for case in page.items for i in case.interaction_ids]
         rows = {row.id: row for row in await stored_interactions(session, ids)}

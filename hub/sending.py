@@ -174,7 +174,7 @@ async def _connector_row(hub: Hub, name: str, kind: str) -> ConnectorRow:
 
 async def own_mail_connectors(hub: Hub, viewer: Viewer) -> list[str]:
     """The smtp connectors `viewer` may send through: those whose owner they are."""
-    async with hub.sessions() as session:
+    async with hub.reads() as session:
         rows = await session.execute(
             select(ConnectorRow.name, ConnectorRow.settings).where(ConnectorRow.kind == "smtp")
         )

@@ -166,7 +166,7 @@ def suggest(
                         f"the signature names {domain}",
                     )
                 )
-    choices = list(index.names)
+    choices = index.name_keys()
     for query in _name_queries(name, [key, *spellings]):
         for choice, score, _ in process.extract(
             query,

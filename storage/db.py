@@ -13,6 +13,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from storage import inline_sqlite
+
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration; tests/integration/test_migrations.py checks it against alembic's head.
@@ -127,6 +129,27 @@ def create_engine_for(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(target, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+
+def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # A reader that tried to write would hold the event loop while it waited for the lock:
+    # SQLite refuses every change on this connection instead (storage.inline_sqlite).
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")  # only WAL recovery makes a reader wait
+    cursor.execute("PRAGMA cache_size=-8192")
+    cursor.close()
+
+
+def create_reader_for(url: str, engine: AsyncEngine) -> AsyncEngine:
+    """The engine of the request path's reads: on a SQLite file, connections that call SQLite
+    in the event loop's thread (storage.inline_sqlite); elsewhere `engine` itself."""
+    path = sqlite_path(url)
+    if path is None:
+        return engine
+    reader = create_async_engine(async_url(url), async_creator=inline_sqlite.creator(str(path)))
+    event.listen(reader.sync_engine, "connect", _reader_pragmas)
+    return reader
 
 
 def sessionmaker_for(engine: AsyncEngine) -> async_sessionmaker[Any]:

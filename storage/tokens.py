@@ -10,13 +10,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from storage import audit
 from storage.tables import MAX_ID, TokenRow, UserRow
-from storage.users import UserError, existing_user
+from storage.users import Caller, UserError, existing_user
 
 # A token in use writes its last use at most this often: an API client making many requests a
 # second must not turn every one of them into a write.
@@ -96,9 +96,13 @@ def _iso(at: datetime | None) -> str | None:
 
 def token_state(row: TokenRow, now: datetime) -> str:
     """Whether the token opens the API at `now` ("active") or why not ("revoked", "expired")."""
-    if row.revoked_at is not None:
+    return _state(row.revoked_at, row.expires_at, now)
+
+
+def _state(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> str:
+    if revoked_at is not None:
         return "revoked"
-    if row.expires_at is not None and row.expires_at <= now:
+    if expires_at is not None and expires_at <= now:
         return "expired"
     return "active"
 
@@ -164,12 +168,57 @@ async def user_by_token(
     transaction: call it inside one that commits.
     """
     at = now or datetime.now(UTC)
-    found = await _token_and_user(session, TokenRow.token_sha256 == _digest(token))
+    found = await active_token(session, token, at)
     if found is None:
         return None
-    row, user = found
-    if token_state(row, at) != "active" or user.disabled:
+    if found.touch_due:
+        await touch_token(session, found.token_id, at)
+    return await session.get(UserRow, found.caller.user_id)
+
+
+@dataclass(frozen=True)
+class ActiveToken:
+    """Who an active token speaks for: what a request needs to judge it, no ORM row."""
+
+    token_id: int
+    caller: Caller
+    touch_due: bool  # whether its use at this time is to be recorded (touch_token)
+
+
+# Asked on every API request: built once, read as plain columns (storage.items says why).
+_BY_DIGEST = (
+    select(
+        TokenRow.id,
+        TokenRow.revoked_at,
+        TokenRow.expires_at,
+        TokenRow.last_used_at,
+        UserRow.id,
+        UserRow.email,
+        UserRow.role,
+        UserRow.disabled,
+    )
+    .join(UserRow, UserRow.id == TokenRow.user_id)
+    .where(TokenRow.token_sha256 == bindparam("digest"))
+)
+
+
+async def active_token(
+    session: AsyncSession, token: str, now: datetime | None = None
+) -> ActiveToken | None:
+    """user_by_token without the write: for a read-only session (hub.Hub.reads); the caller
+    records the use with touch_token, in a writing transaction, when `touch_due`."""
+    at = now or datetime.now(UTC)
+    rows = await (await session.connection()).execute(_BY_DIGEST, {"digest": _digest(token)})
+    found = rows.first()
+    if found is None:
         return None
-    if row.last_used_at is None or at - row.last_used_at >= TOKEN_TOUCH_INTERVAL:
-        row.last_used_at = at
-    return user
+    token_id, revoked_at, expires_at, last_used_at, user_id, email, role, disabled = found
+    if _state(revoked_at, expires_at, at) != "active" or disabled:
+        return None
+    due = last_used_at is None or at - last_used_at >= TOKEN_TOUCH_INTERVAL
+    return ActiveToken(token_id, Caller(user_id, email, role), due)
+
+
+async def touch_token(session: AsyncSession, token_id: int, at: datetime) -> None:
+    """Record a token's use at `at`, in the caller's transaction."""
+    await session.execute(update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=at))

@@ -17,9 +17,10 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,6 +107,31 @@ async def authenticate(
         return None
     user.last_login_at = now or datetime.now(UTC)
     return user
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request speaks for, as every request reads it: no ORM row (storage.items)."""
+
+    user_id: int
+    email: str
+    role: str
+
+
+_FOR_SESSION = select(UserRow.email, UserRow.role, UserRow.disabled, UserRow.session_epoch).where(
+    UserRow.id == bindparam("user_id")
+)
+
+
+async def session_caller(session: AsyncSession, user_id: int, epoch: int) -> Caller | None:
+    """user_for_session as the request path reads it: one statement built once."""
+    if not 0 < user_id <= MAX_ID:
+        return None
+    rows = await (await session.connection()).execute(_FOR_SESSION, {"user_id": user_id})
+    found = rows.first()
+    if found is None or found.disabled or found.session_epoch != epoch:
+        return None
+    return Caller(user_id, found.email, found.role)
 
 
 async def user_for_session(session: AsyncSession, user_id: int, epoch: int) -> UserRow | None:

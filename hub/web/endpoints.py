@@ -149,7 +149,7 @@ async def _admit(request: Request, endpoint: Endpoint) -> Response | None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/login?" + urlencode({"next": target}), 303)
     viewer = Viewer.of(user.email, user.role)
-    request.state.user, request.state.viewer = user, viewer
+    request.state.viewer = viewer
     if not viewer.may(endpoint.permission):
         raise ApiError(
             403, "forbidden", f"Your role may not do this: {NEEDS[endpoint.permission]}."

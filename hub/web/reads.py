@@ -31,8 +31,12 @@ from storage.tables import AccountRow, Base, ConnectorRow, ContactRow, Interacti
 T = TypeVar("T", bound=Base)
 
 
+_SETTINGS = select(ConnectorRow.name, ConnectorRow.settings)
+
+
 async def audited_connectors(session: AsyncSession) -> set[str]:
-    rows = await session.execute(select(ConnectorRow.name, ConnectorRow.settings))
+    """Asked on every read that shows items: a Core statement built once (storage.items)."""
+    rows = await (await session.connection()).execute(_SETTINGS)
     return {
         name
         for name, settings in rows
@@ -43,8 +47,11 @@ async def audited_connectors(session: AsyncSession) -> set[str]:
 async def note_reads(
     request: Request, session: AsyncSession, rows: Sequence[Item], what: str
 ) -> None:
-    """Record, in `session`'s transaction, the reads that connectors marked `audit_reads` ask
-    for: one entry per request, naming the items and how they were read."""
+    """Record the reads that connectors marked `audit_reads` ask for: one entry per request,
+    naming the items and how they were read, committed before the items are answered.
+
+    `session` may be a read-only one (hub.Hub.reads): the entry is written in a transaction
+    of its own."""
     if not rows:
         return
     viewer = viewer_of(request)
@@ -53,13 +60,14 @@ async def note_reads(
         return
     read = [r.id for r in rows if audits_read(viewer, item_sources(r), audited)]
     if read:
-        audit.record(
-            session,
-            viewer.email,
-            "item.read",
-            after={"interactions": read, "how": what, "path": request.url.path},
-            interaction_id=read[0] if len(read) == 1 else None,
-        )
+        async with hub_of(request).sessions() as writing, writing.begin():
+            audit.record(
+                writing,
+                viewer.email,
+                "item.read",
+                after={"interactions": read, "how": what, "path": request.url.path},
+                interaction_id=read[0] if len(read) == 1 else None,
+            )
 
 
 async def visible_interaction(
@@ -76,7 +84,7 @@ async def visible_interaction(
 
 async def read_interaction(request: Request, what: str = "detail") -> InteractionView:
     """visible_interaction, with the read audited when a connector asks for it."""
-    async with hub_of(request).sessions() as session, session.begin():
+    async with hub_of(request).reads() as session, session.begin():
         row, view = await visible_interaction(request, session)
         await note_reads(request, session, [row], what)
     return view
@@ -122,7 +130,7 @@ async def quarantined_page(request: Request, limit: int) -> tuple[list[Quarantin
     own mailboxes for everyone else; each says whether its raw bytes may be read."""
     viewer = viewer_of(request)
     owner = None if viewer.may(Permission.ADMINISTER) else viewer.email
-    async with hub_of(request).sessions() as session:
+    async with hub_of(request).reads() as session:
         page = await queries.quarantine(session, owner, id_cursor(request), limit)
     views = [quarantine_view(r, may_read_quarantined(viewer, r.owner)) for r in page.items]
     return views, page.next_cursor

@@ -275,7 +275,10 @@ def _scanned(plan: str) -> set[str]:
     return {
         words[1]
         for words in scans
-        if words[0] == "SCAN" and words[1].isidentifier() and not words[1].startswith("anon_")
+        if words[0] == "SCAN"
+        and words[1].isidentifier()
+        and not words[1].startswith("anon_")
+        and words[1] != "json_each"  # the ids bound as one JSON parameter (storage.items)
     }
 
 

@@ -35,7 +35,7 @@ from storage.tables import MAX_ID, AccountRow, ContactRow
 
 
 async def accounts(request: Request) -> Response:
-    async with hub_of(request).sessions() as session:
+    async with hub_of(request).reads() as session:
         page = await queries.list_accounts(
             session, search_words(request), name_cursor(request), page_limit(request)
         )
@@ -44,7 +44,7 @@ async def accounts(request: Request) -> Response:
 
 
 async def _account_json(request: Request) -> dict[str, Any]:
-    async with hub_of(request).sessions() as session:
+    async with hub_of(request).reads() as session:
         row = await record_or_404(session, AccountRow, object_id(request), "account")
         contacts = await queries.contacts_of(session, row.id)
     return {
@@ -58,8 +58,8 @@ async def account(request: Request) -> Response:
 
 
 async def account_timeline(request: Request) -> Response:
-    async with hub_of(request).sessions() as session, session.begin():
-        account_id = await id_or_404(session, AccountRow, object_id(request), "account")
+    async with hub_of(request).reads() as session, session.begin():
+        account_id = object_id(request)
         page = await queries.account_timeline(
             session,
             scope_of(request),
@@ -68,19 +68,21 @@ async def account_timeline(request: Request) -> Response:
             time_cursor(request),
             page_limit(request),
         )
+        if not page.items:  # an account with items exists: only an empty page asks
+            await id_or_404(session, AccountRow, account_id, "account")
         views, cursor = await page_of_views(request, session, page, "timeline")
     return JSONResponse({"items": [v.as_json() for v in views], "next_cursor": cursor})
 
 
 async def contact(request: Request) -> Response:
-    async with hub_of(request).sessions() as session:
+    async with hub_of(request).reads() as session:
         row = await record_or_404(session, ContactRow, object_id(request), "contact")
     return JSONResponse(contact_view(row).as_json())
 
 
 async def contact_timeline(request: Request) -> Response:
-    async with hub_of(request).sessions() as session, session.begin():
-        contact_id = await id_or_404(session, ContactRow, object_id(request), "contact")
+    async with hub_of(request).reads() as session, session.begin():
+        contact_id = object_id(request)
         page = await queries.contact_timeline(
             session,
             scope_of(request),
@@ -89,6 +91,8 @@ async def contact_timeline(request: Request) -> Response:
             time_cursor(request),
             page_limit(request),
         )
+        if not page.items:  # an contact with items exists: only an empty page asks
+            await id_or_404(session, ContactRow, contact_id, "contact")
         views, cursor = await page_of_views(request, session, page, "timeline")
     return JSONResponse({"items": [v.as_json() for v in views], "next_cursor": cursor})
 
@@ -104,7 +108,7 @@ async def lookup(request: Request) -> Response:
     if not key_phone and not key_email:
         raise ApiError(400, "bad_identity", "that is not a phone number or an email address")
     scope = scope_of(request)
-    async with hub.sessions() as session, session.begin():
+    async with hub.reads() as session, session.begin():
         contacts = await queries.contacts_by_identity(session, email=key_email, phone=key_phone)
         account_rows = await queries.accounts_by_ids(
             session, {c.account_id for c in contacts if c.account_id}

@@ -38,7 +38,7 @@ async def interactions(request: Request) -> Response:
     unmatched = params.get("unmatched")
     if unmatched not in (None, "", "true", "false", "1", "0"):
         raise ApiError(400, "bad_unmatched", "unmatched must be true or false")
-    async with hub_of(request).sessions() as session, session.begin():
+    async with hub_of(request).reads() as session, session.begin():
         page = await queries.list_interactions(
             session,
             scope_of(request),
@@ -61,7 +61,7 @@ async def interaction(request: Request) -> Response:
 async def attachment(request: Request) -> Response:
     """The attachment's bytes, for those who may see the item's attachments (else 404)."""
     viewer = viewer_of(request)
-    async with hub_of(request).sessions() as session, session.begin():
+    async with hub_of(request).reads() as session, session.begin():
         row = await session.get(AttachmentRow, object_id(request))
         item = await session.get(InteractionRow, row.interaction_id) if row else None
         if row is None or item is None or row.blob_id is None:

@@ -40,7 +40,7 @@ def _filters(request: Request) -> dict[str, str]:
 
 async def accounts(request: Request) -> Response:
     q = search_words(request) or ""
-    async with hub_of(request).sessions() as session:
+    async with hub_of(request).reads() as session:
         result = await queries.list_accounts(session, q or None, name_cursor(request), PAGE_SIZE)
     views = [account_view(r) for r in result.items]
     return render(request, "accounts.html", q=q, accounts=views, next_cursor=result.next_cursor)
@@ -53,7 +53,7 @@ async def _compose(request: Request) -> bool:
 
 async def account(request: Request) -> Response:
     scope = scope_of(request)
-    async with hub_of(request).sessions() as session, session.begin():
+    async with hub_of(request).reads() as session, session.begin():
         row = await record_or_404(session, AccountRow, object_id(request), "account")
         contacts = [contact_view(c) for c in await queries.contacts_of(session, row.id)]
         page = await queries.account_timeline(
@@ -77,7 +77,7 @@ async def account(request: Request) -> Response:
 
 async def contact(request: Request) -> Response:
     scope = scope_of(request)
-    async with hub_of(request).sessions() as session, session.begin():
+    async with hub_of(request).reads() as session, session.begin():
         row = await record_or_404(session, ContactRow, object_id(request), "contact")
         account_row = await session.get(AccountRow, row.account_id) if row.account_id else None
         page = await queries.contact_timeline(
@@ -103,7 +103,7 @@ async def contact(request: Request) -> Response:
 async def interaction(request: Request) -> Response:
     """One item; a mail's remote images only after the reader asked (`?images=1`), per mail."""
     remote = request.query_params.get("images") == "1"
-    async with hub_of(request).sessions() as session, session.begin():
+    async with hub_of(request).reads() as session, session.begin():
         row, view = await visible_interaction(request, session)
         await note_reads(request, session, [row], "detail")
         names = await account_names(session, [view])
@@ -125,7 +125,7 @@ async def interaction(request: Request) -> Response:
 
 async def unmatched(request: Request) -> Response:
     """The viewer's own unattributed items (for admins also those of sources nobody owns)."""
-    async with hub_of(request).sessions() as session, session.begin():
+    async with hub_of(request).reads() as session, session.begin():
         page = await queries.list_interactions(
             session, scope_of(request), unmatched=True, cursor=time_cursor(request), limit=PAGE_SIZE
         )
