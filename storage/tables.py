@@ -243,7 +243,15 @@ class ReviewItemRow(Base):
     occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     __table_args__ = (
         UniqueConstraint("interaction_id", "kind", "key"),
-        Index("ix_review_items_open", "settled_at", "kind", "key", "occurred_at"),
+        # Open rows only (migration 0010 says why), by the question: a case's rows, a key's.
+        Index(
+            "ix_review_items_open",
+            "key",
+            "kind",
+            "occurred_at",
+            sqlite_where=text("settled_at IS NULL"),
+            postgresql_where=text("settled_at IS NULL"),
+        ),
         # Partial: PostgreSQL does not take `settled_at IS NULL` as an equality that leaves the
         # index in time order, and settled rows are never walked.
         Index(

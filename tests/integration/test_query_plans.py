@@ -21,7 +21,7 @@ from sqlalchemy import event, insert
 
 from hub.bootstrap import Hub
 from hub.model import Disclosure, ReadScope
-from storage import queries, review
+from storage import maintenance, queries, review
 from storage.maintenance import optimize
 from storage.tables import (
     AccountRow,
@@ -308,6 +308,10 @@ async def test_unmatched_items_are_read_from_the_owners_range(filled: Hub) -> No
 
 
 async def test_the_review_queue_walks_open_rows_from_the_newest(filled: Hub) -> None:
+    # As served: with the planner's statistics (storage.maintenance). At 1,000,000 items they
+    # once made SQLite read every open row through an index of (settled_at, ...) and sort them.
+    await maintenance.optimize(filled.engine)
+
     async def queue(session: Any) -> Any:
         page = await review.list_open(session, SALES, None, None, 10)
         assert len(page.items) == 10
@@ -321,5 +325,5 @@ async def test_the_review_queue_walks_open_rows_from_the_newest(filled: Hub) -> 
         assert not _scanned(plan) - {"review_items"}, plan
     (cases,) = [plan for sql, plan in plans.plans if "row_number" in sql.lower()]
     assert not _scanned(cases), cases
-    if not cases.startswith("["):  # SQLite: each case's rows, from its (open, kind, key) range
-        assert "ix_review_items_open (settled_at=? AND kind=? AND key=?)" in cases, cases
+    if not cases.startswith("["):  # SQLite: each case's rows, from its (key, kind) range
+        assert "ix_review_items_open (key=? AND kind=?)" in cases, cases
