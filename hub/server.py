@@ -1,10 +1,11 @@
 """`crmhub serve`: the web app in one or several processes, the scheduler in exactly one.
 
-One Python process answers 50-90 timeline requests a second (issue 18), so `--workers N` runs N
-web processes on one listening socket, bound here once. They are forked from this process after
-the settings were read and the schema checked, and each wires its own Hub: an engine, a pool
-or an event loop must not cross a fork. Process 0 also runs the scheduler, so connectors are
-synced once, not N times, and refreshes the planner statistics at start. SQLite in WAL mode
+One Python process answers 100-250 timeline requests a second (issue 18), so `--workers N` runs
+N web processes, each with a listening socket of its own on the one port (SO_REUSEPORT). They
+are forked from this process after the settings were read and the schema checked, and each
+wires its own Hub: an engine, a pool or an event loop must not cross a fork. Process 0 also
+runs the scheduler, so connectors are synced once, not N times, and refreshes the planner
+statistics at start. SQLite in WAL mode
 serves the processes' reads side by side.
 
 The parent only supervises: it forwards SIGINT and SIGTERM, and starts a new process for one
@@ -77,16 +78,42 @@ def serve(
         return asyncio.run(
             _serve_process(hub, sockets, primary=True, scheduler=scheduler, stop_on=STOP_SIGNALS)
         )
-    return _Supervisor(hub, sockets, workers, scheduler).run(banner)
+    return _Supervisor(hub, _shared(sockets, host, workers), workers, scheduler).run(banner)
 
 
-def _listen(host: str, port: int) -> list[socket.socket]:
-    """A socket per address of `host`, as uvicorn binds them (`localhost`: IPv4 and IPv6)."""
+def _shared(probe: list[socket.socket], host: str, workers: int) -> list[list[socket.socket]]:
+    """Sockets of their own for each web process, on one port (SO_REUSEPORT): the kernel
+    spreads new connections over them evenly.
+
+    On one shared socket every process woke for a new connection and the first took all that
+    were waiting: 20 keep-alive clients often all went to one process while the other idled
+    (bench/reads.py: half the throughput, twice the latency in such runs). `probe`, bound
+    without the option, has shown that nothing listens there yet: a second crmhub with the
+    option would otherwise join this one's port silently.
+    """
+    port = probe[0].getsockname()[1]
+    for sock in probe:
+        sock.close()
+    groups: list[list[socket.socket]] = []
+    try:
+        for _ in range(workers):
+            groups.append(_listen(host, port, shared=True))
+    except UsageError:
+        for group in groups:
+            for sock in group:
+                sock.close()
+        raise
+    return groups
+
+
+def _listen(host: str, port: int, *, shared: bool = False) -> list[socket.socket]:
+    """A socket per address of `host`, as uvicorn binds them (`localhost`: IPv4 and IPv6);
+    `shared`: one of several on the port (_shared)."""
     sockets: list[socket.socket] = []
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         for family, _, _, _, address in dict.fromkeys(found):
-            sock = socket.create_server(address, family=family, backlog=BACKLOG)
+            sock = socket.create_server(address, family=family, backlog=BACKLOG, reuse_port=shared)
             sockets.append(sock)
             # Connections accepted from it inherit this. asyncio sets it only on sockets it
             # made (protocol IPPROTO_TCP, not 0): without it a keep-alive client waited for
@@ -166,7 +193,7 @@ class _Supervisor:
     """
 
     def __init__(
-        self, hub: Hub, sockets: list[socket.socket], workers: int, scheduler: bool
+        self, hub: Hub, sockets: list[list[socket.socket]], workers: int, scheduler: bool
     ) -> None:
         self.hub, self.sockets, self.workers, self.scheduler = hub, sockets, workers, scheduler
         self.children: dict[int, int] = {}  # pid -> process number; 0 runs the scheduler
@@ -185,8 +212,9 @@ class _Supervisor:
                 signal.signal(signum, handler)
             for fd in self.lifeline:
                 os.close(fd)
-            for sock in self.sockets:
-                sock.close()
+            for group in self.sockets:
+                for sock in group:
+                    sock.close()
 
     def _watch(self) -> int:
         ends: deque[float] = deque(maxlen=RESTART_LIMIT)
@@ -240,12 +268,16 @@ class _Supervisor:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             os.close(self.lifeline[1])
+            for other, group in enumerate(self.sockets):
+                if other != number:  # the parent keeps them for the processes they are for
+                    for sock in group:
+                        sock.close()
             hub = build_hub(self.hub.settings, migrate=False)
             primary = number == 0
             code = asyncio.run(
                 _serve_process(
                     hub,
-                    self.sockets,
+                    self.sockets[number],
                     primary=primary,
                     scheduler=primary and self.scheduler,
                     stop_on=(signal.SIGTERM,),

@@ -184,3 +184,20 @@ def test_a_bad_worker_count_is_one_line(crmhub: Cli) -> None:
         assert one_line_error(result) == (
             f"crmhub: --workers {value!r}: expected a number of web processes, 1 or more"
         )
+
+
+def test_a_second_server_cannot_join_the_port_of_a_running_one(
+    crmhub: Cli, database_url: str, tmp_path: Path, servers: list[Server]
+) -> None:
+    """The web processes listen with SO_REUSEPORT, which would let another crmhub of the same
+    user bind the port too and take half of its connections: it is refused, in one line."""
+    seed(database_url)
+    server = launch(database_url, tmp_path, "--workers", "2", "--no-scheduler")
+    servers.append(server)
+    port = server.url.rsplit(":", 1)[1]
+    for workers in ("2", "1"):
+        result = crmhub("serve", "--port", port, "--workers", workers, "--no-scheduler")
+        assert one_line_error(result) == (
+            f"crmhub: cannot listen on 127.0.0.1:{port}: Address already in use"
+        )
+    assert httpx.get(f"{server.url}/api/health", timeout=5).status_code == 200
