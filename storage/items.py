@@ -140,7 +140,7 @@ def _children(dialect: str, table: Any, columns: tuple[Any, ...]) -> Any:
     return select(rows).where(table.interaction_id == InteractionRow.id).scalar_subquery()
 
 
-def _json(value: Any) -> list[Any]:
+def json_value(value: Any) -> list[Any]:
     """PostgreSQL's driver decodes json itself; SQLite answers text."""
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
@@ -190,13 +190,13 @@ async def stored_interactions(session: AsyncSession, ids: Sequence[int]) -> list
         found[id_] = StoredInteraction(
             id_, channel, direction, occurred_at, ends_at, duration_seconds, subject, snippet,
             message_id, thread_id, not_logged,
-            participants=tuple(StoredParticipant(*p) for p in _json(people)),
+            participants=tuple(StoredParticipant(*p) for p in json_value(people)),
             attributions=tuple(
                 StoredAttribution(a, c, r, conf, bool(m), e, bool(rm))
-                for a, c, r, conf, m, e, rm in _json(links)
+                for a, c, r, conf, m, e, rm in json_value(links)
             ),
-            sources=tuple(StoredSource(*s) for s in _json(sources)),
-            attachments=tuple(StoredAttachment(*a) for a in _json(attachments)),
+            sources=tuple(StoredSource(*s) for s in json_value(sources)),
+            attachments=tuple(StoredAttachment(*a) for a in json_value(attachments)),
         )  # fmt: skip
     return [found[i] for i in ids if i in found]
 

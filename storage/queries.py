@@ -27,6 +27,12 @@ from sqlalchemy.orm import aliased
 
 from hub.model import Disclosure, ReadScope
 from storage import fulltext
+from storage.directory_reads import (
+    StoredAccount,
+    StoredContact,
+    accounts_where,
+    contacts_where,
+)
 from storage.items import stored_interactions
 from storage.tables import (
     AccountDomainRow,
@@ -104,9 +110,10 @@ async def list_accounts(
     return await _keyset(session, query, limit, lambda row: [row.name, row.id])
 
 
-async def contacts_of(session: AsyncSession, account_id: int) -> list[ContactRow]:
-    query = select(ContactRow).where(ContactRow.account_id == account_id).order_by(ContactRow.name)
-    return list((await session.execute(query)).scalars())
+async def contacts_of(session: AsyncSession, account_id: int) -> list[StoredContact]:
+    return await contacts_where(
+        session, ContactRow.account_id == account_id, order=(ContactRow.name, ContactRow.id)
+    )
 
 
 def _live(attribution: Any) -> Any:
@@ -504,28 +511,37 @@ async def quarantine(
 
 async def contacts_by_identity(
     session: AsyncSession, *, email: str | None = None, phone: str | None = None
-) -> list[ContactRow]:
+) -> list[StoredContact]:
+    via: type[ContactEmailRow | ContactPhoneRow]
     if email:
-        query = select(ContactRow).join(ContactEmailRow).where(ContactEmailRow.address == email)
+        named, via = ContactEmailRow.address == email, ContactEmailRow
     elif phone:
-        query = select(ContactRow).join(ContactPhoneRow).where(ContactPhoneRow.e164 == phone)
+        named, via = ContactPhoneRow.e164 == phone, ContactPhoneRow
     else:
         return []
-    return list((await session.execute(query)).scalars().unique())
+    # One row per contact: (contact, address) and (contact, number) are unique. Sorted here:
+    # an ORDER BY made PostgreSQL prefer the (contact, number) index, in contact order.
+    found = await contacts_where(session, named, via=via)
+    return sorted(found, key=lambda c: c.id)
 
 
-async def accounts_by_ids(session: AsyncSession, ids: set[int]) -> dict[int, AccountRow]:
+async def accounts_by_ids(session: AsyncSession, ids: set[int]) -> dict[int, StoredAccount]:
     if not ids:
         return {}
-    rows = await session.execute(select(AccountRow).where(AccountRow.id.in_(ids)))
-    return {r.id: r for r in rows.scalars()}
+    return {a.id: a for a in await accounts_where(session, AccountRow.id.in_(ids))}
 
 
-async def accounts_by_domains(session: AsyncSession, domains: list[str]) -> list[AccountRow]:
+async def contacts_by_ids(session: AsyncSession, ids: set[int]) -> dict[int, StoredContact]:
+    if not ids:
+        return {}
+    return {c.id: c for c in await contacts_where(session, ContactRow.id.in_(ids))}
+
+
+async def accounts_by_domains(session: AsyncSession, domains: list[str]) -> list[StoredAccount]:
     if not domains:
         return []
-    query = select(AccountRow).join(AccountDomainRow).where(AccountDomainRow.domain.in_(domains))
-    return list((await session.execute(query)).scalars().unique())
+    holders = select(AccountDomainRow.account_id).where(AccountDomainRow.domain.in_(domains))
+    return await accounts_where(session, AccountRow.id.in_(holders), order=(AccountRow.id,))
 
 
 @dataclass(frozen=True)

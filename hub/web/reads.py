@@ -26,6 +26,7 @@ from hub.web.views import (
     quarantine_view,
 )
 from storage import audit, queries
+from storage.directory_reads import StoredAccount, StoredContact
 from storage.tables import AccountRow, Base, ConnectorRow, ContactRow, InteractionRow
 
 T = TypeVar("T", bound=Base)
@@ -107,19 +108,27 @@ def scope_of(request: Request) -> ReadScope:
     return read_scope(viewer_of(request))
 
 
-async def record_or_404(session: AsyncSession, model: type[T], id_: int, what: str) -> T:
-    """A directory record by id (every role reads the directory), or the documented 404."""
-    row = await session.get(model, id_)
-    if row is None:
-        raise not_found(f"{what} {id_}")
-    return row
+async def account_or_404(session: AsyncSession, id_: int) -> StoredAccount:
+    """An account by id (every role reads the directory), or the documented 404."""
+    found = await queries.accounts_by_ids(session, {id_})
+    if id_ not in found:
+        raise not_found(f"account {id_}")
+    return found[id_]
+
+
+async def contact_or_404(session: AsyncSession, id_: int) -> StoredContact:
+    """A contact by id (every role reads the directory), or the documented 404."""
+    found = await queries.contacts_by_ids(session, {id_})
+    if id_ not in found:
+        raise not_found(f"contact {id_}")
+    return found[id_]
 
 
 async def id_or_404(
     session: AsyncSession, model: type[AccountRow | ContactRow], id_: int, what: str
 ) -> int:
-    """record_or_404 for a handler that needs only to know the record exists (a timeline):
-    one indexed select, not the record with its domains or addresses."""
+    """account_or_404 or contact_or_404 for a handler that needs only to know the record
+    exists (a timeline): one indexed select, not the record with its domains or addresses."""
     if (await session.execute(select(model.id).where(model.id == id_))).first() is None:
         raise not_found(f"{what} {id_}")
     return id_

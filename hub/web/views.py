@@ -12,6 +12,7 @@ from typing import Any
 
 from hub.model import Disclosure
 from hub.policy import Viewer, item_disclosure, shows_attachments, shows_body, shows_subject
+from storage.directory_reads import StoredAccount, StoredContact
 from storage.items import StoredInteraction
 from storage.tables import (
     AccountRow,
@@ -38,7 +39,9 @@ class AccountView:
         }
 
 
-def account_view(row: AccountRow) -> AccountView:
+def account_view(row: AccountRow | StoredAccount) -> AccountView:
+    if isinstance(row, StoredAccount):
+        return AccountView(row.id, row.name, row.domains, row.owner)
     return AccountView(row.id, row.name, tuple(d.domain for d in row.domains), row.owner)
 
 
@@ -62,7 +65,9 @@ class ContactView:
         }
 
 
-def contact_view(row: ContactRow) -> ContactView:
+def contact_view(row: ContactRow | StoredContact) -> ContactView:
+    if isinstance(row, StoredContact):
+        return ContactView(row.id, row.name, row.account_id, row.emails, row.phones, row.owner)
     return ContactView(
         row.id,
         row.name,

@@ -26,7 +26,7 @@ from hub.web.http import (
     timeline_filter,
     viewer_of,
 )
-from hub.web.reads import id_or_404, page_of_views, record_or_404, scope_of
+from hub.web.reads import account_or_404, contact_or_404, id_or_404, page_of_views, scope_of
 from hub.web.views import account_view, contact_view
 from matching.identities import normalize_email, normalize_phone, parent_domains
 from storage import queries
@@ -45,7 +45,7 @@ async def accounts(request: Request) -> Response:
 
 async def _account_json(request: Request) -> dict[str, Any]:
     async with hub_of(request).reads() as session:
-        row = await record_or_404(session, AccountRow, object_id(request), "account")
+        row = await account_or_404(session, object_id(request))
         contacts = await queries.contacts_of(session, row.id)
     return {
         **account_view(row).as_json(),
@@ -76,7 +76,7 @@ async def account_timeline(request: Request) -> Response:
 
 async def contact(request: Request) -> Response:
     async with hub_of(request).reads() as session:
-        row = await record_or_404(session, ContactRow, object_id(request), "contact")
+        row = await contact_or_404(session, object_id(request))
     return JSONResponse(contact_view(row).as_json())
 
 

@@ -22,16 +22,16 @@ from hub.web.http import (
 )
 from hub.web.reads import (
     account_names,
+    account_or_404,
+    contact_or_404,
     note_reads,
     page_of_views,
-    record_or_404,
     scope_of,
     visible_interaction,
 )
 from hub.web.security import CSP_REMOTE_IMAGES
 from hub.web.views import account_view, contact_view
 from storage import queries
-from storage.tables import AccountRow, ContactRow
 
 
 def _filters(request: Request) -> dict[str, str]:
@@ -54,7 +54,7 @@ async def _compose(request: Request) -> bool:
 async def account(request: Request) -> Response:
     scope = scope_of(request)
     async with hub_of(request).reads() as session, session.begin():
-        row = await record_or_404(session, AccountRow, object_id(request), "account")
+        row = await account_or_404(session, object_id(request))
         contacts = [contact_view(c) for c in await queries.contacts_of(session, row.id)]
         page = await queries.account_timeline(
             session, scope, row.id, timeline_filter(request), time_cursor(request), PAGE_SIZE
@@ -78,8 +78,9 @@ async def account(request: Request) -> Response:
 async def contact(request: Request) -> Response:
     scope = scope_of(request)
     async with hub_of(request).reads() as session, session.begin():
-        row = await record_or_404(session, ContactRow, object_id(request), "contact")
-        account_row = await session.get(AccountRow, row.account_id) if row.account_id else None
+        row = await contact_or_404(session, object_id(request))
+        linked = {row.account_id} if row.account_id else set()
+        account_row = (await queries.accounts_by_ids(session, linked)).get(row.account_id or 0)
         page = await queries.contact_timeline(
             session, scope, row.id, timeline_filter(request), time_cursor(request), PAGE_SIZE
         )
