@@ -85,9 +85,6 @@ class Cursor:
 class _AtOnce:
     """The queue aiosqlite's dialect puts a (future, function) on to set the isolation level."""
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-
     def put_nowait(self, job: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
         future, function = job
         try:
@@ -101,7 +98,7 @@ class Connection:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection: sqlite3.Connection | None = connection
-        self._tx = _AtOnce(self)
+        self._tx = _AtOnce()
 
     @property
     def _conn(self) -> sqlite3.Connection:

@@ -7,7 +7,6 @@ read of an item from a connector marked `audit_reads` by anyone but its owners i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,10 +26,7 @@ from hub.web.views import (
 )
 from storage import audit, queries
 from storage.directory_reads import StoredAccount, StoredContact
-from storage.tables import AccountRow, Base, ConnectorRow, ContactRow, InteractionRow
-
-T = TypeVar("T", bound=Base)
-
+from storage.tables import AccountRow, ConnectorRow, ContactRow, InteractionRow
 
 _SETTINGS = select(ConnectorRow.name, ConnectorRow.settings)
 
