@@ -33,10 +33,10 @@ from storage.users import (
     enable_user,
     hash_password_async,
     list_users,
+    session_caller,
     set_password,
     set_role,
     user_by_email,
-    user_for_session,
 )
 
 T = TypeVar("T")
@@ -111,12 +111,12 @@ async def test_disabling_ends_sessions_and_tokens_and_enabling_revives_neither(
     user = await anna(hub)
     first, second = await token_for(hub), await token_for(hub)
     epoch = user.session_epoch
-    assert await step(hub, lambda s: user_for_session(s, user.id, epoch)) is not None
+    assert await step(hub, lambda s: session_caller(s, user.id, epoch)) is not None
     assert await step(hub, lambda s: user_by_token(s, first)) is not None
 
     assert await step(hub, lambda s: disable_user(s, ANNA, actor="cli")) == 2
     assert await step(hub, lambda s: disable_user(s, ANNA, actor="cli")) is None
-    assert await step(hub, lambda s: user_for_session(s, user.id, epoch)) is None
+    assert await step(hub, lambda s: session_caller(s, user.id, epoch)) is None
     assert await step(hub, lambda s: user_by_token(s, first)) is None
     assert await step(hub, lambda s: authenticate(s, ANNA, PASSWORD)) is None
     with pytest.raises(UserError, match="is disabled"):
@@ -126,8 +126,8 @@ async def test_disabling_ends_sessions_and_tokens_and_enabling_revives_neither(
     assert await step(hub, lambda s: enable_user(s, ANNA, actor="cli")) is False
     for token in (first, second):
         assert await step(hub, partial(user_by_token, token=token)) is None
-    assert await step(hub, lambda s: user_for_session(s, user.id, epoch)) is None
-    assert await step(hub, lambda s: user_for_session(s, user.id, epoch + 1)) is not None
+    assert await step(hub, lambda s: session_caller(s, user.id, epoch)) is None
+    assert await step(hub, lambda s: session_caller(s, user.id, epoch + 1)) is not None
     assert await step(hub, lambda s: authenticate(s, ANNA, PASSWORD)) is not None
     assert [t.state for t in await step(hub, list_tokens)] == ["revoked", "revoked"]
 
@@ -143,11 +143,11 @@ async def test_a_new_password_ends_sessions_and_tokens_and_is_never_audited(hub:
     token = await token_for(hub)
     assert await step(hub, lambda s: set_password(s, ANNA, "new secret 7", actor="cli")) == 1
     assert await step(hub, lambda s: user_by_token(s, token)) is None
-    assert await step(hub, lambda s: user_for_session(s, user.id, user.session_epoch)) is None
+    assert await step(hub, lambda s: session_caller(s, user.id, user.session_epoch)) is None
     assert await step(hub, lambda s: authenticate(s, ANNA, PASSWORD)) is None
     signed_in = await step(hub, lambda s: authenticate(s, ANNA, "new secret 7"))
     assert signed_in is not None
-    assert await step(hub, lambda s: user_for_session(s, user.id, signed_in.session_epoch))
+    assert await step(hub, lambda s: session_caller(s, user.id, signed_in.session_epoch))
     entries = await audit_entries(hub)
     assert entries[-1] == ("cli", "user.password", ANNA, {}, {"tokens_revoked": 1})
     assert not [e for e in entries if "secret" in repr(e) or "scrypt" in repr(e)]
@@ -160,7 +160,7 @@ async def test_a_role_change_keeps_sessions_and_tokens(hub: Hub) -> None:
     assert await step(hub, lambda s: set_role(s, ANNA, "manager", actor="cli")) == "manager"
     seen = await step(hub, lambda s: user_by_token(s, token))
     assert seen is not None and seen.role == "manager"
-    assert await step(hub, lambda s: user_for_session(s, user.id, user.session_epoch))
+    assert await step(hub, lambda s: session_caller(s, user.id, user.session_epoch))
     assert (await audit_entries(hub))[-2:] == [
         ("cli", "token.create", ANNA, {}, {"token_id": 1, "expires_at": None}),
         ("lead@ourco.example", "user.role", ANNA, {"role": "sales"}, {"role": "manager"}),
@@ -170,8 +170,8 @@ async def test_a_role_change_keeps_sessions_and_tokens(hub: Hub) -> None:
 async def test_sessions_of_unknown_users_and_moved_epochs_are_refused(hub: Hub) -> None:
     user = await anna(hub)
     for user_id, epoch in ((user.id + 1, 0), (0, 0), (-1, 0), (MAX_ID + 1, 0), (user.id, 1)):
-        assert await step(hub, partial(user_for_session, user_id=user_id, epoch=epoch)) is None
-    assert await step(hub, lambda s: user_for_session(s, user.id, 0)) is not None
+        assert await step(hub, partial(session_caller, user_id=user_id, epoch=epoch)) is None
+    assert await step(hub, lambda s: session_caller(s, user.id, 0)) is not None
 
 
 async def test_tokens_expire_and_revoke_and_list_without_secrets(hub: Hub) -> None:
