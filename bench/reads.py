@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/reads.py [--sizes 100000,1000000] [--databases sqlite,postgresql]
         [--clients 1,20] [--duration 5 | --requests N] [--page 21] [--json reads.json]
-        [--rebuild | --upgrade-cached] [--build-only] [--cache ~/.cache/crmhub-bench]
+        [--rebuild | --upgrade-cached] [--build-only] [--paths review,lookup]
+        [--cache ~/.cache/crmhub-bench]
         [--pg-url postgresql+psycopg://root@127.0.0.1:5432/postgres]
 
 The first run builds the data sets (about half an hour per million items and database on the
@@ -740,6 +741,8 @@ def run_one(ds: Dataset, args: argparse.Namespace, workdir: Path) -> list[Stats]
     try:
         cookie = session_cookie(server.port)
         paths = read_paths(ds.size, found, token, cookie, server.port, args.page)
+        if args.paths:
+            paths = [p for p in paths if any(w in p.name for w in args.paths)]
         health = ReadPath("health", ["/api/health"], "", ok)
         for path in (health, *paths):
             path.prepare(server.port)
@@ -929,6 +932,12 @@ def main() -> None:
         "instead of loading anew",
     )
     parser.add_argument("--build-only", action="store_true", help="build, measure nothing")
+    parser.add_argument(
+        "--paths",
+        type=lambda text: [w.strip() for w in text.split(",") if w.strip()],
+        help="measure only the read paths whose name contains one of these comma-separated "
+        "words (health is always measured), e.g. --paths review,lookup",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "crmhub-bench")
     parser.add_argument("--pg-url", default="postgresql+psycopg://root@127.0.0.1:5432/postgres")

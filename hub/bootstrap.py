@@ -8,8 +8,10 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Hashable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -92,12 +94,15 @@ class Hub:
     context: ConnectorContext
     secret_box: SecretBox
     free_mail: FreeMail
-    # The request path's reads (storage.db.create_reader_for): on SQLite, connections that
-    # may not write and answer without a thread; on PostgreSQL, `sessions` itself.
+    # The request path's reads (storage.db.create_reader_for): connections that may not
+    # write; on SQLite they answer without a thread, on PostgreSQL without a transaction.
     reads: async_sessionmaker[AsyncSession]
     pool: ProcessPoolExecutor | None = None
     _pool_started: Future[int] = field(default_factory=Future, repr=False)
     _index: tuple[int, IdentityIndex] | None = field(default=None, repr=False)
+    # What is worked out from the current index and stored items alone (the review queue's
+    # suggestions), emptied with every rebuild of the index: a stale entry cannot outlive it.
+    from_index: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     async def identity_index(self) -> IdentityIndex:
         """The directory as an index, rebuilt only when its version moved since the last call.
@@ -105,7 +110,7 @@ class Hub:
         Every directory change raises the version in its own transaction, whichever process
         made it, so the dropbox, the web and the workers share one cheap staleness check.
         """
-        async with self.sessions() as session:
+        async with self.reads() as session:
             current = await directory_version(session)
             if self._index is not None and self._index[0] == current:
                 return self._index[1]
@@ -120,6 +125,7 @@ class Hub:
             ignored=ignored,
         )
         self._index = (current, index)
+        self.from_index = {}
         return index
 
     async def translate(

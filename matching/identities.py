@@ -256,12 +256,19 @@ def _to_ascii(host: str) -> str | None:
         return None
 
 
+E164_DIGITS = 15
+
+
 def _reads_back(e164: str) -> bool:
     """Whether `e164` parses back to itself, so the key is stable when normalised again.
 
     Degenerate input such as `000000` formats to a string that phonenumbers reads as a
-    different number; such a key would break idempotence and matches nothing real.
+    different number; such a key would break idempotence and matches nothing real. E.164
+    allows 15 digits at most: phonenumbers calls a 14-digit German national number possible
+    (`10000000000000`), but +49 and those digits are no number any network can dial.
     """
+    if len(e164) - 1 > E164_DIGITS:
+        return False
     parsed = phonenumbers.parse(e164, None)
     return (
         phonenumbers.is_possible_number_with_reason(parsed) == ValidationResult.IS_POSSIBLE

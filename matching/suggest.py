@@ -166,18 +166,20 @@ def suggest(
                         f"the signature names {domain}",
                     )
                 )
-    choices = index.name_keys()
     for query in _name_queries(name, [key, *spellings]):
         for choice, score, _ in process.extract(
             query,
-            choices,
+            index.names_near(query),
             scorer=fuzz.token_sort_ratio,
             limit=MAX_SUGGESTIONS,
             score_cutoff=NAME_CUTOFF,
         ):
-            for ref in index.names[choice]:
+            refs = index.names[choice]
+            many = f", one of {len(refs)} contacts of that name" if len(refs) > 1 else ""
+            # A common name is held by hundreds in a big directory; five of them fill the list.
+            for ref in refs[:MAX_SUGGESTIONS]:
                 same = score >= 100
                 reason = f"{name or key} {'has the name of' if same else 'is like'} {_label(ref)}"
-                offer(_by_contact(ref, min(int(score), NAME_SCORE), reason))
+                offer(_by_contact(ref, min(int(score), NAME_SCORE), reason + many))
     ranked = sorted(found.values(), key=lambda s: (-s.score, s.label))
     return ranked[:MAX_SUGGESTIONS]

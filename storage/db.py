@@ -19,7 +19,7 @@ from storage import inline_sqlite
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration; tests/integration/test_migrations.py checks it against alembic's head.
-HEAD = "0010"
+HEAD = "0011"
 
 
 class DatabaseError(Exception):
@@ -142,6 +142,9 @@ def _postgresql_json(dbapi_connection: Any, _record: Any) -> None:
     set_json_loads(orjson.loads, dbapi_connection.driver_connection)
 
 
+READER_MMAP = 1 << 34  # bytes; SQLite lowers it to what it was built to allow
+
+
 def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # A reader that tried to write would hold the event loop while it waited for the lock:
@@ -149,17 +152,43 @@ def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA query_only=ON")
     cursor.execute("PRAGMA busy_timeout=30000")  # only WAL recovery makes a reader wait
     cursor.execute("PRAGMA cache_size=-8192")
+    # Pages read straight from the operating system's file cache, without a read() and a copy
+    # into the connection's own cache: the review queue's visibility checks over 1,622 rows at
+    # 1,000,000 items took 5.5 ms instead of 7.3 (measured). SQLite caps the size at its
+    # compile-time limit (2 GiB on Debian); the rest of a bigger file is read as before.
+    cursor.execute(f"PRAGMA mmap_size={READER_MMAP}")
     cursor.close()
 
 
 def create_reader_for(url: str, engine: AsyncEngine) -> AsyncEngine:
-    """The engine of the request path's reads: on a SQLite file, connections that call SQLite
-    in the event loop's thread (storage.inline_sqlite); elsewhere `engine` itself."""
+    """The engine of the request path's reads, whose connections refuse to write.
+
+    On a SQLite file: connections that call SQLite in the event loop's thread
+    (storage.inline_sqlite). On PostgreSQL: connections in autocommit, each statement a
+    read-only transaction of its own. A read session in a transaction cost a BEGIN and a
+    ROLLBACK round trip besides its statements (0.49 ms a session against 0.29, measured), and
+    bought nothing: at READ COMMITTED every statement takes a new snapshot anyway, so the
+    reads never saw one state of the database together. Other databases (SQLite in memory):
+    `engine` itself.
+    """
     path = sqlite_path(url)
-    if path is None:
+    target = async_url(url)
+    if path is not None:
+        reader = create_async_engine(target, async_creator=inline_sqlite.creator(str(path)))
+        event.listen(reader.sync_engine, "connect", _reader_pragmas)
+        return reader
+    if target.get_backend_name() != "postgresql":
         return engine
-    reader = create_async_engine(async_url(url), async_creator=inline_sqlite.creator(str(path)))
-    event.listen(reader.sync_engine, "connect", _reader_pragmas)
+    reader = create_async_engine(
+        target,
+        pool_size=5,
+        max_overflow=5,
+        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,  # nothing to roll back
+        connect_args={"options": "-c default_transaction_read_only=on"},
+    )
+    event.listen(reader.sync_engine, "connect", _postgresql_json)
     return reader
 
 

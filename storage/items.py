@@ -145,16 +145,24 @@ def json_value(value: Any) -> list[Any]:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-def _ids_in(dialect: str) -> Any:
-    """`id IN` the ids bound as "ids", written so that the statement's text is the same for
-    every page: SQLite reuses its prepared statement and psycopg prepares it on the server
-    after five uses. With one placeholder per id, PostgreSQL planned every page anew (1.5 ms,
-    more than running it took)."""
+def bound_in(dialect: str, column: Any, name: str, element: Any = BigInteger) -> Any:
+    """`column IN` the values bound as `name` (bound_list), written so that the statement's
+    text is the same for any number of values: SQLite reuses its prepared statement and
+    psycopg prepares it on the server after five uses. With one placeholder per id,
+    PostgreSQL planned every page of items anew (1.5 ms, more than running it took)."""
     if dialect == "postgresql":
-        return InteractionRow.id == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
-    return InteractionRow.id.in_(
-        select(literal_column("value")).select_from(func.json_each(bindparam("ids")))
-    )
+        return column == func.any(bindparam(name, type_=ARRAY(element)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam(name))))
+
+
+def bound_values(dialect: str, name: str, element: Any = BigInteger) -> Any:
+    """The values bound as `name` (bound_list) as a table with one column, "value": to join
+    from, where the planner should look each value up in an index rather than weigh the
+    list against the table (SQLite scanned a small table for `IN (json_each)`)."""
+    if dialect == "postgresql":  # unnest(...) AS name(value)
+        unnest = func.unnest(bindparam(name, type_=ARRAY(element)))
+        return unnest.table_valued("value").render_derived(name=name)
+    return func.json_each(bindparam(name)).table_valued("value").alias(name)
 
 
 @functools.cache
@@ -166,12 +174,12 @@ def _items_statement(dialect: str) -> Any:
         _children(dialect, AttributionRow, _ATTRIBUTION),
         _children(dialect, SourceRow, _SOURCE),
         _children(dialect, AttachmentRow, _ATTACHMENT),
-    ).where(_ids_in(dialect))
+    ).where(bound_in(dialect, InteractionRow.id, "ids"))
 
 
-def bound_ids(dialect: str, ids: Sequence[int]) -> Any:
-    """The value of the "ids" parameter of _ids_in: a list, or JSON text for SQLite."""
-    return list(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
+def bound_list(dialect: str, values: Sequence[Any]) -> Any:
+    """The value of a parameter of bound_in: a list, or JSON text for SQLite."""
+    return list(values) if dialect == "postgresql" else orjson.dumps(list(values)).decode()
 
 
 async def stored_interactions(session: AsyncSession, ids: Sequence[int]) -> list[StoredInteraction]:
@@ -180,7 +188,7 @@ async def stored_interactions(session: AsyncSession, ids: Sequence[int]) -> list
         return []
     connection = await session.connection()  # Core: no ORM context for plain rows
     dialect = connection.dialect.name
-    rows = await connection.execute(_items_statement(dialect), {"ids": bound_ids(dialect, ids)})
+    rows = await connection.execute(_items_statement(dialect), {"ids": bound_list(dialect, ids)})
     found: dict[int, StoredInteraction] = {}
     for row in rows:
         (

@@ -7,16 +7,18 @@ follows is the hub's job.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import String, and_, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.model import ReadScope, ReviewCase
 from storage.directory import bump_version
+from storage.items import bound_in, bound_list, bound_values
 from storage.queries import BadCursor, Page, decode_cursor, encode_cursor
 from storage.tables import Id, InteractionRow, ReviewIgnoredRow, ReviewItemRow, UtcDateTime
 from storage.visibility import discloses
@@ -93,44 +95,66 @@ async def replace_open(session: AsyncSession, interaction_id: int, cases: list[R
     await open_cases(session, ((interaction_id, c) for k, c in wanted.items() if k not in known))
 
 
+def _visible(scope: ReadScope) -> Any:
+    """The rows of items the scope may see, filtered by the row's item id: the foreign key
+    (ON DELETE CASCADE) keeps every row's item, so no join to `interactions` is needed."""
+    return discloses(scope, item=ReviewItemRow.interaction_id)
+
+
 Case = tuple[str, str]  # (kind, key)
 WALK = 200  # open rows read per step of the queue's walk
 
 
-def _open(scope: ReadScope, kind: str | None) -> Any:
-    """Open review rows of items `scope` may see, newest first (ix_review_items_queue)."""
+@functools.lru_cache(maxsize=256)
+def _walk(scope: ReadScope, of_kind: bool, started: bool, after: bool) -> Any:
+    """Open review rows of items `scope` may see, newest first (ix_review_items_queue), built
+    once per shape: the kind, the page's start time and the step's last row are bound as
+    "kind", "start", "after_at" and "after_id"."""
     query = (
         select(ReviewItemRow.occurred_at, ReviewItemRow.id, ReviewItemRow.kind, ReviewItemRow.key)
-        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
-        .where(ReviewItemRow.settled_at.is_(None), discloses(scope))
+        .where(ReviewItemRow.settled_at.is_(None), _visible(scope))
         .order_by(ReviewItemRow.occurred_at.desc(), ReviewItemRow.id.desc())
         .limit(WALK)
     )
-    return query.where(ReviewItemRow.kind == kind) if kind else query
+    if of_kind:
+        query = query.where(ReviewItemRow.kind == bindparam("kind"))
+    if started:
+        query = query.where(ReviewItemRow.occurred_at <= bindparam("start", type_=UtcDateTime()))
+    if after:
+        query = query.where(
+            tuple_(ReviewItemRow.occurred_at, ReviewItemRow.id)
+            < tuple_(bindparam("after_at", type_=UtcDateTime()), bindparam("after_id", type_=Id))
+        )
+    return query
+
+
+@functools.lru_cache(maxsize=256)
+def _newer(scope: ReadScope, inclusive: bool) -> Any:
+    """Whether a case ("kind", "key") has an open row the scope may see newer than "at" (or
+    as new, with `inclusive`): a range of ix_review_items_open."""
+    at = bindparam("at", type_=UtcDateTime())
+    return (
+        select(ReviewItemRow.id)
+        .where(
+            ReviewItemRow.settled_at.is_(None),
+            ReviewItemRow.kind == bindparam("kind"),
+            ReviewItemRow.key == bindparam("key"),
+            ReviewItemRow.occurred_at >= at if inclusive else ReviewItemRow.occurred_at > at,
+            _visible(scope),
+        )
+        .limit(1)
+    )
 
 
 async def _seen_before(
     session: AsyncSession, scope: ReadScope, case: Case, start: tuple[datetime, str, str]
 ) -> bool:
     """Whether `case` has an open item the scope may see newer than a page's start (or as new
-    and ordered before it): then an earlier page showed it. A range of ix_review_items_open."""
+    and ordered before it): then an earlier page showed it."""
     at, kind, key = start
-    newer = ReviewItemRow.occurred_at > at
-    if case <= (kind, key):
-        newer = ReviewItemRow.occurred_at >= at
-    query = (
-        select(ReviewItemRow.id)
-        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
-        .where(
-            ReviewItemRow.settled_at.is_(None),
-            ReviewItemRow.kind == case[0],
-            ReviewItemRow.key == case[1],
-            newer,
-            discloses(scope),
-        )
-        .limit(1)
-    )
-    return (await session.execute(query)).first() is not None
+    query = _newer(scope, case <= (kind, key))
+    found = await session.execute(query, {"kind": case[0], "key": case[1], "at": at})
+    return found.first() is not None
 
 
 async def list_open(
@@ -145,21 +169,16 @@ async def list_open(
     tie with the last), instead of grouping every open question of the database.
     """
     start = _position(cursor) if cursor else None
-    walk = _open(scope, kind)
-    if start:
-        walk = walk.where(ReviewItemRow.occurred_at <= start[0])
+    bound: dict[str, Any] = {"kind": kind, "start": start[0] if start else None}
     latest: dict[Case, datetime] = {}
     skipped: set[Case] = set()
     after: tuple[datetime, int] | None = None
     boundary: datetime | None = None
     while True:
-        step = walk
+        step = _walk(scope, kind is not None, start is not None, after is not None)
         if after is not None:
-            step = step.where(
-                tuple_(ReviewItemRow.occurred_at, ReviewItemRow.id)
-                < tuple_(literal(after[0], UtcDateTime()), literal(after[1], Id))
-            )
-        rows = (await session.execute(step)).all()
+            bound["after_at"], bound["after_id"] = after
+        rows = (await session.execute(step, bound)).all()
         for at, _id, kind_, key in rows:
             if boundary is not None and at < boundary:
                 break  # every case met from here on sorts after the page and its next one
@@ -198,15 +217,17 @@ def _position(cursor: str) -> tuple[datetime, str, str]:
     raise BadCursor(f"cursor {cursor[:40]!r} is not valid")
 
 
-async def _cases(
-    session: AsyncSession, scope: ReadScope, page: list[tuple[Case, datetime]]
-) -> list[OpenCase]:
-    """The page's cases with their counts and newest few items, in one statement: each case's
-    open rows the scope may see, numbered newest first and counted per case by the database."""
-    if not page:
-        return []
+@functools.lru_cache(maxsize=256)
+def _sampled(scope: ReadScope, dialect: str) -> Any:
+    """Each named case's open rows the scope may see, numbered newest first and counted per
+    case by the database; the kinds and keys are bound as two lists ("kinds", "keys"), so
+    the statement is built and prepared once. Joined from the list of keys, each key's rows
+    are a range of ix_review_items_open (key, kind) on both databases; with the keys as an
+    IN list SQLite weighed the list against the table and could scan it
+    (test_query_plans)."""
     partition = (ReviewItemRow.kind, ReviewItemRow.key)
     newest = (ReviewItemRow.occurred_at.desc(), ReviewItemRow.id.desc())
+    keys = bound_values(dialect, "keys", String)
     ranked = (
         select(
             ReviewItemRow.kind,
@@ -218,18 +239,34 @@ async def _cases(
             func.row_number().over(partition_by=partition, order_by=newest).label("n"),
             func.count().over(partition_by=partition).label("total"),
         )
-        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
+        .select_from(keys)
+        .join(ReviewItemRow, ReviewItemRow.key == keys.c.value)
         .where(
             ReviewItemRow.settled_at.is_(None),
-            # two INs, not a row-value IN: SQLite 3.40 reads only the latter through the index
-            ReviewItemRow.kind.in_({kind for (kind, _), _ in page}),
-            ReviewItemRow.key.in_({key for (_, key), _ in page}),
-            discloses(scope),
+            bound_in(dialect, ReviewItemRow.kind, "kinds", String),
+            _visible(scope),
         )
         .subquery()
     )
-    rows = await session.execute(
+    return (
         select(ranked).where(ranked.c.n <= SAMPLE).order_by(ranked.c.kind, ranked.c.key, ranked.c.n)
+    )
+
+
+async def _cases(
+    session: AsyncSession, scope: ReadScope, page: list[tuple[Case, datetime]]
+) -> list[OpenCase]:
+    """The page's cases with their counts and newest few items, in one statement."""
+    if not page:
+        return []
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    rows = await connection.execute(
+        _sampled(scope, dialect),
+        {
+            "kinds": bound_list(dialect, sorted({kind for (kind, _), _ in page})),
+            "keys": bound_list(dialect, sorted({key for (_, key), _ in page})),
+        },
     )
     samples: dict[Case, list[Any]] = {}
     for row in rows:
@@ -260,8 +297,7 @@ async def open_visible(session: AsyncSession, scope: ReadScope, key: str) -> int
     query = (
         select(func.count())
         .select_from(ReviewItemRow)
-        .join(InteractionRow, InteractionRow.id == ReviewItemRow.interaction_id)
-        .where(ReviewItemRow.key == key, ReviewItemRow.settled_at.is_(None), discloses(scope))
+        .where(ReviewItemRow.key == key, ReviewItemRow.settled_at.is_(None), _visible(scope))
     )
     return int((await session.execute(query)).scalar_one())
 

@@ -291,9 +291,7 @@ class AttributionRow(Base):
 
     __tablename__ = "attributions"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    interaction_id: Mapped[int] = mapped_column(
-        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
-    )
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     rule: Mapped[str] = mapped_column(String(32))
@@ -306,6 +304,8 @@ class AttributionRow(Base):
     # interactions.occurred_at discarded hundreds of thousands of rows per page.
     occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     __table_args__ = (
+        # Covering "is the item attributed" (storage.visibility), asked per row of a listing.
+        Index("ix_attributions_item_present", "interaction_id", "removed"),
         Index("ix_attributions_account_interaction", "account_id", "interaction_id"),
         Index("ix_attributions_account_timeline", "account_id", "occurred_at", "interaction_id"),
         Index("ix_attributions_contact_timeline", "contact_id", "occurred_at", "interaction_id"),
@@ -317,9 +317,7 @@ class SourceRow(Base):
 
     __tablename__ = "sources"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    interaction_id: Mapped[int] = mapped_column(
-        ForeignKey("interactions.id", ondelete="CASCADE"), index=True
-    )
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
     connector: Mapped[str] = mapped_column(String(100))
     external_id: Mapped[str] = mapped_column(String(512))
     content_sha256: Mapped[str] = mapped_column(String(64), default="")
@@ -335,6 +333,8 @@ class SourceRow(Base):
     occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     __table_args__ = (
         UniqueConstraint("connector", "external_id"),
+        # Covering who owns the item and its cap (storage.visibility), asked per row listed.
+        Index("ix_sources_item_access", "interaction_id", "owner", "visibility"),
         Index("ix_sources_owner_timeline", "owner", "occurred_at", "interaction_id"),
     )
 

@@ -16,37 +16,40 @@ from storage.tables import AttributionRow, InteractionRow, SourceRow
 _CAPS = {"full": Disclosure.FULL, "subject": Disclosure.SUBJECT, "metadata": Disclosure.METADATA}
 
 
-def attributed() -> ColumnElement[bool]:
-    return exists().where(
-        AttributionRow.interaction_id == InteractionRow.id, AttributionRow.removed.is_(False)
-    )
+def attributed(item: Any = InteractionRow.id) -> ColumnElement[bool]:
+    return exists().where(AttributionRow.interaction_id == item, AttributionRow.removed.is_(False))
 
 
-def owned_by(email: str) -> ColumnElement[bool]:
-    return exists().where(SourceRow.interaction_id == InteractionRow.id, SourceRow.owner == email)
+def owned_by(email: str, item: Any = InteractionRow.id) -> ColumnElement[bool]:
+    return exists().where(SourceRow.interaction_id == item, SourceRow.owner == email)
 
 
-def _has_owner() -> ColumnElement[bool]:
-    return exists().where(SourceRow.interaction_id == InteractionRow.id, SourceRow.owner != "")
+def _has_owner(item: Any) -> ColumnElement[bool]:
+    return exists().where(SourceRow.interaction_id == item, SourceRow.owner != "")
 
 
-def _cap_at_least(level: Disclosure) -> ColumnElement[bool]:
+def _cap_at_least(level: Disclosure, item: Any) -> ColumnElement[bool]:
     caps = [name for name, cap in _CAPS.items() if cap >= level]
-    return exists().where(
-        SourceRow.interaction_id == InteractionRow.id, SourceRow.visibility.in_(caps)
-    )
+    return exists().where(SourceRow.interaction_id == item, SourceRow.visibility.in_(caps))
 
 
-def discloses(scope: ReadScope, level: Disclosure = Disclosure.METADATA) -> ColumnElement[bool]:
-    """Items of which the scope's user sees at least `level` (METADATA: that exist for them)."""
-    terms: list[Any] = [owned_by(scope.email)] if scope.email else []
+def discloses(
+    scope: ReadScope, level: Disclosure = Disclosure.METADATA, item: Any = InteractionRow.id
+) -> ColumnElement[bool]:
+    """Items of which the scope's user sees at least `level` (METADATA: that exist for them).
+
+    `item` is the column holding the item's id: a table that refers to items (the review
+    queue's rows) is filtered without joining `interactions` just to name the id, which was
+    half the time of the queue's walk (measured).
+    """
+    terms: list[Any] = [owned_by(scope.email, item)] if scope.email else []
     if scope.attributed >= level:
-        by_role = attributed()
+        by_role = attributed(item)
         if level > Disclosure.METADATA:
-            by_role = and_(by_role, _cap_at_least(level))
+            by_role = and_(by_role, _cap_at_least(level, item))
         terms.append(by_role)
     if scope.ownerless >= level:
-        terms.append(and_(~attributed(), ~_has_owner()))
+        terms.append(and_(~attributed(item), ~_has_owner(item)))
     return or_(*terms) if terms else false()
 
 

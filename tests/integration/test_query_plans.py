@@ -281,7 +281,9 @@ def _scanned(plan: str) -> set[str]:
         if words[0] == "SCAN"
         and words[1].isidentifier()
         and not words[1].startswith("anon_")
-        and words[1] != "json_each"  # the ids bound as one JSON parameter (storage.items)
+        # values bound as one JSON parameter (storage.items.bound_in, bound_values)
+        and words[1:3] != ["json_each", "VIRTUAL"]
+        and words[2:4] != ["VIRTUAL", "TABLE"]
     }
 
 

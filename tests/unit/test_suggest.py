@@ -184,3 +184,27 @@ def test_at_most_a_handful_best_first(index: IdentityIndex) -> None:
     assert len(found) == MAX_SUGGESTIONS
     scores = [s.score for s in found]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_name_is_compared_only_with_names_a_typo_away() -> None:
+    """The fuzzy comparison reads the names that share a word or a word one letter off; a
+    directory of 20,000 unrelated names is not read at all."""
+    contacts = [
+        Contact("Jon Smith", None, (), (), id=1),  # Smith: the same word
+        Contact("Johnny Smyth", None, (), (), id=2),  # Smyth: one letter changed
+        Contact("Jahn Smiths", None, (), (), id=3),  # Smiths: one letter more
+        Contact("Karl Hansen", None, (), (), id=4),
+        *(Contact(f"Name{i:05d} Other{i:05d}", None, (), (), id=100 + i) for i in range(20_000)),
+    ]
+    index = IdentityIndex.build([], contacts, region="DE")
+    assert sorted(index.names_near("john smith")) == ["jahn smiths", "johnny smyth", "jon smith"]
+    found = suggest(ReviewKind.UNKNOWN_SENDER, "x@gmail.com", "John Smith", [], [], index)
+    assert [s.contact_id for s in found] == [1, 3, 2]
+
+
+def test_a_name_many_contacts_share_offers_a_handful_and_says_so() -> None:
+    contacts = [Contact("Thomas Müller", None, (), (), id=i) for i in range(1, 301)]
+    index = IdentityIndex.build([], contacts, region="DE")
+    found = suggest(ReviewKind.UNKNOWN_SENDER, "tm@gmail.com", "Thomas Müller", [], [], index)
+    assert len(found) == MAX_SUGGESTIONS
+    assert all("one of 300 contacts of that name" in s.reason for s in found)
