@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.model import Account, Contact
+from storage import directory_search
 from storage.tables import (
     AccountDomainRow,
     AccountRow,
@@ -228,9 +229,12 @@ async def keep_identity_only_on(session: AsyncSession, contact_id: int, key: str
         else (ContactEmailRow, ContactEmailRow.address)
     )
     await add_identity(session, contact_id, key)
+    losing = select(table.contact_id).where(column == key, table.contact_id != contact_id)
+    others = list((await session.execute(losing)).scalars())
     result = await session.execute(
         delete(table).where(column == key, table.contact_id != contact_id)
     )
+    await directory_search.refresh(session, contacts=others)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -238,16 +242,18 @@ async def keep_domain_only_on(session: AsyncSession, account_id: int, domain: st
     """`domain` belongs to this account alone: other accounts lose it. Returns how many did."""
     if await session.get(AccountRow, account_id) is None:
         raise DirectoryError(f"account_id: there is no account {account_id}")
-    owners = await session.execute(
+    found = await session.execute(
         select(AccountDomainRow.account_id).where(AccountDomainRow.domain == domain)
     )
-    if account_id not in set(owners.scalars()):
+    owners = set(found.scalars())
+    if account_id not in owners:
         raise DirectoryError(f"account_id: account {account_id} does not list {domain}")
     result = await session.execute(
         delete(AccountDomainRow).where(
             AccountDomainRow.domain == domain, AccountDomainRow.account_id != account_id
         )
     )
+    await directory_search.refresh(session, accounts=set(owners) - {account_id})
     await bump_version(session)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

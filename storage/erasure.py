@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import directory_search
 from storage.deletion import (
     blobs_of,
     chunked,
@@ -317,6 +318,7 @@ async def _forget_contacts(session: AsyncSession, contact_ids: Collection[int]) 
     await session.execute(delete(ContactEmailRow).where(ContactEmailRow.contact_id.in_(ids)))
     await session.execute(delete(ContactPhoneRow).where(ContactPhoneRow.contact_id.in_(ids)))
     done = await session.execute(delete(ContactRow).where(ContactRow.id.in_(ids)))
+    await directory_search.refresh(session, contacts=ids)
     await bump_version(session)  # every process's IdentityIndex forgets them
     return int(getattr(done, "rowcount", 0) or 0)
 

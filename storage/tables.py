@@ -70,7 +70,7 @@ class AccountRow(Base):
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(300), unique=True)
-    owner: Mapped[str] = mapped_column(String(320), default="")
+    owner: Mapped[str] = mapped_column(String(320), default="", index=True)  # the start page
     domains: Mapped[list[AccountDomainRow]] = relationship(
         back_populates="account", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -116,6 +116,19 @@ class ContactPhoneRow(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     e164: Mapped[str] = mapped_column(String(32), index=True)
     __table_args__ = (UniqueConstraint("contact_id", "e164"),)
+
+
+class DirectoryTermRow(Base):
+    """A word an account or contact is found by (storage.directory_search): kept from the
+    directory's own rows at every change, searched as a range of the primary key."""
+
+    __tablename__ = "directory_terms"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # account, contact
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # Not (kind, record_id): SQLite took such an index for `kind = ?` and read every term of
+    # the kind instead of the range of the ones asked for (test_query_plans).
+    __table_args__ = (Index("ix_directory_terms_record", "record_id", "kind"),)
 
 
 class BlobRow(Base):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import and_, exists, false, or_
+from sqlalchemy import Select, and_, exists, false, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.model import Channel, Disclosure, ReadScope
@@ -21,7 +21,14 @@ def attributed(item: Any = InteractionRow.id) -> ColumnElement[bool]:
 
 
 def owned_by(email: str, item: Any = InteractionRow.id) -> ColumnElement[bool]:
-    return exists().where(SourceRow.interaction_id == item, SourceRow.owner == email)
+    """Probed per row through ix_sources_item_access. Without the OFFSET, PostgreSQL turns the
+    EXISTS into a hash of every item the owner has (70,000 for a salesperson's mailbox, 6 ms)
+    before it reads the first row of a page: the review queue's walk took 21 ms instead of
+    7.5 at 1,000,000 items (EXPLAIN ANALYZE). An OFFSET keeps the subquery as written."""
+    owned: Select[Any] = select(literal_column("1")).where(
+        SourceRow.interaction_id == item, SourceRow.owner == email
+    )
+    return exists(owned.offset(0))
 
 
 def _has_owner(item: Any) -> ColumnElement[bool]:

@@ -150,6 +150,11 @@ COMPONENTS: dict[str, Schema] = {
         accounts=array(ref("Account")),
         latest=array(ref("Interaction")),
     ),
+    "SearchResults": obj(
+        accounts=array(ref("Account")),
+        contacts=array(ref("Contact")),
+        interactions=array(ref("Interaction")),
+    ),
     "AccountMerge": obj(account=ref("AccountWithContacts"), merge=MERGE),
     "ContactMerge": obj(contact=ref("Contact"), merge=MERGE),
     "OutgoingMessage": obj(

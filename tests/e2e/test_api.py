@@ -405,7 +405,10 @@ def test_an_unknown_route_is_a_json_404(anonymous: httpx.Client) -> None:
 def test_the_web_view_answers_a_bad_cursor_or_id_with_an_error_page(site: Site) -> None:
     with httpx.Client(base_url=site.url, timeout=10) as browser:
         login(browser, site.email, site.password)
-        for path in ("/?cursor=" + cursor_of([1]), "/accounts/1?cursor=" + cursor_of(["x", 1])):
+        for path in (
+            "/accounts?cursor=" + cursor_of([1]),
+            "/accounts/1?cursor=" + cursor_of(["x", 1]),
+        ):
             response = browser.get(path)
             assert response.status_code == 400, path
             assert "cursor" in response.text and "not valid" in response.text

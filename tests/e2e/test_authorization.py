@@ -77,6 +77,7 @@ TABLE: list[Case] = [
     Case("GET", "/api/contacts/{id:int}", "/api/contacts/{jana}", EVERYONE),
     Case("GET", "/api/contacts/{id:int}/timeline", "/api/contacts/{jana}/timeline", EVERYONE),
     Case("GET", "/api/lookup", "/api/lookup?phone=%2B491712233445", EVERYONE),
+    Case("GET", "/api/search", "/api/search?q=Angebot", EVERYONE),
     *(
         Case(
             "POST",
@@ -182,12 +183,14 @@ TABLE: list[Case] = [
     Case("POST", "/logout", "/logout", roles(OK), {}, fresh_login=True),
     Case("GET", "/health", "/health", roles(OK, anonymous=OK)),
     Case("GET", "/", "/", EVERYONE),
+    Case("GET", "/accounts", "/accounts", EVERYONE),
     Case("GET", "/accounts/{id:int}", "/accounts/{elbe}", EVERYONE),
     Case("GET", "/contacts/{id:int}", "/contacts/{jana}", EVERYONE),
     Case("GET", "/interactions/{id:int}", "/interactions/{customer}", EVERYONE),
     Case("GET", "/interactions/{id:int}", "/interactions/{private}", roles(ABSENT, sales=OK)),
     Case("GET", "/interactions/{id:int}", "/interactions/{stranger_call}", roles(ABSENT, admin=OK)),
     Case("GET", "/unmatched", "/unmatched", EVERYONE),
+    Case("GET", "/search", "/search?q=Angebot", EVERYONE),
     Case(
         "POST",
         "/send",

@@ -74,20 +74,25 @@ def horizontal_overflow(page: Page) -> int:
 
 def test_log_in_search_open_a_timeline_filter_it_and_read_a_mail(page: Page, site: Site) -> None:
     log_in(page, site.email, site.password)
+    expect(page.get_by_role("heading", name="Start", level=1)).to_be_visible()
+    page.get_by_role("link", name="Accounts", exact=True).click()
     expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
     accounts = page.locator("main table tbody td:first-child a")
     expect(accounts).to_have_text(["Elbe Logistik GmbH", "Isar Maschinenbau AG"])
     expect(page.get_by_role("button", name=f"Log out {site.email}")).to_be_visible()
 
-    page.get_by_role("searchbox", name="Search").fill("isar-mb")
-    page.get_by_role("searchbox", name="Search").press("Enter")
-    expect(page).to_have_url(re.compile(r"\?q=isar-mb"))
-    expect(accounts).to_have_text(["Isar Maschinenbau AG"])
+    # The one search, in the header of every page: accounts by domain or name.
+    header_search = page.get_by_role("searchbox", name="Search accounts, contacts and interactions")
+    header_search.fill("isar-mb")
+    header_search.press("Enter")
+    expect(page).to_have_url(re.compile(r"/search\?q=isar-mb"))
+    found = page.locator("section[aria-labelledby=found-accounts] a")
+    expect(found).to_have_text(["Isar Maschinenbau AG"])
 
-    page.get_by_role("searchbox", name="Search").fill("elbe")
-    page.get_by_role("button", name="Search").click()
-    expect(accounts).to_have_text(["Elbe Logistik GmbH"])
-    accounts.first.click()
+    header_search.fill("elbe")
+    header_search.press("Enter")
+    expect(found).to_have_text(["Elbe Logistik GmbH"])
+    found.first.click()
 
     expect(page.get_by_role("heading", name="Elbe Logistik GmbH", level=1)).to_be_visible()
     assert timeline_rows(page) == [("meeting", "Jahresgespraech"), ("call", CALL), ("email", MAIL)]
@@ -113,6 +118,7 @@ def test_log_in_search_open_a_timeline_filter_it_and_read_a_mail(page: Page, sit
 
 def test_a_date_range_narrows_the_timeline(page: Page, site: Site) -> None:
     log_in(page, site.email, site.password)
+    page.get_by_role("link", name="Accounts", exact=True).click()
     page.get_by_role("link", name="Elbe Logistik GmbH").click()
     page.get_by_label("From").fill("2024-01-09")
     page.get_by_label("Until").fill("2024-01-10")
@@ -142,8 +148,11 @@ def test_a_wrong_password_shows_an_error_and_lets_nobody_in(page: Page, site: Si
 
 def test_the_pages_fit_a_phone_screen(phone: Page, site: Site) -> None:
     log_in(phone, site.email, site.password)
-    expect(phone.get_by_role("heading", name="Accounts")).to_be_visible()
+    expect(phone.get_by_role("heading", name="Start", level=1)).to_be_visible()
     assert phone.evaluate("window.innerWidth") == PHONE["width"]
+    assert horizontal_overflow(phone) <= 0, "the start page scrolls sideways"
+    phone.goto("/accounts")
+    expect(phone.get_by_role("heading", name="Accounts")).to_be_visible()
     assert horizontal_overflow(phone) <= 0, "the account list scrolls sideways"
 
     phone.get_by_role("link", name="Elbe Logistik GmbH").click()

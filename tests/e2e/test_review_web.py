@@ -407,7 +407,7 @@ def page(browser: Browser, review_site: ReviewSite) -> Iterator[Page]:
 @pytest.mark.browser
 def test_one_click_on_a_suggestion_puts_the_mail_on_the_contacts_page(page: Page) -> None:
     log_in(page, "sales@ourco.example", PASSWORD)
-    page.get_by_role("link", name="Review").click()
+    page.get_by_role("link", name="Review", exact=True).click()
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     case = page.locator('section.case[data-key="janaohlsen84@gmail.com"]')
     expect(case).to_contain_text("Liste Lager Süd")

@@ -121,7 +121,7 @@ def test_the_contact_page_form_sends_and_needs_its_csrf_token(
     )
     with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
         assert login(browser, "sales@ourco.example", "correct horse 42").status_code == 200
-        accounts = browser.get("/", params={"q": "Elbe"}).text
+        accounts = browser.get("/accounts", params={"q": "Elbe"}).text
         account_path = re.search(r'href="(/accounts/\d+)"', accounts)
         assert account_path is not None
         account_page = browser.get(account_path.group(1)).text

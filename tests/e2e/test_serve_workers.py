@@ -89,7 +89,7 @@ def test_two_processes_answer_one_signed_in_user(
         # Each client opens a connection of its own and keeps it alive: it is then held by the
         # process that answered. A session started in one process is honoured in the others.
         with ThreadPoolExecutor(CONNECTIONS) as pool:
-            pages = list(pool.map(lambda c: c.get("/"), clients))
+            pages = list(pool.map(lambda c: c.get("/accounts"), clients))
             api = list(
                 pool.map(
                     lambda c: c.get("/api/accounts", headers={"Authorization": f"Bearer {token}"}),

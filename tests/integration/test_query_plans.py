@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, update
 
 from hub.bootstrap import Hub
 from hub.model import Disclosure, ReadScope
-from storage import maintenance, queries, review
+from storage import directory_search, maintenance, overview, queries, review
 from storage.maintenance import optimize
 from storage.tables import (
     AccountRow,
@@ -136,6 +136,10 @@ async def _fill(hub: Hub) -> None:
             (ReviewItemRow, reviews),
         ):
             await session.execute(insert(table), rows)
+        # Inserted past the ORM: the directory's search terms as its writes would keep them.
+        await directory_search.refresh(
+            session, [a["id"] for a in accounts], [c["id"] for c in contacts]
+        )
     await optimize(hub.engine)  # SQLite's statistics, as `crmhub serve` takes them at start
     if hub.engine.dialect.name == "postgresql":  # what autovacuum would have done by now
         async with hub.engine.connect() as connection:
@@ -332,3 +336,50 @@ async def test_the_review_queue_walks_open_rows_from_the_newest(filled: Hub) -> 
     assert not _scanned(cases), cases
     if not cases.startswith("["):  # SQLite: each case's rows, from its (key, kind) range
         assert "ix_review_items_open (key=? AND kind=?)" in cases, cases
+
+
+async def test_a_directory_search_reads_only_the_terms_it_names(filled: Hub) -> None:
+    """A name, a number or an address: a range of the terms' primary key, and the named
+    records by id, whatever the size of the directory (5,300 contacts here)."""
+
+    async def find(session: Any) -> None:
+        for typed in ("Person 12", "pers", "+49 221 0000012", "p12@x.example", "acc"):
+            query = directory_search.parse(typed, "DE")
+            for kind in (directory_search.ACCOUNT, directory_search.CONTACT):
+                await directory_search.search(session, kind, query, 10)
+
+    plans = await _plans(filled, find)
+    searches = plans.of("directory_terms")
+    assert len(searches) == 10
+    for plan in searches:
+        assert not _scanned(plan), plan
+        if plan.startswith("["):
+            assert "directory_terms_pkey" in plan, plan
+        else:
+            assert "directory_terms USING COVERING INDEX" in plan, plan
+            assert "(kind=? AND term>? AND term<?)" in plan or "(kind=? AND term=?)" in plan, plan
+
+
+async def test_the_start_page_reads_the_owners_accounts_by_index(filled: Hub) -> None:
+    """The accounts of one owner from ix_accounts_owner; each one's last contact and recent
+    items, and the recent activity, as ranges of ix_attributions_account_timeline."""
+    async with filled.sessions() as session, session.begin():
+        await session.execute(
+            update(AccountRow).where(AccountRow.id > ACCOUNTS - 5).values(owner=SALES.email)
+        )
+    await optimize(filled.engine)
+
+    async def start(session: Any) -> None:
+        since = T0 + timedelta(days=43)  # the last of the ~44 days the items span
+        owned, _ = await overview.owned_accounts(session, SALES.email, since)
+        assert [a.id for a in owned][:1] == [ACCOUNTS] and len(owned) == 5
+        assert await overview.recent_on(session, [a.id for a in owned], since, 10)
+
+    plans = await _plans(filled, start)
+    (accounts,) = [plan for sql, plan in plans.plans if "FROM accounts" in sql]
+    assert "ix_accounts_owner" in accounts, accounts
+    assert "ix_attributions_account_timeline" in accounts, accounts
+    (recent,) = [plan for sql, plan in plans.plans if sql.startswith("SELECT attributions")]
+    assert "ix_attributions_account_timeline" in recent, recent
+    for plan in (accounts, recent):
+        assert not _scanned(plan), plan

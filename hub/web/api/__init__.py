@@ -14,6 +14,7 @@ from hub.web.api import (
     messages,
     privacy,
     review,
+    search,
     sources,
 )
 from hub.web.endpoints import Answer, Endpoint
@@ -52,6 +53,7 @@ ENDPOINTS: list[Endpoint] = [
         ),
     ),
     *directory.ENDPOINTS,
+    *search.ENDPOINTS,
     *interactions.ENDPOINTS,
     *messages.ENDPOINTS,
     *review.ENDPOINTS,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from hub.web.endpoints import Endpoint
-from hub.web.pages import actions, admin, browse, review, session
+from hub.web.pages import actions, admin, browse, review, session, start
 
 ENDPOINTS: list[Endpoint] = [
     *session.ENDPOINTS,
+    *start.ENDPOINTS,
     *browse.ENDPOINTS,
     *actions.ENDPOINTS,
     *review.ENDPOINTS,

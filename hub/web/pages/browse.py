@@ -4,10 +4,11 @@ their own unmatched items. Every item goes through the policy (hub.web.views).""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from hub.display import mail_html
 from hub.policy import Permission
+from hub.search import search
 from hub.sending import own_mail_connectors
 from hub.web.endpoints import Endpoint
 from hub.web.html import PAGE_SIZE, render
@@ -124,6 +125,37 @@ async def interaction(request: Request) -> Response:
     )
 
 
+SEARCH_LIMIT = 20  # per group on the page
+
+
+async def search_page(request: Request) -> Response:
+    """The header's search. A phone number that names one contact opens the caller's page."""
+    q = (search_words(request) or "").strip()
+    hub = hub_of(request)
+    if not q:
+        return render(request, "search.html", q="")
+    async with hub.reads() as session:
+        found = await search(hub, session, scope_of(request), q, SEARCH_LIMIT)
+        if found.caller is not None:
+            return RedirectResponse(f"/contacts/{found.caller.id}", status_code=303)
+        items, _ = await page_of_views(
+            request, session, queries.Page(found.interactions, None), "search"
+        )
+        linked = {c.account_id for c in found.contacts if c.account_id}
+        names = {i: a.name for i, a in (await queries.accounts_by_ids(session, linked)).items()}
+    return render(
+        request,
+        "search.html",
+        q=q,
+        limit=SEARCH_LIMIT,
+        accounts=[account_view(a) for a in found.accounts],
+        contacts=[contact_view(c) for c in found.contacts],
+        account_names=names,
+        items=items,
+        phone_or_address=found.query.identity,
+    )
+
+
 async def unmatched(request: Request) -> Response:
     """The viewer's own unattributed items (for admins also those of sources nobody owns)."""
     async with hub_of(request).reads() as session, session.begin():
@@ -135,9 +167,10 @@ async def unmatched(request: Request) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("/", accounts, Permission.READ),
+    Endpoint("/accounts", accounts, Permission.READ),
     Endpoint("/accounts/{id:int}", account, Permission.READ),
     Endpoint("/contacts/{id:int}", contact, Permission.READ),
     Endpoint("/interactions/{id:int}", interaction, Permission.READ),
     Endpoint("/unmatched", unmatched, Permission.READ),
+    Endpoint("/search", search_page, Permission.READ),
 ]

@@ -1,0 +1,65 @@
+"""The one search: what a person types in the header of every page or sends to /api/search.
+
+A phone number in any format or an address finds its contacts (and their latest items, which
+is what a call-center agent wants next); words find accounts and contacts by the start of any
+word of their names, domains and addresses, and interactions by the full-text index. The
+directory is readable by every role; interactions only as far as the policy lets the viewer
+read their text (storage.visibility.text_matches): a hit never reveals more than the item
+itself would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.bootstrap import Hub
+from hub.model import ReadScope
+from storage import directory_search, queries
+from storage.directory_reads import StoredAccount, StoredContact
+
+MAX_PER_KIND = 50
+
+
+@dataclass(frozen=True)
+class Found:
+    """Each group best first: accounts and contacts holding a query word whole before those
+    only beginning with one, then by name; interactions newest first."""
+
+    query: directory_search.Parsed
+    accounts: list[StoredAccount]
+    contacts: list[StoredContact]
+    interactions: list[Any]  # storage.items.StoredInteraction
+
+    @property
+    def caller(self) -> StoredContact | None:
+        """The one contact with the very number asked for: its page is the answer, not a
+        list (a number's start, or a number two contacts share, lists them)."""
+        if self.query.phone and len(self.contacts) == 1:
+            if self.query.phone in self.contacts[0].phones:
+                return self.contacts[0]
+        return None
+
+
+async def search(hub: Hub, session: AsyncSession, scope: ReadScope, q: str, limit: int) -> Found:
+    query = directory_search.parse(q, hub.settings.default_region)
+    limit = min(limit, MAX_PER_KIND)
+    account_ids = await directory_search.search(session, directory_search.ACCOUNT, query, limit)
+    contact_ids = await directory_search.search(session, directory_search.CONTACT, query, limit)
+    accounts = await queries.accounts_by_ids(session, set(account_ids))
+    contacts = await queries.contacts_by_ids(session, set(contact_ids))
+    if query.identity:  # a number or an address: what its people lately wrote or said
+        items = await queries.latest_of(session, scope, contact_ids, [], limit)
+    elif query.prefixes:
+        f = queries.TimelineFilter(q=" ".join(query.prefixes))
+        items = (await queries.list_interactions(session, scope, f=f, limit=limit)).items
+    else:
+        items = []
+    return Found(
+        query,
+        [accounts[i] for i in account_ids if i in accounts],
+        [contacts[i] for i in contact_ids if i in contacts],
+        items,
+    )

@@ -1,0 +1,61 @@
+"""The start page: what a user works on, the moment they log in.
+
+Their own accounts (owner = their address) with last contact and the items of the last 30
+days, the latest activity on those accounts, their mailbox's unmatched items and the open
+review questions they may answer, each with a count. Who sees what: the accounts and counts
+are directory facts every role may read; items go through the policy like everywhere else
+(page_of_views), unmatched items are the viewer's own, and review cases are only shown to
+roles that review, as far as they may see the items.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.policy import Permission
+from hub.web.endpoints import Endpoint
+from hub.web.html import render
+from hub.web.http import hub_of, viewer_of
+from hub.web.reads import page_of_views, scope_of
+from storage import overview, queries, review
+from storage.items import stored_interactions
+
+RECENT_DAYS = 30
+ACTIVITY = 15  # items of "recent activity"
+WAITING = 10  # unmatched items and review cases shown, and counted up to
+
+
+async def start(request: Request) -> Response:
+    viewer, scope = viewer_of(request), scope_of(request)
+    since = datetime.now(UTC) - timedelta(days=RECENT_DAYS)
+    async with hub_of(request).reads() as session:
+        owned, more_owned = await overview.owned_accounts(session, viewer.email, since)
+        recent_ids = await overview.recent_on(session, [a.id for a in owned], since, ACTIVITY)
+        recent = queries.Page(await stored_interactions(session, recent_ids), None)
+        activity, _ = await page_of_views(request, session, recent, "start")
+        unmatched_page = await queries.list_interactions(
+            session, scope, unmatched=True, limit=WAITING
+        )
+        unmatched, more_unmatched = await page_of_views(request, session, unmatched_page, "start")
+        cases = None
+        if viewer.may(Permission.REVIEW):
+            cases = await review.list_open(session, scope, None, None, WAITING)
+    return render(
+        request,
+        "start.html",
+        days=RECENT_DAYS,
+        owned=owned,
+        more_owned=more_owned,
+        activity=activity,
+        unmatched=unmatched,
+        more_unmatched=more_unmatched is not None,
+        cases=cases.items if cases else None,
+        more_cases=bool(cases and cases.next_cursor),
+        waiting=WAITING,
+    )
+
+
+ENDPOINTS = [Endpoint("/", start, Permission.READ)]
