@@ -73,8 +73,17 @@ def resolve(participant: Participant, index: IdentityIndex) -> tuple[str | None,
     return address, index.is_internal_domain(address.rpartition("@")[2])
 
 
+def _external(r: ResolvedParticipant) -> bool:
+    """An outside party: a readable address or number not ours, or a caller whose number
+    cannot be read (withheld, "anonymous"): somebody outside whom we do not know, never staff
+    (DESIGN.md "Who sees what"; matching.parties)."""
+    if r.internal:
+        return False
+    return bool(r.normalized) or r.participant.kind is AddressKind.PHONE
+
+
 def direction_of(resolved: list[ResolvedParticipant]) -> Direction:
-    if not any(not r.internal and r.normalized for r in resolved):
+    if not any(_external(r) for r in resolved):
         return Direction.INTERNAL
     originators = [r for r in resolved if r.participant.role in ORIGINATORS]
     if originators and all(r.internal for r in originators):

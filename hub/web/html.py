@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -18,6 +21,18 @@ TEMPLATES = Environment(
     autoescape=select_autoescape(["html"]),
 )
 TEMPLATES.globals.update(urlencode=urlencode, Permission=Permission)
+
+
+@pass_context
+def _local(context: Context, at: datetime | None, form: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored (UTC) time in the zone the page is shown in (`zone`), which base.html names."""
+    if at is None:
+        return ""
+    zone: tzinfo = context.get("zone") or UTC
+    return at.astimezone(zone).strftime(form)
+
+
+TEMPLATES.filters["local"] = _local
 PAGE_SIZE = 25
 TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed here",
           413: "Too large", 422: "Cannot do that", 429: "Too many attempts",
@@ -42,9 +57,10 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     viewer: Viewer | None = getattr(request.state, "viewer", None)
+    zone = ZoneInfo(request.app.state.hub.settings.timezone)
     return HTMLResponse(
         TEMPLATES.get_template(name).render(
-            request=request, viewer=viewer, csrf=csrf_token(request), **context
+            request=request, viewer=viewer, csrf=csrf_token(request), zone=zone, **context
         ),
         status_code=status,
         headers=headers,

@@ -163,3 +163,14 @@ def test_the_pages_fit_a_phone_screen(phone: Page, site: Site) -> None:
     phone.get_by_role("link", name=MAIL).click()
     expect(phone.locator(".mail")).to_contain_text("anbei unsere Anfrage")
     assert horizontal_overflow(phone) <= 0, "the mail scrolls sideways"
+
+
+def test_times_are_shown_in_the_configured_zone_and_say_so(page: Page, site: Site) -> None:
+    """The mail was sent at 09:00 +0100 (08:00 UTC): Berlin reads 09:00, and the page says
+    which zone its times are in (issue 13: UTC was printed without saying so)."""
+    log_in(page, site.email, site.password)
+    page.get_by_role("link", name="Accounts", exact=True).click()
+    page.get_by_role("link", name="Elbe Logistik GmbH").click()
+    row = page.locator("table.timeline tbody tr", has=page.get_by_role("link", name=MAIL))
+    expect(row.locator("td.when")).to_have_text("2024-01-08 09:00")
+    expect(page.get_by_text("Times are in Europe/Berlin.")).to_be_visible()

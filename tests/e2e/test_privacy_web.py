@@ -200,6 +200,7 @@ def test_attachment_names_download_intact(privacy_site: Site) -> None:  # noqa: 
     assert answer.status_code == 200
     disposition = answer.headers["content-disposition"]
     assert "filename*=UTF-8''Ma%C3%9Fblatt%20customer.pdf" in disposition
+    assert 'filename="Massblatt customer.pdf"' in disposition  # for clients without RFC 5987
     assert answer.content.startswith(b"%PDF")
 
 

@@ -6,6 +6,7 @@ The mail server is a real aiosmtpd on loopback; the hub is a real `crmhub serve`
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,35 @@ def test_the_contact_page_form_sends_and_needs_its_csrf_token(
         assert logged is not None
         detail = browser.get(f"/interactions/{logged.group(1)}").text
         assert "Rückruf" in detail and "Ich rufe morgen an." in detail
+
+
+def test_a_failed_send_keeps_the_draft_and_says_what_to_do(
+    sending_site: tuple[Server, str], crmhub: Cli
+) -> None:
+    """No mail connector of one's own, then a mail server that is down: each time the page
+    says why and gives the draft back as typed (issue 13: the typed text was lost)."""
+    server, _ = sending_site
+    draft = {"to": "j.ohlsen@elbe-logistik.de", "subject": "Rückruf <morgen>", "back": "/"}
+    draft["body"] = "Ich rufe morgen an.\nGruß & Dank"
+    with httpx.Client(base_url=server.url, follow_redirects=True) as browser:
+        assert login(browser, "sales@ourco.example", "correct horse 42").status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/").text)
+        assert csrf is not None
+        unconfigured = browser.post("/send", data={**draft, "csrf": csrf.group(1)})
+        assert unconfigured.status_code == 403
+        assert "Not sent" in unconfigured.text and "crmhub connectors add smtp" in unconfigured.text
+        assert "Ich rufe morgen an.\nGruß &amp; Dank</textarea>" in unconfigured.text
+        assert 'value="Rückruf &lt;morgen&gt;"' in unconfigured.text
+
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()  # nothing listens there
+        added = crmhub(
+            "connectors", "add", "smtp", "out", "--set", "host=127.0.0.1",
+            "--set", f"port={port}", "--set", "tls=none", "--set", "owner=sales@ourco.example",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        down = browser.post("/send", data={**draft, "csrf": csrf.group(1)})
+        assert down.status_code == 502
+        assert "Not sent" in down.text and "Ich rufe morgen an." in down.text

@@ -136,6 +136,19 @@ def test_anonymous_and_local_numbers_match_nothing(index: IdentityIndex) -> None
         assert decision.attributions == []
 
 
+@pytest.mark.parametrize("caller", ["anonymous", "Restricted", "", "3344556"])
+def test_a_withheld_caller_is_an_unknown_outsider_not_staff(
+    index: IdentityIndex, caller: str
+) -> None:
+    """A call from a withheld number is an inbound call from someone unknown: unmatched, on
+    its owner's list, not "internal only" (issue 13)."""
+    decision = attribute(_call(caller, "201"), index)
+    assert decision.direction is Direction.INBOUND
+    assert decision.not_logged == ""
+    outgoing = attribute(_call("201", caller), index)
+    assert outgoing.direction is Direction.OUTBOUND and outgoing.not_logged == ""
+
+
 def test_account_domain_walks_up_to_the_nearest_listed_parent(index: IdentityIndex) -> None:
     decision = attribute(
         _mail((Role.FROM, "anna@ourco.example"), (Role.TO, "einkauf@eu.sued.isar-mb.de")), index

@@ -38,6 +38,7 @@ def test_environment_wins_over_file_and_lists_are_comma_separated(
         ("sync_interval = [\n", {}, "not valid TOML"),
         ("", {"CRMHUB_SYNC_INTERVAL": "often"}, "sync_interval"),
         ("colour = 'blue'\n", {}, "colour"),
+        ("timezone = 'Mars/Olympus'\n", {}, "timezone: .*not a time zone name"),
     ],
 )
 def test_bad_configuration_names_source_and_option(

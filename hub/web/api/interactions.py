@@ -3,6 +3,7 @@ manual corrections of their attribution."""
 
 from __future__ import annotations
 
+import unicodedata
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,9 +78,17 @@ async def attachment(request: Request) -> Response:
     )
 
 
+_SPELLED_OUT = str.maketrans(
+    {"ß": "ss", "ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"}
+)
+
+
 def content_disposition(filename: str) -> str:
-    """An ASCII fallback for old clients and the exact name in RFC 5987 `filename*`."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+    """The exact name in RFC 5987 `filename*` (RFC 6266), which browsers use, and an ASCII
+    fallback for old clients, spelled out rather than blanked: "Maßblatt" as "Massblatt"."""
+    plain = unicodedata.normalize("NFKD", filename.translate(_SPELLED_OUT))
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in plain)
     return (
         f"attachment; filename=\"{fallback or 'attachment'}\"; filename*=UTF-8''{quote(filename)}"
     )

@@ -20,10 +20,17 @@ from storage.tables import AccountRow
 
 
 async def send_form(request: Request) -> Response:
+    """Send; when it fails, the draft comes back in the form with what went wrong, so that
+    nothing typed is lost (the message says what IT must do where IT must act)."""
     form = await request.form()
     back = safe_next(str(form.get("back", "/")))
     values = {k: str(form.get(k, "")) for k in ("to", "cc", "subject", "body", "in_reply_to")}
-    outcome = await send(request, values)
+    try:
+        outcome = await send(request, values)
+    except ApiError as e:
+        return render(
+            request, "unsent.html", status=e.status, problem=e.message, draft=values, back=back
+        )
     return render(request, "sent.html", outcome=outcome, back=back)
 
 
