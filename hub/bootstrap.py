@@ -100,6 +100,7 @@ class Hub:
     pool: ProcessPoolExecutor | None = None
     _pool_started: Future[int] = field(default_factory=Future, repr=False)
     _index: tuple[int, IdentityIndex] | None = field(default=None, repr=False)
+    _rebuilding: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # What is worked out from the current index and stored items alone (the review queue's
     # suggestions), emptied with every rebuild of the index: a stale entry cannot outlive it.
     from_index: dict[Hashable, Any] = field(default_factory=dict, repr=False)
@@ -108,25 +109,34 @@ class Hub:
         """The directory as an index, rebuilt only when its version moved since the last call.
 
         Every directory change raises the version in its own transaction, whichever process
-        made it, so the dropbox, the web and the workers share one cheap staleness check.
+        made it, so the dropbox, the web and the workers share one cheap staleness check. One
+        rebuild at a time: at 100,000 contacts a rebuild reads the directory for seconds, and
+        twenty requests that each started their own held every pooled connection until the
+        others timed out (bench/reads.py, PostgreSQL, 20 clients on the review queue).
         """
         async with self.reads() as session:
             current = await directory_version(session)
-            if self._index is not None and self._index[0] == current:
-                return self._index[1]
-            accounts, contacts = await load_directory(session)
-            ignored = await ignored_keys(session)
-        index = IdentityIndex.build(
-            accounts,
-            contacts,
-            internal_domains=self.settings.internal_domains,
-            region=self.settings.default_region,
-            free_mail=self.free_mail,
-            ignored=ignored,
-        )
-        self._index = (current, index)
-        self.from_index = {}
-        return index
+        if self._index is not None and self._index[0] == current:
+            return self._index[1]
+        async with self._rebuilding:
+            if self._index is not None and self._index[0] >= current:
+                return self._index[1]  # built while this request waited
+            # The load through the writer's engine: on SQLite its own thread, where reading
+            # the whole directory does not hold the event loop (the reads run inline).
+            async with self.sessions() as session:
+                accounts, contacts = await load_directory(session)
+                ignored = await ignored_keys(session)
+            index = IdentityIndex.build(
+                accounts,
+                contacts,
+                internal_domains=self.settings.internal_domains,
+                region=self.settings.default_region,
+                free_mail=self.free_mail,
+                ignored=ignored,
+            )
+            self._index = (current, index)
+            self.from_index = {}
+            return index
 
     async def translate(
         self, connector: Connector, raws: list[RawItem]

@@ -63,3 +63,38 @@ async def search(hub: Hub, session: AsyncSession, scope: ReadScope, q: str, limi
         [contacts[i] for i in contact_ids if i in contacts],
         items,
     )
+
+
+class NotOneRecord(ValueError):
+    """What was typed to pick a record names none, or several: the message says which."""
+
+
+async def one_record(hub: Hub, session: AsyncSession, kind: str, typed: str) -> int:
+    """The one account or contact a person means by what they typed (a name, a word of it, an
+    address, a number, a domain), so that no form asks for a numeric id. A name matching
+    several records picks the one whose whole name it is, if only one is; otherwise the
+    message lists the candidates to be more precise about."""
+    query = directory_search.parse(typed, hub.settings.default_region)
+    what = "account" if kind == directory_search.ACCOUNT else "contact"
+    ids = await directory_search.search(session, kind, query, CANDIDATES + 1)
+    if not ids:
+        raise NotOneRecord(f"No {what} matches {typed.strip()[:100]!r}.")
+    if len(ids) == 1:
+        return ids[0]
+    if kind == directory_search.ACCOUNT:
+        records: dict[int, Any] = await queries.accounts_by_ids(session, set(ids))
+    else:
+        records = await queries.contacts_by_ids(session, set(ids))
+    wanted = typed.strip().casefold()
+    exact = [i for i in ids if i in records and records[i].name.casefold() == wanted]
+    if len(exact) == 1:
+        return exact[0]
+    names = ", ".join(records[i].name for i in ids[:CANDIDATES] if i in records)
+    more = " and more" if len(ids) > CANDIDATES else ""
+    raise NotOneRecord(
+        f"{typed.strip()[:100]!r} matches several {what}s ({names}{more}): type more of the "
+        f"name, or an address or number."
+    )
+
+
+CANDIDATES = 5  # named in the message when a pick is ambiguous

@@ -445,3 +445,41 @@ def test_the_kind_filter_and_ignore_on_the_page(page: Page) -> None:
     page.get_by_label("Kind").select_option("name-lookalike")
     page.get_by_role("button", name="Show").click()
     expect(page.locator("main")).to_contain_text("Nothing to review.")
+
+
+@pytest.mark.browser
+def test_a_case_without_suggestion_is_settled_by_name_not_by_id(page: Page) -> None:
+    """Issue 13: a case with no suggestion could only be settled by typing a contact id, and
+    a new contact needed the exact account name. Now a name, an address or a domain will do."""
+    log_in(page, SALES, PASSWORD, start="/review")
+    case = page.locator('section.case[data-key="kunde3@web.de"]')
+    expect(case).to_contain_text("No suggestion.")
+    case.get_by_label("Contact", exact=True).fill("Piet")
+    case.get_by_role("button", name="Belongs to this contact").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "kunde3@web.de: 1 question settled, 1 item attributed anew."
+    )
+    case = page.locator('section.case[data-key="kunde4@web.de"]')
+    case.get_by_label("New contact").fill("Kunde Vier")
+    case.get_by_label("at account").fill("isar-mb.de")
+    case.get_by_role("button", name="Create contact").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "kunde4@web.de: 1 question settled, 1 item attributed anew."
+    )
+    page.goto("/search?q=Kunde%20Vier")
+    expect(page.locator("section[aria-labelledby=found-contacts]")).to_contain_text(
+        "Kunde Vier at Isar Maschinenbau AG"
+    )
+
+
+@pytest.mark.browser
+def test_a_name_that_fits_several_records_is_refused_with_the_candidates(page: Page) -> None:
+    log_in(page, SALES, PASSWORD, start="/review")
+    case = page.locator('section.case[data-key="kunde0@web.de"]')  # refused: stays open
+    case.get_by_label("New contact").fill("Kunde Null")
+    case.get_by_label("at account").fill("AG")  # Isar Maschinenbau AG, Alster AG
+    case.get_by_role("button", name="Create contact").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("matches several accounts")
+    expect(alert).to_contain_text("Alster AG")
+    expect(alert).to_contain_text("Isar Maschinenbau AG")

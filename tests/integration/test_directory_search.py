@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete, select
 
 from hub.admin import import_directory, merge_contacts
 from hub.bootstrap import Hub
 from hub.privacy import erase_subject
 from hub.review import Settlement, settle_case
+from hub.search import NotOneRecord, one_record
 from storage import directory_search
 from storage.directory_search import ACCOUNT, CONTACT, parse
 from storage.tables import AccountRow, ContactRow, DirectoryTermRow
@@ -136,3 +138,23 @@ async def test_a_search_finds_what_people_type_whole_words_first(hub: Hub, tmp_p
     assert await _find(hub, ACCOUNT, "AG") == ["Alster Zimmerei AG", "Isar Maschinenbau AG"]
     assert await _find(hub, ACCOUNT, "Alster AG") == ["Alster Zimmerei AG"]
     assert await _find(hub, ACCOUNT, "Kurz") == []
+
+
+async def test_a_record_is_picked_by_what_people_type(hub: Hub, tmp_path: Path) -> None:
+    """Forms name records as people know them (hub.search.one_record): one match is it, a
+    whole name among several matches is it, anything else is refused with the candidates."""
+    (tmp_path / "d.csv").write_text(DIRECTORY, encoding="utf-8")
+    assert not (await import_directory(hub, tmp_path / "d.csv")).errors
+    _, contacts = await _ids(hub)
+    async with hub.reads() as session:
+        assert (
+            await one_record(hub, session, CONTACT, "Zimmermann") == contacts["Jürgen Zimmermann"]
+        )
+        assert (
+            await one_record(hub, session, CONTACT, "0221 7322098") == contacts["Jürgen Zimmermann"]
+        )
+        assert await one_record(hub, session, CONTACT, "eva kurz") == contacts["Eva Kurz"]
+        with pytest.raises(NotOneRecord, match=r"several contacts \(Eva Kurz, Eva Kurz-Berger\)"):
+            await one_record(hub, session, CONTACT, "Eva")
+        with pytest.raises(NotOneRecord, match="No account matches 'Nordwind'"):
+            await one_record(hub, session, ACCOUNT, "Nordwind")
