@@ -97,8 +97,9 @@ async def replace_open(session: AsyncSession, interaction_id: int, cases: list[R
 
 def _visible(scope: ReadScope) -> Any:
     """The rows of items the scope may see, filtered by the row's item id: the foreign key
-    (ON DELETE CASCADE) keeps every row's item, so no join to `interactions` is needed."""
-    return discloses(scope, item=ReviewItemRow.interaction_id)
+    (ON DELETE CASCADE) keeps every row's item, so no join to `interactions` is needed. Probed
+    per row (storage.visibility._exists): the walk tests many rows to keep a few."""
+    return discloses(scope, item=ReviewItemRow.interaction_id, probed=True)
 
 
 Case = tuple[str, str]  # (kind, key)

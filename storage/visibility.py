@@ -16,38 +16,47 @@ from storage.tables import AttributionRow, InteractionRow, SourceRow
 _CAPS = {"full": Disclosure.FULL, "subject": Disclosure.SUBJECT, "metadata": Disclosure.METADATA}
 
 
-def _probed(*conditions: Any) -> ColumnElement[bool]:
-    """EXISTS, probed per row through the covering indexes of migration 0011.
+def _exists(probed: bool, *conditions: Any) -> ColumnElement[bool]:
+    """EXISTS; `probed`, it is kept per row (through the covering indexes of migration 0011).
 
-    Without the OFFSET, PostgreSQL may turn the EXISTS into a hash of every row it could
-    match, built before the first row of a page is read: of the 70,000 items a salesperson's
-    mailbox owns (6 ms), or of every attribution (114,000 at 100,000 items, 14 ms). The review
-    queue's walk took 21 ms instead of 7.5 at 1,000,000 items, 39 instead of 8 at 100,000
-    (EXPLAIN ANALYZE). An OFFSET keeps the subquery as written; SQLite probes per row anyway.
+    For a walk that tests many rows to keep a few (the review queue: 2,900 rows for a page of
+    200), PostgreSQL may turn a plain EXISTS into a hash of every row it could match, built
+    before the first row is read: of the 70,000 items a salesperson's mailbox owns (6 ms), or
+    of every attribution (114,000 at 100,000 items, 14 ms). The review queue's walk took 21 ms
+    instead of 7.5 at 1,000,000 items, 39 instead of 8 at 100,000 (EXPLAIN ANALYZE). An
+    OFFSET keeps the subquery as written. Timelines test only the rows of their page, and
+    there the OFFSET cost them 1-2 ms a page (bench/reads.py): they keep the plain form.
     """
+    if not probed:
+        return exists().where(*conditions)
     probe: Select[Any] = select(literal_column("1")).where(*conditions)
     return exists(probe.offset(0))
 
 
-def attributed(item: Any = InteractionRow.id) -> ColumnElement[bool]:
-    return _probed(AttributionRow.interaction_id == item, AttributionRow.removed.is_(False))
+def attributed(item: Any = InteractionRow.id, probed: bool = False) -> ColumnElement[bool]:
+    return _exists(probed, AttributionRow.interaction_id == item, AttributionRow.removed.is_(False))
 
 
-def owned_by(email: str, item: Any = InteractionRow.id) -> ColumnElement[bool]:
-    return _probed(SourceRow.interaction_id == item, SourceRow.owner == email)
+def owned_by(
+    email: str, item: Any = InteractionRow.id, probed: bool = False
+) -> ColumnElement[bool]:
+    return _exists(probed, SourceRow.interaction_id == item, SourceRow.owner == email)
 
 
-def _has_owner(item: Any) -> ColumnElement[bool]:
-    return _probed(SourceRow.interaction_id == item, SourceRow.owner != "")
+def _has_owner(item: Any, probed: bool) -> ColumnElement[bool]:
+    return _exists(probed, SourceRow.interaction_id == item, SourceRow.owner != "")
 
 
-def _cap_at_least(level: Disclosure, item: Any) -> ColumnElement[bool]:
+def _cap_at_least(level: Disclosure, item: Any, probed: bool) -> ColumnElement[bool]:
     caps = [name for name, cap in _CAPS.items() if cap >= level]
-    return _probed(SourceRow.interaction_id == item, SourceRow.visibility.in_(caps))
+    return _exists(probed, SourceRow.interaction_id == item, SourceRow.visibility.in_(caps))
 
 
 def discloses(
-    scope: ReadScope, level: Disclosure = Disclosure.METADATA, item: Any = InteractionRow.id
+    scope: ReadScope,
+    level: Disclosure = Disclosure.METADATA,
+    item: Any = InteractionRow.id,
+    probed: bool = False,
 ) -> ColumnElement[bool]:
     """Items of which the scope's user sees at least `level` (METADATA: that exist for them).
 
@@ -55,14 +64,14 @@ def discloses(
     queue's rows) is filtered without joining `interactions` just to name the id, which was
     half the time of the queue's walk (measured).
     """
-    terms: list[Any] = [owned_by(scope.email, item)] if scope.email else []
+    terms: list[Any] = [owned_by(scope.email, item, probed)] if scope.email else []
     if scope.attributed >= level:
-        by_role = attributed(item)
+        by_role = attributed(item, probed)
         if level > Disclosure.METADATA:
-            by_role = and_(by_role, _cap_at_least(level, item))
+            by_role = and_(by_role, _cap_at_least(level, item, probed))
         terms.append(by_role)
     if scope.ownerless >= level:
-        terms.append(and_(~attributed(item), ~_has_owner(item)))
+        terms.append(and_(~attributed(item, probed), ~_has_owner(item, probed)))
     return or_(*terms) if terms else false()
 
 
