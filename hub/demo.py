@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shlex
 import shutil
 import sys
 from datetime import UTC, datetime
@@ -97,8 +98,14 @@ def run_demo(port: int, directory: Path, *, load_only: bool = False) -> int:
         f"log in as {seller} with password {password} (sales; the demo mailbox is hers), "
         f"or as {admin} with password {admin_password} (IT)"
     )
+    print(login)
+    print(
+        "to run crmhub commands against this demo database (crmhub connectors list, crmhub users "
+        "add ..., crmhub sync), paste in another terminal:\n"
+        f"  export CRMHUB_DATABASE_URL={shlex.quote(settings.database_url)} "
+        "CRMHUB_INTERNAL_DOMAINS=nordwind-systeme.example"
+    )
     if load_only:
-        print(login)
         return 0
     from hub.server import serve
 

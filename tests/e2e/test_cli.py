@@ -239,3 +239,40 @@ def test_an_unreachable_database_is_one_line(crmhub: Cli) -> None:
     unreachable = {"CRMHUB_DATABASE_URL": "postgresql+psycopg://crmhub@127.0.0.1:1/crmhub"}
     message = one_line_error(crmhub("sync", env=unreachable))
     assert "database" in message and "connection" in message
+
+
+def test_demo_prints_the_line_that_points_other_commands_at_its_database(tmp_path: Path) -> None:
+    """A newcomer pastes the `export` line `crmhub demo` prints and then uses the CLI on the
+    demo's database, not on a fresh empty one in the current directory."""
+    import os
+    import shlex
+    import subprocess
+
+    from tests.e2e.conftest import CRMHUB
+
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("CRMHUB_")}
+    demo = subprocess.run(
+        [str(CRMHUB), "demo", "--load-only", "--dir", str(tmp_path / "demo")],
+        env=bare,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr
+    line = demo.stdout.strip().splitlines()[-1].strip()
+    assert line.startswith("export "), demo.stdout
+    pasted = dict(word.split("=", 1) for word in shlex.split(line.removeprefix("export ")))
+    listed = subprocess.run(
+        [str(CRMHUB), "connectors", "list"],
+        env={**bare, **pasted},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    names = sorted(row.split("\t", 1)[0] for row in listed.stdout.strip().splitlines())
+    assert names == ["demo-calendar", "demo-calls", "demo-mail"]

@@ -25,3 +25,25 @@ def test_quick_start_has_exactly_two_commands() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert f"'{_quick_start_commands()[1]}'" in ci
+
+
+def test_the_demo_counts_the_readme_promises_are_the_generators() -> None:
+    """A new user checks the first numbers they read against the demo they just loaded."""
+    import tempfile
+
+    from hub.demo_data import write_demo_files
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    claims = re.search(
+        r"\((\S+) companies, (\S+) contacts, (\S+) mails, (\S+) meetings, (\S+) calls\)",
+        " ".join(section.split()),
+    )
+    assert claims, "the quick start names the demo's counts"
+    with tempfile.TemporaryDirectory() as folder:
+        counts = write_demo_files(Path(folder)).counts
+    promised = [int(n.replace(",", "")) for n in claims.groups()]
+    wanted = ["accounts", "contacts", "mails", "meetings", "calls"]
+    assert promised == [counts[k] for k in wanted]
+    assert "ten mails are broken on purpose" in " ".join(section.split())
+    assert counts["malformed_mails"] == 10
