@@ -133,15 +133,16 @@ class IcsConnector(FileConnector):
                 )
             )
         attendees = event.get("ATTENDEE") or []
+        answers: dict[str, str] = {}
         for attendee in attendees if isinstance(attendees, list) else [attendees]:
+            address = _address(attendee)
             participants.append(
                 Participant(
-                    Role.ATTENDEE,
-                    _address(attendee),
-                    AddressKind.EMAIL,
-                    str(attendee.params.get("CN", "")),
+                    Role.ATTENDEE, address, AddressKind.EMAIL, str(attendee.params.get("CN", ""))
                 )
             )
+            if answer := str(attendee.params.get("PARTSTAT", "")).strip().lower():
+                answers[address.lower()] = answer
         description = str(event.get("DESCRIPTION", ""))
         return Interaction(
             channel=Channel.MEETING,
@@ -153,5 +154,6 @@ class IcsConnector(FileConnector):
             body_text=description,
             participants=participants,
             thread_key=f"ics:{event.get('UID', raw.external_id)!s}",
-            extra={"location": str(event.get("LOCATION", ""))},
+            extra={"location": str(event.get("LOCATION", ""))}
+            | ({"answers": answers} if answers else {}),
         )

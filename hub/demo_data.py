@@ -182,6 +182,8 @@ _AGENDA = {
     "Preise\n3. Nächste Schritte",
     "en": "Agenda:\n1. Review of last quarter\n2. Open issues; lead times, pricing\n3. Next steps",
 }
+# How attendees answered an invitation (RFC 5545 PARTSTAT), most of them yes.
+_ANSWERS = ("ACCEPTED", "ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED", "NEEDS-ACTION")
 _LOCATIONS = ("Besprechungsraum Elbe, Nordwind Hamburg", "Microsoft Teams", "{company}, Werk 2")
 _DE_AREAS = ("30", "40", "89", "69", "221", "211", "711", "421", "511", "351")
 _DE_MOBILE = ("151", "160", "170", "171", "172", "176", "179")
@@ -734,7 +736,10 @@ class _Generator:
                 lines.append(f"DESCRIPTION:{_ics_text(_AGENDA[account.lang])}")
             lines.append(f"ORGANIZER;CN={account.owner[0]}:mailto:{account.owner[1]}")
             for c in rng.sample(account.contacts, rng.randint(1, min(3, len(account.contacts)))):
-                lines.append(f"ATTENDEE;CN={c.name};ROLE=REQ-PARTICIPANT:mailto:{c.emails[0]}")
+                answer = _ANSWERS[(i + len(c.name)) % len(_ANSWERS)]  # no draw: data stays put
+                lines.append(
+                    f"ATTENDEE;CN={c.name};ROLE=REQ-PARTICIPANT;PARTSTAT={answer}:mailto:{c.emails[0]}"
+                )
             lines.append("END:VEVENT")
         return b"".join(_fold(line) for line in [*lines, "END:VCALENDAR"])
 

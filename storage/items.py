@@ -21,7 +21,14 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.packing import unpack_text
-from storage.tables import AttachmentRow, AttributionRow, InteractionRow, ParticipantRow, SourceRow
+from storage.tables import (
+    AttachmentRow,
+    AttributionRow,
+    ContactRow,
+    InteractionRow,
+    ParticipantRow,
+    SourceRow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,7 @@ class StoredParticipant:
     name: str
     contact_id: int | None
     normalized: str | None
+    contact_name: str | None  # the directory's name of the contact, read with the item
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,7 @@ class StoredInteraction:
     message_id: str | None
     thread_id: str | None
     not_logged: str
+    extra: dict[str, Any]  # what a source adds: a call's disposition, a meeting's location
     participants: tuple[StoredParticipant, ...]
     attributions: tuple[StoredAttribution, ...]
     sources: tuple[StoredSource, ...]
@@ -95,6 +104,7 @@ _ITEM = (
     InteractionRow.message_id,
     InteractionRow.thread_id,
     InteractionRow.not_logged,
+    InteractionRow.extra,
 )
 _PARTICIPANT = (
     ParticipantRow.role,
@@ -103,6 +113,8 @@ _PARTICIPANT = (
     ParticipantRow.name,
     ParticipantRow.contact_id,
     ParticipantRow.normalized,
+    # A call lists the contact's name, not the number: one primary-key probe per party.
+    select(ContactRow.name).where(ContactRow.id == ParticipantRow.contact_id).scalar_subquery(),
 )
 _ATTRIBUTION = (
     AttributionRow.account_id,
@@ -143,6 +155,12 @@ def _children(dialect: str, table: Any, columns: tuple[Any, ...]) -> Any:
 def json_value(value: Any) -> list[Any]:
     """PostgreSQL's driver decodes json itself; SQLite answers text."""
     return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON column read through Core: decoded by the dialect, or text (SQLite), or NULL."""
+    decoded = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def bound_in(dialect: str, column: Any, name: str, element: Any = BigInteger) -> Any:
@@ -193,11 +211,11 @@ async def stored_interactions(session: AsyncSession, ids: Sequence[int]) -> list
     for row in rows:
         (
             id_, channel, direction, occurred_at, ends_at, duration_seconds, subject, snippet,
-            message_id, thread_id, not_logged, people, links, sources, attachments,
+            message_id, thread_id, not_logged, extra, people, links, sources, attachments,
         ) = row  # fmt: skip
         found[id_] = StoredInteraction(
             id_, channel, direction, occurred_at, ends_at, duration_seconds, subject, snippet,
-            message_id, thread_id, not_logged,
+            message_id, thread_id, not_logged, json_object(extra),
             participants=tuple(StoredParticipant(*p) for p in json_value(people)),
             attributions=tuple(
                 StoredAttribution(a, c, r, conf, bool(m), e, bool(rm))

@@ -537,6 +537,14 @@ async def contacts_by_ids(session: AsyncSession, ids: set[int]) -> dict[int, Sto
     return {c.id: c for c in await contacts_where(session, ContactRow.id.in_(ids))}
 
 
+async def contact_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    """Just the names (a detail page's parties), not the records with their addresses."""
+    rows = await session.execute(
+        select(ContactRow.id, ContactRow.name).where(ContactRow.id.in_(ids))
+    )
+    return {id_: name for id_, name in rows}
+
+
 async def accounts_by_domains(session: AsyncSession, domains: list[str]) -> list[StoredAccount]:
     if not domains:
         return []

@@ -32,7 +32,17 @@ def _local(context: Context, at: datetime | None, form: str = "%Y-%m-%d %H:%M") 
     return at.astimezone(zone).strftime(form)
 
 
+def _duration(seconds: int | None) -> str:
+    """A call's length as people say it: "2:05", "1:02:05"."""
+    if seconds is None:
+        return ""
+    hours, rest = divmod(max(seconds, 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 TEMPLATES.filters["local"] = _local
+TEMPLATES.filters["duration"] = _duration
 PAGE_SIZE = 25
 TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed here",
           413: "Too large", 422: "Cannot do that", 429: "Too many attempts",

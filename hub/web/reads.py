@@ -73,7 +73,11 @@ async def visible_interaction(
     """The item the path names as the viewer may see it; 404 when it does not exist for them."""
     id_ = object_id(request) if interaction_id is None else interaction_id
     row = await session.get(InteractionRow, id_)
-    view = interaction_view(viewer_of(request), row) if row is not None else None
+    view = None
+    if row is not None:
+        known = {p.contact_id for p in row.participants if p.contact_id}
+        names = await queries.contact_names(session, known) if known else {}
+        view = interaction_view(viewer_of(request), row, names)
     if row is None or view is None:
         raise not_found(f"interaction {id_}")
     return row, view

@@ -6,6 +6,7 @@ see is not in it at all: no template or serializer can show it by mistake.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from hub.model import Disclosure
 from hub.policy import Viewer, item_disclosure, shows_attachments, shows_body, shows_subject
 from storage.directory_reads import StoredAccount, StoredContact
-from storage.items import StoredInteraction
+from storage.items import StoredInteraction, StoredParticipant
 from storage.tables import (
     AccountRow,
     AuditRow,
@@ -85,6 +86,18 @@ class ParticipantView:
     address: str
     name: str
     contact_id: int | None
+    contact_name: str = ""  # the directory's name, when the party is a known contact
+    answer: str = ""  # a meeting attendee's reply (RFC 5545 PARTSTAT, lower case)
+
+    @property
+    def shown(self) -> str:
+        """How a person reads the party: the contact's name before the number a PBX logged,
+        and a number nobody can call back (anonymous, restricted, empty) as withheld."""
+        if self.contact_name:
+            return self.contact_name
+        if self.kind == "phone" and not any(c.isdigit() for c in self.address):
+            return "withheld number"  # whatever name the network put beside it ("Anonymous")
+        return self.name or self.address
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +148,28 @@ class InteractionView:
     thread_id: str | None
     not_logged: str
     owned: bool  # the viewer is among the owners: the item is in their own mailbox
+    location: str | None = None  # a meeting's place; None when the subject is withheld
+    outcome: str = ""  # a call's disposition as the PBX logged it ("answered", "no answer")
+
+    @property
+    def title(self) -> str | None:
+        """The line a listing shows: a call by its parties (their names, not numbers), anything
+        else by its subject (None when withheld from the viewer)."""
+        if self.channel == "call":
+            caller = next((p.shown for p in self.participants if p.role == "caller"), "")
+            callee = next((p.shown for p in self.participants if p.role == "callee"), "")
+            if caller or callee:
+                return f"Call from {caller or 'withheld number'} to {callee or 'unknown'}"
+        return self.subject
+
+    @property
+    def accounts(self) -> list[tuple[int, list[AttributionView]]]:
+        """The attributions one line per account (a meeting with three people of one customer
+        is that customer's once), in the order they were made."""
+        lines: dict[int, list[AttributionView]] = {}
+        for a in self.attributions:
+            lines.setdefault(a.account_id, []).append(a)
+        return list(lines.items())
 
     def as_json(self, *, full: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -193,16 +228,29 @@ class InteractionView:
 Item = InteractionRow | StoredInteraction
 
 
-def interaction_view(viewer: Viewer, row: Item) -> InteractionView | None:
+def interaction_view(
+    viewer: Viewer, row: Item, names: Mapping[int, str] | None = None
+) -> InteractionView | None:
     """The item as `viewer` may see it, or None when it does not exist for them.
 
     A listing reads items without their bodies (storage.items): their views say None for the
-    body, as no listing shows one; the detail view passes the stored row.
+    body, as no listing shows one; the detail view passes the stored row, and the names of
+    its parties' contacts (`names`), which a listing reads with the item.
     """
     level = item_disclosure(viewer, row)
     if level is Disclosure.NONE:
         return None
     body = shows_body(level, row.channel)
+    extra = row.extra or {}
+    answers = extra.get("answers")
+    if not isinstance(answers, dict):
+        answers = {}
+
+    def contact_name(p: Any) -> str:
+        if isinstance(p, StoredParticipant):
+            return p.contact_name or ""
+        return (names or {}).get(p.contact_id, "") if p.contact_id else ""
+
     return InteractionView(
         id=row.id,
         disclosure=level,
@@ -215,7 +263,15 @@ def interaction_view(viewer: Viewer, row: Item) -> InteractionView | None:
         snippet=row.snippet if body else None,
         body_text=row.body_text if body and isinstance(row, InteractionRow) else None,
         participants=tuple(
-            ParticipantView(p.role, p.kind, p.address, p.name, p.contact_id)
+            ParticipantView(
+                p.role,
+                p.kind,
+                p.address,
+                p.name,
+                p.contact_id,
+                contact_name(p),
+                str(answers.get(p.address.lower(), "")),
+            )
             for p in row.participants
         ),
         attributions=tuple(
@@ -236,6 +292,8 @@ def interaction_view(viewer: Viewer, row: Item) -> InteractionView | None:
         thread_id=row.thread_id,
         not_logged=row.not_logged,
         owned=any(viewer.owns(s.owner) for s in row.sources),
+        location=str(extra.get("location") or "") if shows_subject(level) else None,
+        outcome=str(extra.get("disposition") or "").lower(),
     )
 
 

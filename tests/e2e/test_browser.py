@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 MAIL = "Angebot Lager Nord"
-CALL = "Call 01712233445 → 201 (answered, 3:00)"
+CALL = "Call from Piet Brandt to 201"  # the contact by name, not 01712233445
 
 
 @pytest.fixture
