@@ -21,6 +21,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -78,6 +79,10 @@ def decode_cursor(cursor: str) -> list[Any]:
 class Page:
     items: list[Any]
     next_cursor: str | None
+    # Towards newer items (timelines): whether there are any, and the cursor of the page that
+    # shows them (None for the first page).
+    has_newer: bool = False
+    newer_cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,11 +197,60 @@ class _Range:
     first: Rows
     after: Rows
     batch: int
+    newer: Rows  # oldest first, from the position bound as "at" and "item" towards the newest
 
 
 def _range(query: Rows, at: Any, item: Any, batch: int) -> _Range:
     ordered = query.order_by(at.desc(), item.desc()).limit(batch)
-    return _Range(ordered, ordered.where(tuple_(at, item) < tuple_(_AT, _ITEM)), batch)
+    back = query.order_by(at.asc(), item.asc()).limit(batch)
+    return _Range(
+        ordered,
+        ordered.where(tuple_(at, item) < tuple_(_AT, _ITEM)),
+        batch,
+        back.where(tuple_(at, item) > tuple_(_AT, _ITEM)),
+    )
+
+
+async def _oldest_newer(
+    session: AsyncSession, walk: _Range, bounds: dict[str, Any], since: Position, want: int
+) -> list[Position]:
+    """`_newest` the other way: the first `want` distinct positions newer than `since`, oldest
+    first (the same index range, read backwards)."""
+    connection = await session.connection()
+    found: list[Position] = []
+    while True:
+        at, item = since
+        rows = (await connection.execute(walk.newer, {**bounds, "at": at, "item": item})).all()
+        for row_at, row_item in rows:
+            if not found or found[-1][1] != row_item:
+                found.append((row_at, row_item))
+        if len(found) >= want or len(rows) < walk.batch:
+            return found[:want]
+        since = (rows[-1][0], rows[-1][1])
+
+
+async def _with_newer(
+    session: AsyncSession,
+    walks: tuple[_Range, ...],
+    bounds: dict[str, Any],
+    page: Page,
+    first: Position | None,
+    limit: int,
+) -> Page:
+    """The page with its way back: the `limit` items just newer than its first make the page
+    before it, which starts after the item newer still (or is the first page)."""
+    if first is None:
+        return page
+    ranges = [await _oldest_newer(session, w, bounds, first, limit + 1) for w in walks]
+    unique = sorted({id_: (at, id_) for found in ranges for at, id_ in found}.values())
+    newer = unique[: limit + 1]
+    if not newer:
+        return page
+    cursor = None
+    if len(newer) > limit:
+        at, id_ = newer[limit]
+        cursor = encode_cursor([at.isoformat(), id_])
+    return Page(page.items, page.next_cursor, True, cursor)
 
 
 async def _newest(
@@ -243,6 +297,10 @@ def _union(ranges: list[list[Position]], want: int) -> list[Position]:
     """The newest `want` of several ranges' positions, each item once."""
     unique = {id_: (at, id_) for found in ranges for at, id_ in found}
     return sorted(unique.values(), reverse=True)[:want]
+
+
+def _first(positions: list[Position]) -> Position | None:
+    return positions[0] if positions else None
 
 
 async def _page_of(session: AsyncSession, positions: list[Position], limit: int) -> Page:
@@ -324,7 +382,12 @@ async def account_timeline(
     only a text search must stay within what the user may read. One range of
     ix_attributions_account_timeline per page, whatever the page and the table size."""
     found = await _account_positions(session, scope, account_id, f, _position(cursor), limit + 1)
-    return await _page_of(session, found, limit)
+    page = await _page_of(session, found, limit)
+    if cursor is None:
+        return page
+    walks = _ranges("account", scope if f.q else None, f, _batch(limit + 1))
+    start = _first(found) or _position(cursor)
+    return await _with_newer(session, walks, {"key": account_id}, page, start, limit)
 
 
 async def _contact_positions(
@@ -351,7 +414,69 @@ async def contact_timeline(
     (contact, time, item) indexes, merged. An item linked only as participant need not be
     attributed, so here the visibility condition is checked on each row read."""
     found = await _contact_positions(session, scope, contact_id, f, _position(cursor), limit + 1)
-    return await _page_of(session, found, limit)
+    page = await _page_of(session, found, limit)
+    if cursor is None:
+        return page
+    walks = _ranges("contact", scope, f, _batch(limit + 1))
+    start = _first(found) or _position(cursor)
+    return await _with_newer(session, walks, {"key": contact_id}, page, start, limit)
+
+
+async def channel_counts(
+    session: AsyncSession,
+    scope: ReadScope,
+    kind: str,
+    key: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, int]:
+    """How many items an account's ("account") or a contact's ("contact") timeline holds per
+    channel, between `since` and `until`: the header's counts, the filter's channels and the
+    total to page through. An account's items are all attributed, so they exist for every
+    user; a contact's named-only items are counted as the user may see them."""
+    a, p = _LINK, _NAMED
+    if kind == "account":
+        linked = select(a.interaction_id).where(a.account_id == key, a.removed.is_(False))
+        at: Any = a.occurred_at
+        ids = _timed(linked, at, since, until)
+        condition: Any = InteractionRow.id.in_(ids)
+    else:
+        by_link = select(a.interaction_id).where(a.contact_id == key, a.removed.is_(False))
+        by_name = select(p.interaction_id).where(p.contact_id == key)
+        ids = union(
+            _timed(by_link, a.occurred_at, since, until),
+            _timed(by_name, p.occurred_at, since, until),
+        )
+        condition = and_(InteractionRow.id.in_(ids), discloses(scope))
+    rows = await session.execute(
+        select(InteractionRow.channel, func.count())
+        .where(condition)
+        .group_by(InteractionRow.channel)
+    )
+    return {channel: count for channel, count in rows}
+
+
+async def last_and_next(
+    session: AsyncSession, kind: str, key: int, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """An account's or contact's last contact and next (a meeting booked ahead): each the end
+    of an index range of (account or contact, time), whatever the timeline's size. A contact
+    counts attributions only: being copied on a mail is not contact."""
+    a = _LINK
+    owner = a.account_id == key if kind == "account" else a.contact_id == key
+    live = and_(owner, a.removed.is_(False))
+    last = select(func.max(a.occurred_at)).where(live, a.occurred_at <= now)
+    next_ = select(func.min(a.occurred_at)).where(live, a.occurred_at > now)
+    row = (await session.execute(select(last.scalar_subquery(), next_.scalar_subquery()))).one()
+    return row[0], row[1]
+
+
+def _timed(query: Any, at: Any, since: datetime | None, until: datetime | None) -> Any:
+    if since:
+        query = query.where(at >= since)
+    if until:
+        query = query.where(at < until)
+    return query
 
 
 async def latest_of(

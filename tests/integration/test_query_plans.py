@@ -383,3 +383,34 @@ async def test_the_start_page_reads_the_owners_accounts_by_index(filled: Hub) ->
     assert "ix_attributions_account_timeline" in recent, recent
     for plan in (accounts, recent):
         assert not _scanned(plan), plan
+
+
+async def test_a_timelines_header_reads_the_accounts_range_only(filled: Hub) -> None:
+    """The counts per channel read the account's attributions by index and each item by its
+    key (their cost is the account's size, not the table's); last and next contact are the two
+    ends of ix_attributions_account_timeline; paging back reads the range backwards."""
+
+    async def header(session: Any) -> None:
+        counts = await queries.channel_counts(session, SALES, "account", BIG_ACCOUNT)
+        assert sum(counts.values()) > 25
+        await queries.last_and_next(session, "account", BIG_ACCOUNT, T0 + timedelta(days=20))
+        first = await queries.account_timeline(
+            session, SALES, BIG_ACCOUNT, queries.TimelineFilter(), None, 25
+        )
+        second = await queries.account_timeline(
+            session, SALES, BIG_ACCOUNT, queries.TimelineFilter(), first.next_cursor, 25
+        )
+        assert second.has_newer
+
+    plans = await _plans(filled, header)
+    (counts,) = [plan for sql, plan in plans.plans if "count(" in sql.lower()]
+    assert "ix_attributions_account" in counts, counts
+    (ends,) = [plan for sql, plan in plans.plans if "max(" in sql.lower()]
+    assert "ix_attributions_account_timeline" in ends, ends
+    backwards = [plan for sql, plan in plans.plans if "ORDER BY link.occurred_at ASC" in sql]
+    assert backwards, [sql for sql, _ in plans.plans]
+    for plan in backwards:
+        _ordered_range(plan, "ix_attributions_account_timeline")
+        assert "(occurred_at,interaction_id)>(?,?)" in plan or "ROW(" in plan, plan
+    for plan in (counts, ends):
+        assert not _scanned(plan) - {"anon_1", "CONSTANT"}, plan

@@ -100,3 +100,50 @@ async def test_a_cursor_not_handed_out_is_refused(hub: Hub) -> None:
                 await queries.account_timeline(
                     session, MANAGER, 1, queries.TimelineFilter(), bad, 10
                 )
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+async def test_paging_back_towards_newer_items_shows_the_same_pages(hub: Hub, seed: int) -> None:
+    """Forward to the last page, then back by each page's "newer" cursor: the very pages seen
+    on the way out, in reverse, ending on the first page (no cursor), and nothing newer then."""
+    await _fill(hub, seed)
+    for read in (queries.account_timeline, queries.contact_timeline):
+        for limit in (1, 7, 25):
+            forward: list[list[int]] = []
+            cursor = None
+            async with hub.sessions() as session:
+                first = await read(session, MANAGER, 1, queries.TimelineFilter(), None, limit)
+                assert not first.has_newer, "the first page has nothing newer"
+                pages = [first]
+                while pages[-1].next_cursor:
+                    cursor = pages[-1].next_cursor
+                    pages.append(
+                        await read(session, MANAGER, 1, queries.TimelineFilter(), cursor, limit)
+                    )
+                forward = [[item.id for item in page.items] for page in pages]
+                back = [forward[-1]]
+                page = pages[-1]
+                while page.has_newer:
+                    page = await read(
+                        session, MANAGER, 1, queries.TimelineFilter(), page.newer_cursor, limit
+                    )
+                    back.append([item.id for item in page.items])
+                    assert len(back) <= len(forward), "paging back must end"
+            assert back == forward[::-1], f"{read.__name__}, page size {limit}"
+
+
+async def test_channel_counts_and_the_total_agree_with_the_timeline(hub: Hub) -> None:
+    account, contact = await _fill(hub, 8)
+    async with hub.sessions() as session:
+        for kind, expected in (("account", account), ("contact", contact)):
+            counts = await queries.channel_counts(session, MANAGER, kind, 1)
+            assert sum(counts.values()) == len(expected)
+            calls = [n for n in expected if n % 2 == 0]  # _fill: even items are calls
+            assert counts.get("call", 0) == len(calls)
+            ranged = await queries.channel_counts(
+                session, MANAGER, kind, 1, T0 + timedelta(minutes=20), T0 + timedelta(minutes=30)
+            )
+            assert 0 < sum(ranged.values()) < len(expected)
+            last, next_ = await queries.last_and_next(session, kind, 1, T0 + timedelta(minutes=10))
+            assert last is not None and last <= T0 + timedelta(minutes=10)
+            assert next_ is not None and next_ > T0 + timedelta(minutes=10)

@@ -3,6 +3,10 @@ their own unmatched items. Every item goes through the policy (hub.web.views).""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -52,15 +56,36 @@ async def _compose(request: Request) -> bool:
     return bool(await own_mail_connectors(hub_of(request), viewer_of(request)))
 
 
+async def _header(
+    session: AsyncSession, request: Request, kind: str, key: int, f: queries.TimelineFilter
+) -> dict[str, Any]:
+    """What a timeline's head shows: counts per channel (every channel present, whatever the
+    filter), last and next contact, and the total the filter leaves to page through (unknown
+    for a text search, which would have to find every hit to count them)."""
+    scope = scope_of(request)
+    counts = await queries.channel_counts(session, scope, kind, key)
+    last, next_ = await queries.last_and_next(session, kind, key, datetime.now(UTC))
+    if f.since or f.until:
+        ranged = await queries.channel_counts(session, scope, kind, key, f.since, f.until)
+    else:
+        ranged = counts
+    total = None if f.q else (ranged.get(f.channel, 0) if f.channel else sum(ranged.values()))
+    channels = sorted(counts, key=lambda c: (-counts[c], c))
+    return {"counts": {c: counts[c] for c in channels}, "last_at": last, "next_at": next_,
+            "total": total}  # fmt: skip
+
+
 async def account(request: Request) -> Response:
     scope = scope_of(request)
+    f = timeline_filter(request)
     async with hub_of(request).reads() as session, session.begin():
         row = await account_or_404(session, object_id(request))
         contacts = [contact_view(c) for c in await queries.contacts_of(session, row.id)]
         page = await queries.account_timeline(
-            session, scope, row.id, timeline_filter(request), time_cursor(request), PAGE_SIZE
+            session, scope, row.id, f, time_cursor(request), PAGE_SIZE
         )
         items, cursor = await page_of_views(request, session, page, "timeline")
+        header = await _header(session, request, "account", row.id, f)
         account_ = account_view(row)
     return render(
         request,
@@ -69,6 +94,8 @@ async def account(request: Request) -> Response:
         contacts=contacts,
         items=items,
         next_cursor=cursor,
+        newer=page,
+        **header,
         filters=_filters(request),
         known_addresses=[e for c in contacts for e in c.emails],
         compose_to="",
@@ -78,14 +105,16 @@ async def account(request: Request) -> Response:
 
 async def contact(request: Request) -> Response:
     scope = scope_of(request)
+    f = timeline_filter(request)
     async with hub_of(request).reads() as session, session.begin():
         row = await contact_or_404(session, object_id(request))
         linked = {row.account_id} if row.account_id else set()
         account_row = (await queries.accounts_by_ids(session, linked)).get(row.account_id or 0)
         page = await queries.contact_timeline(
-            session, scope, row.id, timeline_filter(request), time_cursor(request), PAGE_SIZE
+            session, scope, row.id, f, time_cursor(request), PAGE_SIZE
         )
         items, cursor = await page_of_views(request, session, page, "timeline")
+        header = await _header(session, request, "contact", row.id, f)
         person = contact_view(row)
         company = account_view(account_row) if account_row else None
     return render(
@@ -95,6 +124,8 @@ async def contact(request: Request) -> Response:
         account=company,
         items=items,
         next_cursor=cursor,
+        newer=page,
+        **header,
         filters=_filters(request),
         known_addresses=list(person.emails),
         compose_to=person.emails[0] if person.emails else "",
