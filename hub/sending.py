@@ -32,6 +32,7 @@ from storage.tables import ConnectorRow, InteractionRow
 log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 100
 MAX_BODY = 1_000_000
+MAX_REFERENCES = 20  # of a long thread, the newest Message-IDs: enough to thread, a short header
 
 
 class SendError(ValueError):
@@ -50,6 +51,9 @@ class Outgoing:
     body: str
     cc: list[str] = field(default_factory=list)
     in_reply_to: str = ""
+    # The thread so far (the replied-to mail's References, then its Message-ID): RFC 5322
+    # 3.6.4, so that every client, not only those reading In-Reply-To, threads the reply.
+    references: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -109,7 +113,10 @@ def compose(outgoing: Outgoing) -> EmailMessage:
         if not outgoing.in_reply_to.startswith("<") or "\n" in outgoing.in_reply_to:
             raise SendError("in_reply_to: expected a Message-ID such as <abc@example.com>")
         message["In-Reply-To"] = outgoing.in_reply_to
-        message["References"] = outgoing.in_reply_to
+        chain = [r for r in outgoing.references if r.startswith("<") and "\n" not in r]
+        if outgoing.in_reply_to not in chain:
+            chain.append(outgoing.in_reply_to)
+        message["References"] = " ".join(chain[-MAX_REFERENCES:])
     message.set_content(outgoing.body)
     return message
 

@@ -479,6 +479,50 @@ def _timed(query: Any, at: Any, since: datetime | None, until: datetime | None) 
     return query
 
 
+async def references_of(session: AsyncSession, scope: ReadScope, message_id: str) -> list[str]:
+    """The References a reply to `message_id` carries: the mail's own, then its id; only from
+    a mail the scope may see (ix_interactions_message_id)."""
+    found = (
+        await session.execute(
+            select(InteractionRow.references)
+            .where(InteractionRow.message_id == message_id, discloses(scope))
+            .limit(1)
+        )
+    ).first()
+    chain = [r for r in (found[0] if found else None) or [] if isinstance(r, str)]
+    return [*[r for r in chain if r != message_id], message_id]
+
+
+async def thread_of(
+    session: AsyncSession, scope: ReadScope, thread_id: str, limit: int
+) -> list[Any]:
+    """A thread's items the scope may see, oldest first (ix_interactions_thread_id): a mail's
+    page shows the whole conversation."""
+    ids = (
+        await session.execute(
+            select(InteractionRow.id)
+            .where(InteractionRow.thread_id == thread_id, discloses(scope))
+            .order_by(InteractionRow.occurred_at, InteractionRow.id)
+            .limit(limit)
+        )
+    ).scalars()
+    return await stored_interactions(session, list(ids))
+
+
+async def thread_sizes(
+    session: AsyncSession, scope: ReadScope, thread_ids: set[str]
+) -> dict[str, int]:
+    """How many items of each thread the scope may see: a timeline's thread rows say so."""
+    if not thread_ids:
+        return {}
+    rows = await session.execute(
+        select(InteractionRow.thread_id, func.count())
+        .where(InteractionRow.thread_id.in_(thread_ids), discloses(scope))
+        .group_by(InteractionRow.thread_id)
+    )
+    return {thread: count for thread, count in rows if thread}
+
+
 async def latest_of(
     session: AsyncSession,
     scope: ReadScope,

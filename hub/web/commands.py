@@ -8,6 +8,7 @@ leave the same audit entry; each caller only turns an ApiError into its own kind
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +25,9 @@ from hub.sending import (
     smtp_connector_for,
 )
 from hub.web.http import ApiError, hub_of, optional_id, text_field, viewer_of
-from hub.web.reads import visible_interaction
+from hub.web.reads import scope_of, visible_interaction
 from hub.web.views import InteractionView, interaction_view
+from storage import queries
 from storage.corrections import CorrectionError, correct
 from storage.directory import DirectoryError
 from storage.tables import InteractionRow
@@ -57,6 +59,14 @@ def outgoing_from(request: Request, values: dict[str, Any]) -> Outgoing:
     )
 
 
+async def _threaded(request: Request, outgoing: Outgoing) -> Outgoing:
+    """A reply carries the thread's References: those of the mail replied to, read from
+    storage when the sender may see that mail (otherwise only its Message-ID, as given)."""
+    async with hub_of(request).reads() as session:
+        references = await queries.references_of(session, scope_of(request), outgoing.in_reply_to)
+    return replace(outgoing, references=references)
+
+
 async def send(request: Request, values: dict[str, Any]) -> SendOutcome:
     """Send for the signed-in user; errors become ApiError with a status that says whose fault.
 
@@ -66,6 +76,8 @@ async def send(request: Request, values: dict[str, Any]) -> SendOutcome:
     hub = hub_of(request)
     try:
         outgoing = outgoing_from(request, values)
+        if outgoing.in_reply_to:
+            outgoing = await _threaded(request, outgoing)
         connector = await smtp_connector_for(hub, viewer_of(request), values.get("connector"))
         return await send_mail(hub, connector, outgoing)
     except SendError as e:

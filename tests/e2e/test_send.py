@@ -182,3 +182,50 @@ def test_a_failed_send_keeps_the_draft_and_says_what_to_do(
         down = browser.post("/send", data={**draft, "csrf": csrf.group(1)})
         assert down.status_code == 502
         assert "Not sent" in down.text and "Ich rufe morgen an." in down.text
+
+
+@pytest.mark.browser
+def test_reply_from_a_mails_page_is_filled_and_threaded(
+    sending_site: tuple[Server, str],
+    crmhub: Cli,
+    mailserver: tuple[int, RecordingMailserver],
+    browser: Any,
+) -> None:
+    """In real Chromium: open a customer's mail, reply; the form is filled (the sender, "Re:"
+    once, the text quoted) and the mail that leaves carries In-Reply-To and References."""
+    from playwright.sync_api import expect
+
+    from tests.e2e.test_browser import log_in
+
+    server, _ = sending_site
+    port, handler = mailserver
+    added = crmhub(
+        "connectors", "add", "smtp", "out", "--set", "host=127.0.0.1", "--set", f"port={port}",
+        "--set", "tls=none", "--set", "owner=sales@ourco.example",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    context = browser.new_context(base_url=server.url)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        log_in(page, "sales@ourco.example", "correct horse 42")
+        page.get_by_placeholder(re.compile("Search")).fill("Elbe Logistik")
+        page.keyboard.press("Enter")
+        page.get_by_role("link", name="Elbe Logistik GmbH").first.click()
+        page.get_by_role("link", name="Angebot Lager Nord").click()
+        page.get_by_text("Reply", exact=True).click()
+        expect(page.get_by_label("To", exact=True)).to_have_value("J.Ohlsen@elbe-logistik.de")
+        expect(page.get_by_label("Subject")).to_have_value("Re: Angebot Lager Nord")
+        quoted = page.get_by_label("Text").input_value()
+        assert "> Guten Tag, anbei unsere Anfrage." in quoted, quoted
+        page.get_by_label("Text").fill("Danke, das Angebot folgt morgen.\n" + quoted)
+        page.get_by_role("button", name=re.compile("^Send as")).click()
+        expect(page.get_by_role("heading", name="Sent")).to_be_visible()
+    finally:
+        context.close()
+    sent = handler.received[-1]
+    assert sent[1] == ["J.Ohlsen@elbe-logistik.de"]
+    message = sent[2].decode()
+    assert "In-Reply-To: <m1@elbe-logistik.de>" in message
+    assert "References: <m1@elbe-logistik.de>" in message
+    assert "Subject: Re: Angebot Lager Nord" in message

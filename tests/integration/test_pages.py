@@ -52,3 +52,54 @@ async def test_the_interaction_page_shows_the_sanitised_html_of_the_raw_mail(
     assert "Der <b>Preis</b> für 400 Paletten." in content.group(1), "HTML part, from latin-1"
     for unsafe in ("<script", "onclick", "javascript:", "steal()"):
         assert unsafe not in content.group(1)
+
+
+THREAD = "".join(
+    f"From x Mon Jan  {8 + n} 09:00:00 2024\n"
+    f"From: {sender}\nTo: {to}\nSubject: {'Re: ' if n else ''}Paletten\n"
+    f"Date: Mon, {8 + n} Jan 2024 09:00:00 +0100\nMessage-ID: <t{n}@test>\n"
+    + (
+        f"In-Reply-To: <t{n - 1}@test>\nReferences: {' '.join(f'<t{i}@test>' for i in range(n))}\n"
+        if n
+        else ""
+    )
+    + f"\nNachricht {n} im Faden.\n\n"
+    for n, (sender, to) in enumerate(
+        [
+            ("Jana Ohlsen <j.ohlsen@elbe-logistik.de>", "lea@ourco.example"),
+            ("Lea <lea@ourco.example>", "j.ohlsen@elbe-logistik.de"),
+            ("Jana Ohlsen <j.ohlsen@elbe-logistik.de>", "lea@ourco.example"),
+        ]
+    )
+)
+
+
+async def test_a_mails_page_shows_its_whole_thread_and_a_reply_threads_on(
+    hub: Hub, tmp_path: Path
+) -> None:
+    from hub.model import Disclosure, ReadScope
+    from storage import queries
+
+    (tmp_path / "mail.mbox").write_text(THREAD, encoding="utf-8")
+    mailbox = {"path": str(tmp_path / "mail.mbox"), "owner": "lea@ourco.example"}
+    await add_connector(hub, "mbox", "mail", mailbox, {})
+    [report] = await sync_all(hub)
+    assert report.new == 3
+    async with hub.sessions() as session:
+        last = (
+            await session.execute(
+                select(InteractionRow.id).where(InteractionRow.message_id == "<t2@test>")
+            )
+        ).scalar_one()
+        lea = ReadScope("lea@ourco.example", Disclosure.FULL, Disclosure.NONE)
+        stranger = ReadScope("tom@ourco.example", Disclosure.NONE, Disclosure.NONE)
+        assert await queries.references_of(session, lea, "<t2@test>") == [
+            "<t0@test>",
+            "<t1@test>",
+            "<t2@test>",
+        ]
+        assert await queries.references_of(session, stranger, "<t2@test>") == ["<t2@test>"]
+    async with logged_in(hub, "lea@ourco.example") as browser:
+        page = (await browser.get(f"/interactions/{last}")).text
+    assert "The whole thread (3)" in page
+    assert "Nachricht 0 im Faden." in page and "Nachricht 1 im Faden." in page

@@ -259,3 +259,29 @@ def test_bad_requests_name_the_field(changes: dict[str, Any], field: str) -> Non
     values.update(changes)
     with pytest.raises(SendError, match=f"^{field}:"):
         compose(Outgoing(**values))
+
+
+def test_a_reply_carries_the_threads_references_oldest_first() -> None:
+    """RFC 5322 3.6.4: References is the parent's References followed by its Message-ID; a
+    long thread keeps the newest ids, and nothing but Message-IDs gets into the header."""
+    reply = compose(
+        Outgoing(
+            "anna@ourco.example",
+            ["jana@kunde.example"],
+            "Re: Angebot",
+            "Danke.",
+            in_reply_to="<m3@kunde.example>",
+            references=["<m1@kunde.example>", "<m2@ourco.example>", "<m3@kunde.example>"],
+        )
+    )
+    assert reply["In-Reply-To"] == "<m3@kunde.example>"
+    assert reply["References"] == "<m1@kunde.example> <m2@ourco.example> <m3@kunde.example>"
+    long = compose(
+        Outgoing(
+            "anna@ourco.example", ["jana@kunde.example"], "Re: x", "y",
+            in_reply_to="<m99@k.example>",
+            references=[f"<m{n}@k.example>" for n in range(99)] + ["bogus\nX-Evil: 1"],
+        )
+    )  # fmt: skip
+    chain = long["References"].split()
+    assert len(chain) == 20 and chain[-1] == "<m99@k.example>" and "X-Evil" not in str(long)

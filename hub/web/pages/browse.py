@@ -3,6 +3,7 @@ their own unmatched items. Every item goes through the policy (hub.web.views).""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,8 +36,9 @@ from hub.web.reads import (
     visible_interaction,
 )
 from hub.web.security import CSP_REMOTE_IMAGES
-from hub.web.views import account_view, contact_view
+from hub.web.views import InteractionView, account_view, contact_view
 from storage import queries
+from storage.items import bodies_of
 
 
 def _filters(request: Request) -> dict[str, str]:
@@ -133,17 +135,59 @@ async def contact(request: Request) -> Response:
     )
 
 
+THREAD_LIMIT = 100  # messages of one thread on a mail's page
+
+
+def _reply(viewer_email: str, item: InteractionView) -> dict[str, Any]:
+    """The reply form, filled: to the sender (or, replying to one's own mail, to its
+    recipients), "Re:" once, the text quoted, threaded by In-Reply-To and References."""
+    sender = next((p.address for p in item.participants if p.role == "from"), "")
+    if sender.lower() == viewer_email.lower():
+        to = [p.address for p in item.participants if p.role == "to"]
+    else:
+        to = [sender] if sender else []
+    subject = item.subject or ""
+    if not re.match(r"(?i)\s*(re|aw|sv|antw)\s*:", subject):
+        subject = f"Re: {subject}"
+    who = next((p.shown for p in item.participants if p.role == "from"), sender)
+    quoted = "\n".join(f"> {line}" for line in (item.body_text or "").splitlines()[:400])
+    return {
+        "compose_label": "Reply",
+        "compose_to": ", ".join(to),
+        "compose_subject": subject,
+        "compose_body": f"\n\n{who} wrote:\n{quoted}\n",
+        "in_reply_to": item.message_id,
+        "known_addresses": [p.address for p in item.participants if p.kind == "email"],
+    }
+
+
 async def interaction(request: Request) -> Response:
-    """One item; a mail's remote images only after the reader asked (`?images=1`), per mail."""
+    """One item; a mail's remote images only after the reader asked (`?images=1`), per mail.
+    A mail shows its whole thread and, to whom may send, a filled reply form."""
     remote = request.query_params.get("images") == "1"
     async with hub_of(request).reads() as session, session.begin():
         row, view = await visible_interaction(request, session)
         await note_reads(request, session, [row], "detail")
+        thread: list[InteractionView] = []
+        bodies: dict[int, str] = {}
+        if view.channel == "email" and view.thread_id:
+            stored = await queries.thread_of(
+                session, scope_of(request), view.thread_id, THREAD_LIMIT
+            )
+            if len(stored) > 1:
+                page = queries.Page(stored, None)
+                thread, _ = await page_of_views(request, session, page, "thread")
+                readable = [m.id for m in thread if m.snippet is not None and m.id != view.id]
+                bodies = await bodies_of(session, readable)
         names = await account_names(session, [view])
     html = None
     if view.body_text is not None:
         html = await mail_html(hub_of(request), row, remote_images=remote)
     headers = {"Content-Security-Policy": CSP_REMOTE_IMAGES} if remote else None
+    reply: dict[str, Any] = {}
+    if view.channel == "email" and view.message_id and view.body_text is not None:
+        if await _compose(request):
+            reply = _reply(viewer_of(request).email, view)
     return render(
         request,
         "interaction.html",
@@ -153,6 +197,10 @@ async def interaction(request: Request) -> Response:
         remote_images=remote,
         accounts=names,
         may_correct=viewer_of(request).may(Permission.CORRECT),
+        thread=thread,
+        bodies=bodies,
+        reply=reply,
+        **reply,
     )
 
 
