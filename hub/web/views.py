@@ -297,6 +297,49 @@ def interaction_view(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadRow:
+    """A timeline row: one item, or a thread's newest mail on the page with the thread's
+    other mails of the page (`earlier`) and its size as the reader may see it."""
+
+    item: InteractionView
+    earlier: tuple[InteractionView, ...] = ()
+    size: int = 1
+
+    @property
+    def people(self) -> list[str]:
+        """Everyone who wrote or was written to in the thread's mails on the page, once."""
+        names = {p.shown: None for v in (self.item, *self.earlier) for p in v.participants}
+        return list(names)
+
+
+def thread_rows(views: list[InteractionView], sizes: Mapping[str, int]) -> list[ThreadRow]:
+    """A page's items as rows, a mail thread's items folded into the row of its newest."""
+    rows: list[ThreadRow] = []
+    folded: dict[str, list[InteractionView]] = {}
+    for view in views:
+        key = view.thread_id if view.channel == "email" else None
+        if key and key in folded:
+            folded[key].append(view)
+            continue
+        if key:
+            folded[key] = []
+        rows.append(ThreadRow(view))
+    return [
+        ThreadRow(
+            r.item,
+            tuple(folded.get(r.item.thread_id or "", ())) if r.item.channel == "email" else (),
+            max(
+                sizes.get(r.item.thread_id or "", 1),
+                1 + len(folded.get(r.item.thread_id or "", ())),
+            ),
+        )
+        if r.item.channel == "email" and r.item.thread_id
+        else r
+        for r in rows
+    ]
+
+
 def interaction_views(viewer: Viewer, rows: list[Item]) -> list[InteractionView]:
     """Rows a listing found (already filtered in SQL) as views; the policy is asked again."""
     return [v for v in (interaction_view(viewer, r) for r in rows) if v is not None]

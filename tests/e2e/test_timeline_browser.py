@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 MAILS = 60  # more than two pages of 25
+THREADED = 56  # mails 57-59 answer it: the first page folds four mails into one row
 DIRECTORY = (
     "account,domains,contact,emails,phones,owner\n"
     "Weser Werft AG,weser-werft.example,Ole Janssen,ole@weser-werft.example,+49 421 555010,"
@@ -39,11 +40,17 @@ def _mbox() -> str:
     mails = []
     for n in range(MAILS):
         at = start + timedelta(days=n)
+        # The last THREAD mails answer mail 56 and each other: one thread of THREAD + 1.
+        subject = f"Re: Rumpf {THREADED:02d}" if n > THREADED else f"Rumpf {n:02d}"
+        chain = " ".join(f"<rumpf-{i}@weser-werft.example>" for i in range(THREADED, n))
+        threading = f"In-Reply-To: <rumpf-{n - 1}@weser-werft.example>\nReferences: {chain}\n"
         mails.append(
             f"From x {at:%a %b %d %H:%M:%S %Y}\n"
             f"From: Ole Janssen <ole@weser-werft.example>\nTo: sales@ourco.example\n"
-            f"Subject: Rumpf {n:02d}\nDate: {format_datetime(at)}\n"
-            f"Message-ID: <rumpf-{n}@weser-werft.example>\n\nStand {n}.\n\n"
+            f"Subject: {subject}\nDate: {format_datetime(at)}\n"
+            f"Message-ID: <rumpf-{n}@weser-werft.example>\n"
+            + (threading if n > THREADED else "")
+            + f"\nStand {n}.\n\n"
         )
     return "".join(mails)
 
@@ -86,12 +93,23 @@ def test_a_long_timeline_counts_filters_and_pages_both_ways(
         expect(page.locator("nav.pages .total")).to_have_text(f"{MAILS + 1} items")
         expect(page.get_by_role("link", name="← Newer")).to_have_count(0)
 
+        thread = page.locator("table.timeline tbody tr.thread")
+        expect(thread).to_have_count(1)
+        expect(thread.locator(".count")).to_have_text("4")
+        expect(thread.locator("a").first).to_have_text(f"Re: Rumpf {THREADED}")
+        earlier = thread.locator("details.thread li")
+        expect(earlier.first).to_be_hidden()
+        thread.get_by_text("3 earlier on this page").click()  # expands in place
+        expect(earlier).to_have_count(3)
+        expect(earlier.first).to_be_visible()
+        expect(earlier.last.locator("a")).to_have_text(f"Rumpf {THREADED}")
         pages = [timeline_rows(page)]
         for _ in range(2):
             page.get_by_role("link", name="Older →").click()
             expect(page).to_have_url(re.compile(r"cursor="))
             pages.append(timeline_rows(page))
-        assert [len(p) for p in pages] == [25, 25, MAILS + 1 - 50]
+        # 25 items a page; on the first, the thread's four mails are one row
+        assert [len(p) for p in pages] == [22, 25, MAILS + 1 - 50]
         expect(page.get_by_role("link", name="Older →")).to_have_count(0)
         back = [pages[-1]]
         for _ in range(2):

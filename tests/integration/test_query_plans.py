@@ -401,9 +401,14 @@ async def test_a_timelines_header_reads_the_accounts_range_only(filled: Hub) -> 
             session, SALES, BIG_ACCOUNT, queries.TimelineFilter(), first.next_cursor, 25
         )
         assert second.has_newer
+        await queries.thread_sizes(session, SALES, {"<t1@x>", "<t2@x>"})
 
     plans = await _plans(filled, header)
-    (counts,) = [plan for sql, plan in plans.plans if "count(" in sql.lower()]
+    (threads,) = [plan for sql, plan in plans.plans if "thread_id IN" in sql]
+    assert "ix_interactions_thread_id" in threads and not _scanned(threads), threads
+    (counts,) = [
+        plan for sql, plan in plans.plans if "count(" in sql.lower() and "thread_id" not in sql
+    ]
     assert "ix_attributions_account" in counts, counts
     (ends,) = [plan for sql, plan in plans.plans if "max(" in sql.lower()]
     assert "ix_attributions_account_timeline" in ends, ends

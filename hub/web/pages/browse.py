@@ -36,7 +36,13 @@ from hub.web.reads import (
     visible_interaction,
 )
 from hub.web.security import CSP_REMOTE_IMAGES
-from hub.web.views import InteractionView, account_view, contact_view
+from hub.web.views import (
+    InteractionView,
+    ThreadRow,
+    account_view,
+    contact_view,
+    thread_rows,
+)
 from storage import queries
 from storage.items import bodies_of
 
@@ -77,6 +83,15 @@ async def _header(
             "total": total}  # fmt: skip
 
 
+async def _rows(
+    session: AsyncSession, request: Request, items: list[InteractionView]
+) -> list[ThreadRow]:
+    """The page's mails folded per thread, each thread's size as the reader may see it."""
+    threads = {v.thread_id for v in items if v.channel == "email" and v.thread_id}
+    sizes = await queries.thread_sizes(session, scope_of(request), threads)
+    return thread_rows(items, sizes)
+
+
 async def account(request: Request) -> Response:
     scope = scope_of(request)
     f = timeline_filter(request)
@@ -88,6 +103,7 @@ async def account(request: Request) -> Response:
         )
         items, cursor = await page_of_views(request, session, page, "timeline")
         header = await _header(session, request, "account", row.id, f)
+        rows = await _rows(session, request, items)
         account_ = account_view(row)
     return render(
         request,
@@ -95,6 +111,7 @@ async def account(request: Request) -> Response:
         account=account_,
         contacts=contacts,
         items=items,
+        rows=rows,
         next_cursor=cursor,
         newer=page,
         **header,
@@ -117,6 +134,7 @@ async def contact(request: Request) -> Response:
         )
         items, cursor = await page_of_views(request, session, page, "timeline")
         header = await _header(session, request, "contact", row.id, f)
+        rows = await _rows(session, request, items)
         person = contact_view(row)
         company = account_view(account_row) if account_row else None
     return render(
@@ -125,6 +143,7 @@ async def contact(request: Request) -> Response:
         contact=person,
         account=company,
         items=items,
+        rows=rows,
         next_cursor=cursor,
         newer=page,
         **header,
