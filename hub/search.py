@@ -43,14 +43,33 @@ class Found:
         return None
 
 
-async def search(hub: Hub, session: AsyncSession, scope: ReadScope, q: str, limit: int) -> Found:
+KINDS = frozenset({"account", "contact", "interaction"})
+
+
+async def search(
+    hub: Hub,
+    session: AsyncSession,
+    scope: ReadScope,
+    q: str,
+    limit: int,
+    kinds: frozenset[str] = KINDS,
+) -> Found:
+    """`kinds` leaves out what is not wanted: a typeahead picking a record asks for accounts
+    and contacts only, and no keystroke runs a full-text search."""
     query = directory_search.parse(q, hub.settings.default_region)
     limit = min(limit, MAX_PER_KIND)
-    account_ids = await directory_search.search(session, directory_search.ACCOUNT, query, limit)
-    contact_ids = await directory_search.search(session, directory_search.CONTACT, query, limit)
+    account_ids, contact_ids = [], []
+    if "account" in kinds:
+        account_ids = await directory_search.search(session, directory_search.ACCOUNT, query, limit)
+    if "contact" in kinds or ("interaction" in kinds and query.identity):
+        contact_ids = await directory_search.search(session, directory_search.CONTACT, query, limit)
     accounts = await queries.accounts_by_ids(session, set(account_ids))
-    contacts = await queries.contacts_by_ids(session, set(contact_ids))
-    if query.identity:  # a number or an address: what its people lately wrote or said
+    contacts = (
+        await queries.contacts_by_ids(session, set(contact_ids)) if "contact" in kinds else {}
+    )
+    if "interaction" not in kinds:
+        items = []
+    elif query.identity:  # a number or an address: what its people lately wrote or said
         items = await queries.latest_of(session, scope, contact_ids, [], limit)
     elif query.prefixes:
         f = queries.TimelineFilter(q=" ".join(query.prefixes))

@@ -91,6 +91,12 @@ class TimelineFilter:
     since: datetime | None = None
     until: datetime | None = None
     q: str | None = None
+    # Unmatched items by why matching left them (matching.engine sets `not_logged`):
+    # "unknown" (nobody knows the other party), "internal" (staff only), "bulk".
+    unmatched_as: str | None = None
+
+
+UNMATCHED_TABS = ("unknown", "internal", "bulk")
 
 
 async def list_accounts(
@@ -172,6 +178,12 @@ def _filtered(query: Rows, at: Any, scope: ReadScope | None, f: TimelineFilter) 
     if f.q:
         assert scope is not None, "a text search is within what a user may read"
         query = query.where(text_matches(scope, f.q))
+    if f.unmatched_as == "unknown":
+        query = query.where(InteractionRow.not_logged == "")
+    elif f.unmatched_as == "internal":
+        query = query.where(InteractionRow.not_logged == "internal only")
+    elif f.unmatched_as == "bulk":
+        query = query.where(InteractionRow.not_logged.startswith("bulk"))
     return query
 
 

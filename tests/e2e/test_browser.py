@@ -130,8 +130,8 @@ def test_a_date_range_narrows_the_timeline(page: Page, site: Site) -> None:
 
 
 def test_a_deep_link_survives_the_login(page: Page, site: Site) -> None:
-    log_in(page, site.email, site.password, start="/unmatched")
-    expect(page).to_have_url(re.compile(r"/unmatched$"))
+    log_in(page, site.email, site.password, start="/unmatched?tab=bulk")
+    expect(page).to_have_url(re.compile(r"/unmatched\?tab=bulk$"))
     expect(page.locator("main")).to_contain_text("Newsletter 1/2024")
 
 

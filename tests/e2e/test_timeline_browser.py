@@ -124,3 +124,71 @@ def test_a_long_timeline_counts_filters_and_pages_both_ways(
         assert timeline_rows(page) == [("call", "Call from Ole Janssen to 201")]
     finally:
         context.close()
+
+
+UNMATCHED_MBOX = "".join(
+    f"From x Mon Jan  {8 + n} 09:00:00 2024\nFrom: {sender}\nTo: sales@ourco.example\n"
+    f"Subject: {subject}\nDate: Mon, {8 + n} Jan 2024 09:00:00 +0100\n"
+    f"Message-ID: <u{n}@test>\n{extra}\nText {n}.\n\n"
+    for n, (sender, subject, extra) in enumerate(
+        [
+            ("Fremd <anfrage@neukunde.example>", "Anfrage Schiffsschrauben", ""),
+            ("Kollege <kollege@ourco.example>", "Mittagessen?", ""),
+            ("Werft News <news@weser-werft.example>", "Newsletter 1/2024", "Precedence: bulk\n"),
+        ]
+    )
+)
+
+
+@pytest.fixture
+def unmatched_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: Path) -> Server:
+    (tmp_path / "directory.csv").write_text(DIRECTORY, encoding="utf-8")
+    (tmp_path / "mail.mbox").write_text(UNMATCHED_MBOX, encoding="utf-8")
+    for args in (
+        ("directory", "import", str(tmp_path / "directory.csv")),
+        ("connectors", "add", "mbox", "mail", "--set", f"path={tmp_path / 'mail.mbox'}",
+         "--set", "owner=sales@ourco.example"),
+        ("sync",),
+        ("users", "add", "sales@ourco.example", "--role", "sales", "--password-env", "PW"),
+        ("users", "add", "other@ourco.example", "--role", "sales", "--password-env", "PW"),
+    ):  # fmt: skip
+        done = crmhub(*args, env={"PW": "correct horse 42"})
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return serve(crmhub.database_url, tmp_path)
+
+
+def test_unmatched_has_tabs_and_an_item_is_assigned_from_the_list(
+    browser: Browser, unmatched_site: Server
+) -> None:
+    context = browser.new_context(base_url=unmatched_site.url)
+    context.set_default_timeout(10_000)
+    page: Page = context.new_page()
+    listed = page.locator("table.unmatched tbody tr td:nth-child(2) > a")
+    try:
+        log_in(page, "sales@ourco.example", "correct horse 42", start="/unmatched")
+        tabs = page.get_by_role("navigation", name="Why unmatched")
+        expect(tabs.get_by_role("link")).to_have_text(
+            ["Unknown senders", "Internal", "Bulk and automated"]
+        )
+        expect(listed).to_have_text(["Anfrage Schiffsschrauben"])
+        tabs.get_by_role("link", name="Internal").click()
+        expect(listed).to_have_text(["Mittagessen?"])
+        tabs.get_by_role("link", name="Bulk and automated").click()
+        expect(listed).to_have_text(["Newsletter 1/2024"])
+        tabs.get_by_role("link", name="Unknown senders").click()
+        page.get_by_label("Assign to account").fill("weser-werft.example")
+        page.get_by_role("button", name="Assign").click()
+        expect(page).to_have_url(re.compile(r"/unmatched\?tab=unknown$"))
+        expect(page.locator("table.unmatched")).to_contain_text("Nothing here.")
+        page.goto("/accounts")
+        page.get_by_role("link", name="Weser Werft AG").click()
+        assert ("email", "Anfrage Schiffsschrauben") in timeline_rows(page)
+    finally:
+        context.close()
+    other = browser.new_context(base_url=unmatched_site.url)
+    try:  # another user's Unmatched holds none of it: unattributed mail is its owner's alone
+        mine = other.new_page()
+        log_in(mine, "other@ourco.example", "correct horse 42", start="/unmatched?tab=bulk")
+        expect(mine.locator("table.unmatched")).to_contain_text("Nothing here.")
+    finally:
+        other.close()

@@ -225,9 +225,9 @@ async def test_the_interaction_page_buttons_correct_links(hub: Hub, tmp_path: Pa
             data={"csrf": csrf.group(1), "action": "add", "account": "Nobody GmbH"},
         )
         assert wrong.status_code == 422 and "Nobody GmbH" in wrong.text
-        moved = await browser.post(
+        moved = await browser.post(  # named as people know it: here by its domain
             f"/interactions/{mail_id}/attributions",
-            data={"csrf": csrf.group(1), "action": "add", "account": "elbe gmbh"},
+            data={"csrf": csrf.group(1), "action": "add", "account": "elbe.de"},
         )
         assert moved.status_code == 200
         account_id = re.search(r'name="account_id" value="(\d+)"', moved.text)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.policy import Permission
-from hub.search import MAX_PER_KIND, search
+from hub.search import KINDS, MAX_PER_KIND, search
 from hub.web.endpoints import Answer, Endpoint, Param
 from hub.web.http import ApiError, JSONResponse, hub_of, search_words
 from hub.web.reads import page_of_views, scope_of
@@ -28,14 +28,27 @@ def _limit(request: Request) -> int:
     return int(raw)
 
 
+def _kinds(request: Request) -> frozenset[str]:
+    raw = request.query_params.get("kinds")
+    if raw is None:
+        return KINDS
+    kinds = frozenset(k.strip() for k in raw.split(",") if k.strip())
+    if not kinds or not kinds <= KINDS:
+        raise ApiError(
+            400, "bad_kinds", f"kinds: a comma-separated list of {', '.join(sorted(KINDS))}"
+        )
+    return kinds
+
+
 async def find(request: Request) -> Response:
     q = (search_words(request) or "").strip()
     if not q:
         raise ApiError(400, "missing_query", "give q=... (a name, a word, an address or a number)")
     limit = _limit(request)
+    kinds = _kinds(request)
     hub = hub_of(request)
     async with hub.reads() as session:
-        found = await search(hub, session, scope_of(request), q, limit)
+        found = await search(hub, session, scope_of(request), q, limit, kinds)
         views, _ = await page_of_views(
             request, session, queries.Page(found.interactions, None), "search"
         )
@@ -71,8 +84,13 @@ ENDPOINTS = [
                 minimum=1,
                 maximum=MAX_PER_KIND,
             ),
+            Param(
+                "kinds",
+                doc="which groups to search, comma-separated: account, contact, interaction "
+                "(default all); the others come back empty",
+            ),
         ),
         ok=Answer(200, "the matches, grouped", "SearchResults"),
-        errors={400: "q is missing or too long, or limit is out of range"},
+        errors={400: "q is missing or too long, limit is out of range, or kinds is unknown"},
     ),
 ]

@@ -6,17 +6,17 @@ they act exactly as the API does, through the same hub functions.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from hub.policy import Permission
+from hub.search import NotOneRecord, one_record
 from hub.web.commands import correct_link, send
 from hub.web.endpoints import Endpoint
 from hub.web.html import render, safe_next
-from hub.web.http import ApiError, object_id, required_id
-from storage.tables import AccountRow
+from hub.web.http import ApiError, hub_of, object_id, required_id
+from storage import directory_search
 
 
 async def send_form(request: Request) -> Response:
@@ -39,19 +39,20 @@ async def correct_form(request: Request) -> Response:
     form = await request.form()
 
     async def account(session: AsyncSession) -> tuple[int, int | None]:
+        """By id (the buttons) or as a person names it: a name or a word of it, a domain."""
         raw_id, name = str(form.get("account_id", "")), str(form.get("account", "")).strip()
         if raw_id.isdigit():
             return required_id({"account_id": raw_id}, "account_id", code="bad_correction"), None
-        found = (
-            await session.execute(
-                select(AccountRow.id).where(func.lower(AccountRow.name) == name.lower())
-            )
-        ).scalar_one_or_none()
-        if found is None:
-            raise ApiError(422, "bad_correction", f"There is no account named {name[:100]!r}.")
-        return found, None
+        if not name:
+            raise ApiError(422, "bad_correction", "Name the account: its name or a domain.")
+        try:
+            return await one_record(hub_of(request), session, directory_search.ACCOUNT, name), None
+        except NotOneRecord as e:
+            raise ApiError(422, "bad_correction", str(e)) from e
 
     still = await correct_link(request, str(form.get("action", "")), account)
+    if form.get("back"):  # assigned from a list (Unmatched): back to the list's next items
+        return RedirectResponse(safe_next(str(form.get("back"))), 303)
     # Unlinked from its last customer, a mail of somebody else's mailbox is theirs alone again.
     return RedirectResponse(f"/interactions/{object_id(request)}" if still else "/", 303)
 

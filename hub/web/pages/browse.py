@@ -18,6 +18,7 @@ from hub.sending import own_mail_connectors
 from hub.web.endpoints import Endpoint
 from hub.web.html import PAGE_SIZE, render
 from hub.web.http import (
+    ApiError,
     hub_of,
     name_cursor,
     object_id,
@@ -255,13 +256,31 @@ async def search_page(request: Request) -> Response:
 
 
 async def unmatched(request: Request) -> Response:
-    """The viewer's own unattributed items (for admins also those of sources nobody owns)."""
+    """The viewer's own unattributed items (for admins also those of sources nobody owns), in
+    tabs by why matching left them: unknown parties (the ones to assign), internal, bulk."""
+    tab = request.query_params.get("tab") or "unknown"
+    if tab not in queries.UNMATCHED_TABS:
+        raise ApiError(400, "bad_tab", f"tab: use one of {', '.join(queries.UNMATCHED_TABS)}")
+    f = queries.TimelineFilter(unmatched_as=tab)
     async with hub_of(request).reads() as session, session.begin():
         page = await queries.list_interactions(
-            session, scope_of(request), unmatched=True, cursor=time_cursor(request), limit=PAGE_SIZE
+            session,
+            scope_of(request),
+            unmatched=True,
+            f=f,
+            cursor=time_cursor(request),
+            limit=PAGE_SIZE,
         )
         items, cursor = await page_of_views(request, session, page, "listing")
-    return render(request, "unmatched.html", items=items, next_cursor=cursor)
+    return render(
+        request,
+        "unmatched.html",
+        items=items,
+        next_cursor=cursor,
+        tab=tab,
+        tabs=queries.UNMATCHED_TABS,
+        may_correct=viewer_of(request).may(Permission.CORRECT),
+    )
 
 
 ENDPOINTS = [

@@ -2,23 +2,72 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from hub.policy import Permission
-from hub.review import review_queue
+from hub.review import ItemSummary, ReviewEntry, review_queue
 from hub.search import NotOneRecord, one_record
 from hub.web.commands import settle
 from hub.web.endpoints import Endpoint
 from hub.web.html import PAGE_SIZE, error_page, render
 from hub.web.http import ApiError, hub_of, viewer_of
+from matching.suggest import Suggestion
 from storage import directory_search
+from storage.review import OpenCase
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True, slots=True)
+class SenderCase:
+    """What the page shows of one sender (or domain): every question the queue holds about
+    it, with all their reasons, answered at once (storage.review.settle closes them all)."""
+
+    case: OpenCase  # the most recent of its questions
+    kinds: tuple[str, ...]
+    reasons: tuple[str, ...]
+    count: int  # items in question: the most of any one kind (their items overlap)
+    suggestions: tuple[Suggestion, ...]
+    items: tuple[ItemSummary, ...]
+
+    @property
+    def best_account(self) -> str:
+        """The account to offer for a new contact: the strongest suggestion's (by name and
+        signature), so that "Create contact" is filled in on every case."""
+        for s in sorted(self.suggestions, key=lambda s: -s.score):
+            if s.account_id and s.contact_id is None:
+                return s.label  # an account's suggestion is labelled with its name
+            if s.account_id and " at " in s.label:
+                return s.label.split(" at ", 1)[1]  # matching.suggest: "contact at account"
+        return ""
+
+
+def per_sender(entries: list[ReviewEntry]) -> list[SenderCase]:
+    """The page's cases one per key, in the queue's order (the first, most recent, leads)."""
+    grouped: dict[str, list[ReviewEntry]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.case.key, []).append(entry)
+    cases = []
+    for same in grouped.values():
+        suggestions = {(s.account_id, s.contact_id): s for e in same for s in e.suggestions}
+        items = {i.id: i for e in same for i in e.items}
+        cases.append(
+            SenderCase(
+                case=same[0].case,
+                kinds=tuple(dict.fromkeys(e.case.kind for e in same)),
+                reasons=tuple(dict.fromkeys(e.case.reason for e in same)),
+                count=max(e.case.count for e in same),
+                suggestions=tuple(sorted(suggestions.values(), key=lambda s: -s.score)),
+                items=tuple(sorted(items.values(), key=lambda i: i.occurred_at, reverse=True)),
+            )
+        )
+    return cases
 
 
 async def queue_page(request: Request) -> Response:
@@ -34,7 +83,14 @@ async def queue_page(request: Request) -> Response:
     except ValueError as e:
         return error_page(request, 400, str(e))
     done = request.session.pop("review_done", "")
-    return render(request, "review.html", page=result, kind=kind or "", done=done)
+    return render(
+        request,
+        "review.html",
+        page=result,
+        cases=per_sender(result.items),
+        kind=kind or "",
+        done=done,
+    )
 
 
 async def _picked(request: Request, values: dict[str, Any]) -> dict[str, Any]:
