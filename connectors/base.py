@@ -3,8 +3,9 @@
 Writing a connector (a guide for plugin authors)
 ------------------------------------------------
 Subclass `Connector` (or `FileConnector` for a local file or folder), set `kind`, list the
-settings you accept in `options` (name -> help text; `required` names the mandatory ones) and
-implement two hooks:
+settings you accept in `options` (name -> help text; `required` names the mandatory ones), the
+secrets you read from `self.secrets` in `secret_options` (name -> help text: stored encrypted,
+never shown back; the admin pages and the API take only these), and implement two hooks:
 
 * `_fetch(cursor)`: an async generator of `(raw_items, next_cursor)` pairs, each pair a batch of
   at most `batch_size` items that come after `cursor`. `next_cursor` must be a JSON-able dict
@@ -90,6 +91,7 @@ class Connector:
     kind: ClassVar[str] = ""
     options: ClassVar[dict[str, str]] = {}
     required: ClassVar[tuple[str, ...]] = ()
+    secret_options: ClassVar[dict[str, str]] = {}
     batch_size: ClassVar[int] = 500
     watches: ClassVar[bool] = False
 

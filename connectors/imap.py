@@ -94,6 +94,10 @@ class ImapConnector(Connector):
         "poll_seconds": "seconds between checks when the server cannot IDLE (default 60)",
     }
     required: ClassVar[tuple[str, ...]] = ("host", "username")
+    secret_options: ClassVar[dict[str, str]] = {
+        "password": "the login password (auth=password)",
+        "oauth_token": "an OAuth 2 access token for the username (auth=xoauth2)",
+    }
     batch_size: ClassVar[int] = MAX_BATCH_UIDS
     watches: ClassVar[bool] = True
 
@@ -357,7 +361,10 @@ class ImapConnector(Connector):
             await session.close()
 
     async def check(self) -> list[str]:
-        session = await self._session()
+        try:
+            session = await self._session()
+        except ImapTransient as e:  # no server there: as unusable as a refused login
+            raise ConnectorError(f"{self.name}: {e}") from e
         try:
             lines = [
                 f"{self.name}: logged in to {self.settings['host']}:{self._port} as "

@@ -45,6 +45,7 @@ class SmtpConnector(Connector):
         "timeout": "seconds to wait for any server answer (default 60)",
     }
     required: ClassVar[tuple[str, ...]] = ("host",)
+    secret_options: ClassVar[dict[str, str]] = {"password": "the login password, with a username"}
 
     @classmethod
     def validate_settings(cls, settings: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import ConfigurationError
+from connectors.base import ConfigurationError, ConnectorError
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.directory_files import RowError, read_directory
@@ -46,7 +47,9 @@ async def import_directory(hub: Hub, path: Path) -> DirectoryImport:
     entries: list[tuple[Account, Contact | None]] = [
         (
             Account(r.account, r.domains, r.owner),
-            Contact(r.contact, None, r.emails, r.phones, r.owner) if r.contact else None,
+            Contact(r.contact, None, r.emails, r.phones, r.owner, title=r.title)
+            if r.contact
+            else None,
         )
         for r in rows
     ]
@@ -132,7 +135,7 @@ async def add_connector(
     async with hub.sessions() as session, session.begin():
         exists = await session.execute(select(ConnectorRow.id).where(ConnectorRow.name == name))
         if exists.scalar_one_or_none() is not None:
-            raise ConfigurationError(f"a connector named {name!r} exists; remove it first")
+            raise ConnectorExists(f"a connector named {name!r} exists; remove it first")
         session.add(
             ConnectorRow(
                 name=name,
@@ -151,6 +154,10 @@ async def add_connector(
         )
 
 
+class ConnectorExists(ConfigurationError):
+    """A connector of that name exists already."""
+
+
 class UnknownConnector(LookupError):
     """No connector of that name."""
 
@@ -161,13 +168,17 @@ async def change_connector(
     changes: dict[str, str | None],
     *,
     enabled: bool | None = None,
+    secrets: Mapping[str, str] | None = None,
     actor: str = "cli",
 ) -> dict[str, str]:
     """Set (or with None remove) settings of a connector; returns the new settings.
 
+    `secrets` replace the stored ones of the same name; an empty value keeps the stored one,
+    so a form need never show a secret back. The audit names the secrets changed, never a value.
     A new `owner` or `visibility` reaches the items already stored from it (DESIGN.md "Who
     sees what": tightening applies retroactively), in the same transaction as the setting.
     """
+    new_secrets = {k: v for k, v in (secrets or {}).items() if v}
     async with hub.sessions() as session, session.begin():
         row = await _connector(session, name)
         cls = connector_class(row.kind)
@@ -177,6 +188,8 @@ async def change_connector(
         row.settings = after
         if enabled is not None:
             row.enabled = enabled
+        if new_secrets:
+            row.secrets = hub.secret_box.seal({**hub.secret_box.open(row.secrets), **new_secrets})
         owner, visibility = cls.mailbox_owner(after), after.get("visibility", "full")
         if (cls.mailbox_owner(before), before.get("visibility", "full")) != (owner, visibility):
             await session.execute(
@@ -192,7 +205,8 @@ async def change_connector(
             actor,
             "connector.change",
             before={"settings": before, "enabled": was_enabled},
-            after={"settings": after, "enabled": row.enabled},
+            after={"settings": after, "enabled": row.enabled}
+            | ({"secrets": sorted(new_secrets)} if new_secrets else {}),
             target=name,
         )
     return after
@@ -213,3 +227,25 @@ async def remove_connector(hub: Hub, name: str, *, actor: str = "cli") -> None:
         row = await _connector(session, name)
         await session.delete(row)
         audit.record(session, actor, "connector.remove", before={"kind": row.kind}, target=name)
+
+
+async def check_connector(hub: Hub, name: str, *, actor: str = "cli") -> list[str]:
+    """Lines describing what the source holds, read as a sync reads it; raises ConnectorError
+    (ValueError for secrets that cannot be decrypted) when it is unusable. Audited with the
+    outcome: a test reaches out to the source under the connector's login."""
+    async with hub.sessions() as session:
+        row = await _connector(session, name)
+    outcome: dict[str, Any] = {"ok": False}
+    try:
+        connector = connector_class(row.kind)(
+            row.name, row.settings, hub.secret_box.open(row.secrets), hub.context
+        )
+        lines = await connector.check()
+        outcome = {"ok": True}
+        return lines
+    except (ConnectorError, ValueError) as e:
+        outcome = {"ok": False, "error": str(e)}
+        raise
+    finally:
+        async with hub.sessions() as session, session.begin():
+            audit.record(session, actor, "connector.test", after=outcome, target=name)

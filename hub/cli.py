@@ -17,13 +17,13 @@ from sqlalchemy.exc import DBAPIError
 
 from config.settings import ConfigError, load_settings
 from connectors.base import ConfigurationError, ConnectorError
-from connectors.registry import connector_class
 from hub.accounts_cli import add_commands as add_account_commands
 from hub.accounts_cli import user_error
 from hub.admin import (
     UnknownConnector,
     add_connector,
     change_connector,
+    check_connector,
     import_directory,
     merge_accounts,
     merge_contacts,
@@ -178,16 +178,11 @@ def cmd_connectors_set(args: argparse.Namespace) -> int:
 
 def cmd_connectors_test(args: argparse.Namespace) -> int:
     async def work(hub: Hub) -> int:
-        async with hub.sessions() as session:
-            row = (
-                await session.execute(select(ConnectorRow).where(ConnectorRow.name == args.name))
-            ).scalar_one_or_none()
-        if row is None:
-            raise UsageError(f"no connector named {args.name!r}")
-        connector = connector_class(row.kind)(
-            row.name, row.settings, hub.secret_box.open(row.secrets), hub.context
-        )
-        for line in await connector.check():
+        try:
+            lines = await check_connector(hub, args.name)
+        except UnknownConnector as e:
+            raise UsageError(str(e)) from e
+        for line in lines:
             print(printable(line))
         return 0
 

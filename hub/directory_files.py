@@ -19,6 +19,7 @@ from matching.identities import (
 )
 
 COLUMNS = ("account", "domains", "contact", "emails", "phones", "owner")
+OPTIONAL = ("title",)  # a contact's job title; files without the column import as before
 _MAX_BYTES = 64 * 1024 * 1024  # a directory bigger than this is a mistake, not a directory
 
 
@@ -46,6 +47,7 @@ class DirectoryRow:
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
     owner: str = ""
+    title: str = ""
 
 
 @dataclass
@@ -105,14 +107,16 @@ def _read_csv(
         raise DirectoryFileError(
             f"{path}:1: header lacks {', '.join(missing)}; expected {','.join(COLUMNS)}"
         )
-    position = {name: header.index(name) for name in COLUMNS}
+    position = {name: header.index(name) for name in (*COLUMNS, *OPTIONAL) if name in header}
     problems = _Problems(path)
     rows: list[DirectoryRow] = []
     for record in records:
         if record.problem:
             problems.add(record.line, "row", record.problem)
             continue
-        values = {name: record.cells[i] for name, i in position.items()}
+        values = {
+            name: record.cells[i] if i < len(record.cells) else "" for name, i in position.items()
+        }
         if nul := next((name for name, value in values.items() if "\x00" in value), None):
             problems.add(record.line, nul, _nul_message(values[nul]))
             continue
@@ -177,6 +181,7 @@ def _validate(
         emails=tuple(dict.fromkeys(emails)),
         phones=tuple(dict.fromkeys(phones)),
         owner=owner,
+        title=" ".join(values.get("title", "").split())[:200],
     )
 
 
@@ -213,6 +218,7 @@ def _read_vcards(
             if email is not None and email_domain(email) not in free_mail:
                 domains.append(email_domain(email))
         values = {
+            "title": str(_first(card, "title") or "").strip(),
             "account": account,
             "domains": ";".join(domains),
             "contact": name,

@@ -2,7 +2,8 @@
 
 Every `sync_interval` it passes over all enabled connectors; connectors that can push (IMAP
 IDLE) also get a watcher that syncs them as soon as the source reports new items. A lock per
-connector keeps the scheduled pass and a watcher from syncing the same connector at once.
+connector keeps the scheduled pass and a watcher from syncing the same connector at once; the
+run's claim in the database (hub.connector_runs) keeps any other process from it too.
 Each pass ends with retention (`retention_days`): items past their channel's period go.
 """
 
@@ -19,7 +20,8 @@ from sqlalchemy import select
 from connectors.base import ConnectorError
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
-from hub.pipeline import SyncReport, sync_connector
+from hub.connector_runs import run_sync
+from hub.pipeline import SyncReport
 from hub.retention import apply_retention
 from storage.maintenance import optimize
 from storage.tables import ConnectorRow
@@ -34,11 +36,13 @@ class Scheduler:
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.watchers: dict[str, asyncio.Task[None]] = {}
 
-    async def sync(self, name: str) -> SyncReport:
+    async def sync(self, name: str) -> SyncReport | None:
+        """One recorded pass (hub.connector_runs); None when a run of the connector is going
+        on elsewhere ("Sync now" on the admin pages, another machine's worker)."""
         async with self.locks[name]:
             index = await self.hub.identity_index()
-            report = await sync_connector(self.hub, name, index)
-        if report.new or report.errors:
+            report = await run_sync(self.hub, name, index)
+        if report is not None and (report.new or report.errors):
             log.info("sync %s: %s", name, report.as_json())
         return report
 

@@ -120,6 +120,7 @@ class Contact:
     phones: tuple[str, ...] = ()
     owner: str = ""
     id: int | None = None
+    title: str = ""  # job title, as the directory gives it
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,8 @@ async def sync_connector(
             fresh.status = "failed" if report.errors else "ok"
             fresh.last_error = report.error
             fresh.last_sync_at = datetime.now(UTC)
+            if not report.errors:
+                fresh.last_success_at = fresh.last_sync_at
     await after_ingest(hub.engine, report.new)
     return report
 

@@ -145,8 +145,9 @@ async def _serve_process(
     A second stop signal stops at once, without waiting for requests in flight. `lifeline` is
     the read end of a pipe the parent holds open: its end means the parent is gone.
     """
+    app = build_app(hub)
     config = uvicorn.Config(
-        build_app(hub),
+        app,
         log_level="warning",
         lifespan="off",
         proxy_headers=True,
@@ -182,6 +183,7 @@ async def _serve_process(
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await app.state.sync_runs.stop()
         await hub.close()
     return 130 if signal.SIGINT in stopped_by else 0
 

@@ -78,7 +78,12 @@ async def upsert_directory(
         crow = contacts.get(key)
         if crow is None:
             crow = ContactRow(
-                account_id=row.id, name=contact.name, owner=contact.owner, emails=[], phones=[]
+                account_id=row.id,
+                name=contact.name,
+                owner=contact.owner,
+                title=contact.title,
+                emails=[],
+                phones=[],
             )
             session.add(crow)
             contacts[key] = crow
@@ -218,6 +223,7 @@ def _contact(row: ContactRow) -> Contact:
         tuple(p.e164 for p in row.phones),
         row.owner,
         row.id,
+        row.title,
     )
 
 
@@ -263,6 +269,8 @@ def _merge_contact(row: ContactRow, contact: Contact, gained: set[str]) -> bool:
     added |= _add_missing(row.phones, "e164", contact.phones, ContactPhoneRow, gained)
     if contact.owner and row.owner != contact.owner:
         row.owner, added = contact.owner, True
+    if contact.title and row.title != contact.title:
+        row.title, added = contact.title, True
     return added
 
 

@@ -45,6 +45,7 @@ class StoredContact:
     emails: tuple[str, ...]
     phones: tuple[str, ...]
     owner: str
+    title: str = ""
 
 
 def _values(dialect: str, value: Any, linked: ColumnElement[bool], outer: Any) -> Any:
@@ -77,7 +78,13 @@ def _contacts(dialect: str) -> Any:
         dialect, ContactPhoneRow.e164, ContactPhoneRow.contact_id == ContactRow.id, ContactRow
     )
     return select(
-        ContactRow.id, ContactRow.name, ContactRow.account_id, emails, phones, ContactRow.owner
+        ContactRow.id,
+        ContactRow.name,
+        ContactRow.account_id,
+        emails,
+        phones,
+        ContactRow.owner,
+        ContactRow.title,
     )
 
 
@@ -106,6 +113,6 @@ async def contacts_where(
         statement = statement.join(via, via.contact_id == ContactRow.id)
     statement = statement.where(*where).order_by(*order)
     return [
-        StoredContact(i, name, account, tuple(json_value(e)), tuple(json_value(p)), owner)
-        for i, name, account, e, p, owner in await connection.execute(statement)
+        StoredContact(i, name, account, tuple(json_value(e)), tuple(json_value(p)), owner, title)
+        for i, name, account, e, p, owner, title in await connection.execute(statement)
     ]

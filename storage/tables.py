@@ -93,6 +93,7 @@ class ContactRow(Base):
     )
     name: Mapped[str] = mapped_column(String(300))
     owner: Mapped[str] = mapped_column(String(320), default="")
+    title: Mapped[str] = mapped_column(String(200), default="", server_default="")
     emails: Mapped[list[ContactEmailRow]] = relationship(
         cascade="all, delete-orphan", lazy="selectin"
     )
@@ -349,6 +350,9 @@ class SourceRow(Base):
         # Covering who owns the item and its cap (storage.visibility), asked per row listed.
         Index("ix_sources_item_access", "interaction_id", "owner", "visibility"),
         Index("ix_sources_owner_timeline", "owner", "occurred_at", "interaction_id"),
+        # A connector's newest item and its items per day (storage.connectors_state): ranges
+        # of one connector, not a walk through every source row.
+        Index("ix_sources_connector_time", "connector", "occurred_at"),
     )
 
 
@@ -387,7 +391,16 @@ class ConnectorRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="new")
     last_error: Mapped[str] = mapped_column(Text, default="")
     cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    last_sync_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_sync_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # failed or not
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The latest sync run, claimed here by one process at a time (storage.connectors_state):
+    # running while not ended and beating; a run whose beat stopped died with its process.
+    run_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    run_beat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    run_ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    run_progress: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
 
 
 class UserRow(Base):
@@ -401,6 +414,7 @@ class UserRow(Base):
     # disabling) ends all of the user's sessions at once, though cookies are not stored.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    timezone: Mapped[str] = mapped_column(String(64), default="", server_default="")  # "": config
 
 
 class TokenRow(Base):

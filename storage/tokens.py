@@ -196,6 +196,7 @@ _BY_DIGEST = (
         UserRow.email,
         UserRow.role,
         UserRow.disabled,
+        UserRow.timezone,
     )
     .join(UserRow, UserRow.id == TokenRow.user_id)
     .where(TokenRow.token_sha256 == bindparam("digest"))
@@ -212,11 +213,11 @@ async def active_token(
     found = rows.first()
     if found is None:
         return None
-    token_id, revoked_at, expires_at, last_used_at, user_id, email, role, disabled = found
+    token_id, revoked_at, expires_at, last_used_at, user_id, email, role, disabled, zone = found
     if _state(revoked_at, expires_at, at) != "active" or disabled:
         return None
     due = last_used_at is None or at - last_used_at >= TOKEN_TOUCH_INTERVAL
-    return ActiveToken(token_id, Caller(user_id, email, role), due)
+    return ActiveToken(token_id, Caller(user_id, email, role, zone or ""), due)
 
 
 async def touch_token(session: AsyncSession, token_id: int, at: datetime) -> None:

@@ -116,11 +116,12 @@ class Caller:
     user_id: int
     email: str
     role: str
+    timezone: str = ""  # the user's own zone for pages; "" for the configured one
 
 
-_FOR_SESSION = select(UserRow.email, UserRow.role, UserRow.disabled, UserRow.session_epoch).where(
-    UserRow.id == bindparam("user_id")
-)
+_FOR_SESSION = select(
+    UserRow.email, UserRow.role, UserRow.disabled, UserRow.session_epoch, UserRow.timezone
+).where(UserRow.id == bindparam("user_id"))
 
 
 async def session_caller(session: AsyncSession, user_id: int, epoch: int) -> Caller | None:
@@ -132,7 +133,16 @@ async def session_caller(session: AsyncSession, user_id: int, epoch: int) -> Cal
     found = rows.first()
     if found is None or found.disabled or found.session_epoch != epoch:
         return None
-    return Caller(user_id, found.email, found.role)
+    return Caller(user_id, found.email, found.role, found.timezone or "")
+
+
+async def set_timezone(session: AsyncSession, user_id: int, zone: str) -> None:
+    """The zone the user's pages show times in ("" for the configured one); checked by the
+    caller against the zone database."""
+    user = await session.get(UserRow, user_id)
+    if user is None:
+        raise UserError("no such user")
+    user.timezone = zone
 
 
 def user_address(email: str) -> str:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.bootstrap import Hub, secret_key_for
+from hub.connector_runs import SyncRuns
 from hub.web import api, pages
 from hub.web.endpoints import Endpoint, routes
 from hub.web.html import error_page
@@ -68,5 +69,6 @@ def build_app(hub: Hub) -> Starlette:
         exception_handlers={500: server_error, HTTPException: http_error},
     )
     app.state.hub = hub
+    app.state.sync_runs = SyncRuns(hub)  # "Sync now": runs of this process, stopped with it
     app.state.openapi = build(ENDPOINTS)
     return app

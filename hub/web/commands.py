@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from connectors.base import ConfigurationError, ConnectorError
+from hub.admin import DirectoryMerge, merge_accounts, merge_contacts
 from hub.review import NoOpenQuestion, Settlement, settle_case
 from hub.sending import (
     NoOwnMailConnector,
@@ -30,6 +31,7 @@ from hub.web.views import InteractionView, interaction_view
 from storage import queries
 from storage.corrections import CorrectionError, correct
 from storage.directory import DirectoryError
+from storage.merge import MergeError, UnknownRecord
 from storage.tables import InteractionRow
 
 SETTLEMENTS = ", ".join(s.value for s in Settlement)
@@ -57,6 +59,20 @@ def outgoing_from(request: Request, values: dict[str, Any]) -> Outgoing:
         body=values.get("body", ""),
         in_reply_to=values.get("in_reply_to", "").strip(),
     )
+
+
+async def merge(request: Request, what: str, keep: int, drop: int) -> DirectoryMerge:
+    """Fold record `drop` into `keep` ("account" or "contact"), for the API and the pages'
+    forms alike. An unknown `keep` is a 404; an unknown or same `drop` is the request's fault."""
+    fold = merge_accounts if what == "account" else merge_contacts
+    try:
+        return await fold(hub_of(request), keep, drop, actor=viewer_of(request).email)
+    except UnknownRecord as e:
+        if e.which == "keep":
+            raise ApiError(404, "not_found", str(e)) from e
+        raise ApiError(422, "bad_merge", f"from: {e}") from e
+    except MergeError as e:
+        raise ApiError(422, "bad_merge", str(e)) from e
 
 
 async def _threaded(request: Request, outgoing: Outgoing) -> Outgoing:

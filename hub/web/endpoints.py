@@ -150,6 +150,7 @@ async def _admit(request: Request, endpoint: Endpoint) -> Response | None:
         return RedirectResponse("/login?" + urlencode({"next": target}), 303)
     viewer = Viewer.of(user.email, user.role)
     request.state.viewer = viewer
+    request.state.caller = user  # its own time zone, for pages (hub.web.html.render)
     if not viewer.may(endpoint.permission):
         raise ApiError(
             403, "forbidden", f"Your role may not do this: {NEEDS[endpoint.permission]}."

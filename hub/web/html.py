@@ -59,6 +59,18 @@ def csrf_token(request: Request) -> str:
     return str(token)
 
 
+def page_zone(request: Request) -> ZoneInfo:
+    """The zone pages show times in: the user's own (Settings), else the configured one. A
+    zone the zone database no longer knows falls back to the configured one."""
+    caller = getattr(request.state, "caller", None)
+    own = getattr(caller, "timezone", "") if caller is not None else ""
+    configured = request.app.state.hub.settings.timezone
+    try:
+        return ZoneInfo(own or configured)
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return ZoneInfo(configured)
+
+
 def render(
     request: Request,
     name: str,
@@ -67,7 +79,7 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     viewer: Viewer | None = getattr(request.state, "viewer", None)
-    zone = ZoneInfo(request.app.state.hub.settings.timezone)
+    zone = page_zone(request)
     return HTMLResponse(
         TEMPLATES.get_template(name).render(
             request=request, viewer=viewer, csrf=csrf_token(request), zone=zone, **context

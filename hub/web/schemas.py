@@ -44,7 +44,13 @@ VISIBILITY: Schema = {
 
 ACCOUNT = obj(id=INT, name=STR, domains=array(STR), owner=STR)
 CONTACT = obj(
-    id=INT, name=STR, account_id=MAYBE_INT, emails=array(STR), phones=array(STR), owner=STR
+    id=INT,
+    name=STR,
+    title=STR,
+    account_id=MAYBE_INT,
+    emails=array(STR),
+    phones=array(STR),
+    owner=STR,
 )
 INTERACTION = obj(
     id=INT,
@@ -110,15 +116,72 @@ REVIEW_CASE = obj(
         obj(account_id=MAYBE_INT, contact_id=MAYBE_INT, label=STR, score=INT, reason=STR)
     ),
 )
+BOOL: Schema = {"type": "boolean"}
+TEXTS: Schema = {"type": "object", "additionalProperties": STR}
+SYNC_REPORT = obj(
+    fetched=INT,
+    new=INT,
+    duplicates=INT,
+    matched=INT,
+    unmatched=INT,
+    quarantined=INT,
+    skipped=INT,
+    errors=INT,
+    contacts_created=INT,
+    error=STR,
+    seconds={"type": "number"},
+)
+SYNC_PROGRESS = obj(
+    state={
+        "enum": ["none", "running", "done", "failed", "interrupted"],
+        "description": "the connector's latest sync run; none: no run recorded yet; "
+        "interrupted: its process stopped beating",
+    },
+    initial={
+        "type": "boolean",
+        "description": "the run began without a cursor: a first, full read of the source",
+    },
+    fetched={
+        "type": "integer",
+        "description": "items fetched so far; no source tells ahead how many there will be",
+    },
+    started_at=MAYBE_WHEN,
+    updated_at=MAYBE_WHEN,
+    ended_at=MAYBE_WHEN,
+    report={
+        "oneOf": [SYNC_REPORT, {"type": "null"}],
+        "description": "once ended, the counts `crmhub sync --json` prints",
+    },
+)
 CONNECTOR = obj(
     name=STR,
     kind=STR,
-    enabled={"type": "boolean"},
-    settings={"type": "object", "additionalProperties": STR},
+    owner={"type": "string", "description": "the mailbox owner; empty for nobody's source"},
+    enabled=BOOL,
+    settings=TEXTS,
+    secrets={**array(STR), "description": "the names of the secrets stored, never a value"},
     status=STR,
     last_error=STR,
+    hint={"type": "string", "description": "what IT should do about last_error"},
     last_sync_at=MAYBE_WHEN,
+    last_success_at=MAYBE_WHEN,
+    newest_item_at={**MAYBE_WHEN, "description": "the newest item seen from it (not ahead)"},
+    lag_seconds={**MAYBE_INT, "description": "the age of that item"},
+    items_per_day={
+        **array(obj(day={"type": "string", "format": "date"}, count=INT)),
+        "description": "the last 14 days in the hub's time zone, today the last",
+    },
+    sync=ref("SyncProgress"),
 )
+OPTION = obj(
+    name=STR,
+    help=STR,
+    secret={"type": "boolean", "description": "write-only: stored encrypted"},
+    hub={"type": "boolean", "description": "a setting every kind takes"},
+)
+OPTION["properties"]["required"] = BOOL  # not a keyword of obj(): it names its own argument
+OPTION["required"].append("required")
+CONNECTOR_KIND = obj(kind=STR, options=array(OPTION))
 AUDIT_ENTRY = obj(
     id=INT,
     at=WHEN,
@@ -203,6 +266,23 @@ COMPONENTS: dict[str, Schema] = {
     "QuarantinePage": page("Quarantined"),
     "Connector": CONNECTOR,
     "ConnectorList": obj(items=array(ref("Connector"))),
+    "SyncProgress": SYNC_PROGRESS,
+    "ConnectorKind": CONNECTOR_KIND,
+    "ConnectorKinds": obj(items=array(ref("ConnectorKind"))),
+    "NewConnector": obj(
+        ["kind", "name"],
+        kind={"type": "string", "description": "a kind of GET /api/connector-kinds"},
+        name={"type": "string", "description": "letters, digits, - _ and ."},
+        settings=TEXTS,
+        secrets={**TEXTS, "description": "the kind's secret options; stored encrypted"},
+    ),
+    "ConnectorTest": obj(
+        ok=BOOL,
+        lines={**array(STR), "description": "what the source holds, when ok"},
+        error=STR,
+        hint=STR,
+    ),
+    "ConnectorRemoved": obj(name=STR, removed={"const": True}),
     "AuditEntry": AUDIT_ENTRY,
     "AuditPage": page("AuditEntry"),
     "BlocklistEntries": obj(

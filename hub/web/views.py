@@ -54,11 +54,13 @@ class ContactView:
     emails: tuple[str, ...]
     phones: tuple[str, ...]
     owner: str
+    title: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
+            "title": self.title,
             "account_id": self.account_id,
             "emails": list(self.emails),
             "phones": list(self.phones),
@@ -68,7 +70,9 @@ class ContactView:
 
 def contact_view(row: ContactRow | StoredContact) -> ContactView:
     if isinstance(row, StoredContact):
-        return ContactView(row.id, row.name, row.account_id, row.emails, row.phones, row.owner)
+        return ContactView(
+            row.id, row.name, row.account_id, row.emails, row.phones, row.owner, row.title
+        )
     return ContactView(
         row.id,
         row.name,
@@ -76,6 +80,7 @@ def contact_view(row: ContactRow | StoredContact) -> ContactView:
         tuple(e.address for e in row.emails),
         tuple(p.e164 for p in row.phones),
         row.owner,
+        row.title,
     )
 
 

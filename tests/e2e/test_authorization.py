@@ -55,6 +55,8 @@ def roles(default: Expect, anonymous: Expect = LOGIN, **overrides: Expect) -> di
 
 
 EVERYONE = roles(OK)
+# Connector administration (DESIGN.md: admins only), asked about a connector that does not exist.
+ADMIN_ONLY_404 = roles(FORBIDDEN, admin=status(404))
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,20 @@ TABLE: list[Case] = [
         roles(FORBIDDEN, admin=ALLOWED),
         {"settings": {"visibility": "everything"}},
     ),
+    Case("GET", "/api/connector-kinds", "/api/connector-kinds", roles(FORBIDDEN, admin=OK)),
+    Case(
+        "POST",
+        "/api/connectors",
+        "/api/connectors",
+        roles(FORBIDDEN, admin=ALLOWED),
+        {"kind": "mbox", "name": "not a name!", "settings": {"path": "/nowhere.mbox"}},
+    ),
+    Case("DELETE", "/api/connectors/{name}", "/api/connectors/no-such", ADMIN_ONLY_404),
+    Case("POST", "/api/connectors/{name}/test", "/api/connectors/no-such/test", ADMIN_ONLY_404),
+    Case("POST", "/api/connectors/{name}/sync", "/api/connectors/no-such/sync", ADMIN_ONLY_404),
+    Case(
+        "GET", "/api/connectors/{name}/sync", "/api/connectors/pbx/sync", roles(FORBIDDEN, admin=OK)
+    ),
     Case("GET", "/api/audit", "/api/audit", roles(FORBIDDEN, admin=OK)),
     Case("GET", "/api/blocklist", "/api/blocklist", EVERYONE),
     Case(
@@ -191,6 +207,20 @@ TABLE: list[Case] = [
     Case("GET", "/interactions/{id:int}", "/interactions/{stranger_call}", roles(ABSENT, admin=OK)),
     Case("GET", "/unmatched", "/unmatched", EVERYONE),
     Case("GET", "/search", "/search?q=Angebot", EVERYONE),
+    # Settings: one's own time zone; every role, each for itself (a 422 for a bad zone shows
+    # the guard let the role through to the handler).
+    Case("GET", "/settings", "/settings", EVERYONE),
+    *(  # the merge forms: managers only; a name that fits no record is the form's fault
+        Case(
+            "POST",
+            f"/{what}/{{id:int}}/merge",
+            f"/{what}/{{{target}}}/merge",
+            roles(FORBIDDEN, manager=status(422)),
+            {"duplicate": "No such record anywhere"},
+        )
+        for what, target in (("accounts", "elbe"), ("contacts", "jana"))
+    ),
+    Case("POST", "/settings", "/settings", roles(status(422)), {"timezone": "Mars/Olympus"}),
     Case(
         "POST",
         "/send",
@@ -234,6 +264,46 @@ TABLE: list[Case] = [
         roles(ABSENT, admin=OK),
     ),
     Case("GET", "/audit", "/audit", roles(FORBIDDEN, admin=OK)),
+    Case("GET", "/admin/connectors", "/admin/connectors", roles(FORBIDDEN, admin=OK)),
+    Case(
+        "POST",
+        "/admin/connectors",
+        "/admin/connectors",
+        roles(FORBIDDEN, admin=ALLOWED),
+        {"kind": "mbox", "name": "not a name!", "setting:path": "/nowhere.mbox"},
+    ),
+    Case(
+        "GET",
+        "/admin/connectors/new",
+        "/admin/connectors/new?kind=mbox",
+        roles(FORBIDDEN, admin=OK),
+    ),
+    Case("GET", "/admin/connectors/{name}", "/admin/connectors/pbx", roles(FORBIDDEN, admin=OK)),
+    Case(
+        "POST",
+        "/admin/connectors/{name}",
+        "/admin/connectors/no-such",
+        ADMIN_ONLY_404,
+        {"setting:path": "/nowhere.csv"},
+    ),
+    *(
+        Case(
+            "POST",
+            f"/admin/connectors/{{name}}/{verb}",
+            f"/admin/connectors/no-such/{verb}",
+            ADMIN_ONLY_404,
+            {"enabled": "off"},
+        )
+        for verb in ("test", "state", "sync", "remove")
+    ),
+    Case(
+        "GET",
+        "/admin/connectors/{name}/remove",
+        "/admin/connectors/pbx/remove",
+        roles(FORBIDDEN, admin=OK),
+    ),
+    Case("GET", "/static/{name}", "/static/connectors.js", roles(OK, anonymous=OK)),
+    Case("GET", "/static/{name}", "/static/..secret.key", roles(ABSENT, anonymous=ABSENT)),
 ]
 
 

@@ -4,11 +4,14 @@ The document is built from hub.web.app's endpoints; here it is read over HTTP as
 it, compared with the route table, and every answer of the authorization table
 (tests/e2e/test_authorization.py) is validated against the schema documented for its
 operation and status, for every role: a read model that drifts from its schema fails here.
+Changes the table refuses (connector administration) are made here, and their answers checked.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -87,3 +90,44 @@ def test_every_answer_matches_its_documented_schema(
                 key=str,
             )
             assert not errors, f"{case.method} {url} as {role}: {errors[0].message}"
+
+
+def test_connector_administration_answers_match_their_schemas(
+    document: dict[str, Any],
+    privacy_site: PrivacySite,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The answers the authorization table cannot give (it refuses every change): a connector
+    added, changed, tested, synced, followed and removed, over an empty mbox file."""
+    empty = tmp_path / "empty.mbox"
+    empty.write_bytes(b"")
+    seen: list[tuple[str, str, int]] = []
+
+    def checked(answer: httpx.Response, method: str, route: str) -> Any:
+        documented = _operation(document, method, route)["responses"].get(str(answer.status_code))
+        assert documented is not None, (method, route, answer.status_code, answer.text)
+        schema = documented["content"]["application/json"]["schema"]
+        errors = sorted(_validator(document, schema).iter_errors(answer.json()), key=str)
+        assert not errors, f"{method} {route}: {errors[0].message}"
+        seen.append((method, route, answer.status_code))
+        return answer.json()
+
+    new = {"kind": "mbox", "name": "schema-check", "settings": {"path": str(empty)}}
+    one, sync = "/api/connectors/{name}", "/api/connectors/{name}/sync"
+    with privacy_site.api("admin") as client:
+        checked(client.post("/api/connectors", json=new), "POST", "/api/connectors")
+        checked(client.post("/api/connectors", json=new), "POST", "/api/connectors")
+        change = {"settings": {"visibility": "subject"}}
+        checked(client.patch("/api/connectors/schema-check", json=change), "PATCH", one)
+        tested = client.post("/api/connectors/schema-check/test")
+        assert checked(tested, "POST", "/api/connectors/{name}/test")["ok"] is True
+        checked(client.post("/api/connectors/schema-check/sync"), "POST", sync)
+        for _ in range(300):
+            progress = checked(client.get("/api/connectors/schema-check/sync"), "GET", sync)
+            if progress["state"] != "running":
+                break
+            time.sleep(0.1)
+        assert progress["state"] == "done", progress
+        checked(client.get("/api/connectors"), "GET", "/api/connectors")
+        checked(client.delete("/api/connectors/schema-check"), "DELETE", one)
+    assert {status for *_, status in seen} == {200, 201, 202, 409}, seen

@@ -423,7 +423,7 @@ def test_one_click_on_a_suggestion_puts_the_mail_on_the_contacts_page(page: Page
     page.get_by_role("link", name="Accounts").click()
     page.get_by_role("link", name="Elbe Logistik GmbH").click()
     contacts = page.locator("details", has=page.get_by_text(re.compile(r"^\d+ contacts$")))
-    contacts.locator("summary").click()
+    expect(contacts).to_have_attribute("open", "")  # a few contacts are shown at once
     contacts.get_by_role("link", name="Jana Ohlsen").click()
     expect(page.get_by_role("heading", name="Jana Ohlsen", level=1)).to_be_visible()
     expect(page.locator("main")).to_contain_text("janaohlsen84@gmail.com")
@@ -483,3 +483,29 @@ def test_a_name_that_fits_several_records_is_refused_with_the_candidates(page: P
     expect(alert).to_contain_text("matches several accounts")
     expect(alert).to_contain_text("Alster AG")
     expect(alert).to_contain_text("Isar Maschinenbau AG")
+
+
+@pytest.mark.browser
+def test_typeahead_offers_the_directorys_records_while_typing(page: Page) -> None:
+    """Wherever a record is picked, typing part of a name lists the matching records (from
+    /api/search, accounts and contacts only, never a full-text search per keystroke). The case
+    stays open: the form is not sent (other tests settle the queue's cases)."""
+    log_in(page, SALES, PASSWORD, start="/review")
+    case = page.locator('section.case[data-key="kunde0@web.de"]')
+    field = case.get_by_label("Contact", exact=True)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/search" in r.url else None)
+    with page.expect_response(lambda r: "/api/search" in r.url and r.status == 200):
+        field.press_sequentially("ohls", delay=30)
+    options = case.locator(f"datalist#{field.get_attribute('list')} option")
+    expect(options).to_have_count(1)
+    expect(options.first).to_have_attribute("value", "j.ohlsen@elbe-logistik.de")
+    expect(options.first).to_have_attribute("label", "Jana Ohlsen")
+    assert asked and all("kinds=contact" in url for url in asked), asked
+    account = case.get_by_label("at account")
+    account.fill("")
+    with page.expect_response(lambda r: "kinds=account" in r.url and r.status == 200):
+        account.press_sequentially("isar", delay=30)
+    listed = case.locator(f"datalist#{account.get_attribute('list')} option")
+    expect(listed).to_have_count(1)
+    expect(listed.first).to_have_attribute("value", "Isar Maschinenbau AG")

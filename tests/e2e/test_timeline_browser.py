@@ -192,3 +192,57 @@ def test_unmatched_has_tabs_and_an_item_is_assigned_from_the_list(
         expect(mine.locator("table.unmatched")).to_contain_text("Nothing here.")
     finally:
         other.close()
+
+
+DUPLICATES = (
+    "account,domains,contact,emails,phones,owner\n"
+    "Weser Werft AG,weser-werft.example,Ole Janssen,ole@weser-werft.example,,\n"
+    "Weserwerft Bremen,werft-bremen.example,Maren Stock,maren@werft-bremen.example,,\n"
+)
+
+
+@pytest.fixture
+def duplicate_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: Path) -> Server:
+    (tmp_path / "directory.csv").write_text(DUPLICATES, encoding="utf-8")
+    for args in (
+        ("directory", "import", str(tmp_path / "directory.csv")),
+        ("users", "add", "chefin@ourco.example", "--role", "manager", "--password-env", "PW"),
+        ("users", "add", "sales@ourco.example", "--role", "sales", "--password-env", "PW"),
+    ):
+        done = crmhub(*args, env={"PW": "correct horse 42"})
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return serve(crmhub.database_url, tmp_path)
+
+
+def test_a_manager_merges_a_duplicate_account_picked_by_typeahead(
+    browser: Browser, duplicate_site: Server
+) -> None:
+    context = browser.new_context(base_url=duplicate_site.url)
+    context.set_default_timeout(10_000)
+    page: Page = context.new_page()
+    try:
+        log_in(page, "chefin@ourco.example", "correct horse 42", start="/accounts")
+        page.get_by_role("link", name="Weser Werft AG").click()
+        page.get_by_text("Merge a duplicate into this account").click()
+        field = page.get_by_label("Duplicate account")
+        with page.expect_response(lambda r: "kinds=account" in r.url and r.status == 200):
+            field.press_sequentially("werft-br", delay=30)
+        options = page.locator(f"datalist#{field.get_attribute('list')} option")
+        expect(options).to_have_count(1)
+        expect(options.first).to_have_attribute("value", "Weserwerft Bremen")
+        field.fill("Weserwerft Bremen")
+        page.get_by_role("button", name="Merge into Weser Werft AG").click()
+        expect(page.get_by_role("status")).to_contain_text("Weserwerft Bremen")
+        expect(page.locator("table.contacts")).to_contain_text("Maren Stock")
+        page.goto("/accounts")
+        expect(page.get_by_role("link", name="Weserwerft Bremen")).to_have_count(0)
+    finally:
+        context.close()
+    seller = browser.new_context(base_url=duplicate_site.url)
+    try:  # merging is the managers' (DESIGN.md "Who sees what"): no form for sales
+        mine = seller.new_page()
+        log_in(mine, "sales@ourco.example", "correct horse 42", start="/accounts")
+        mine.get_by_role("link", name="Weser Werft AG").click()
+        expect(mine.get_by_text("Merge a duplicate")).to_have_count(0)
+    finally:
+        seller.close()

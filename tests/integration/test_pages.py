@@ -103,3 +103,61 @@ async def test_a_mails_page_shows_its_whole_thread_and_a_reply_threads_on(
         page = (await browser.get(f"/interactions/{last}")).text
     assert "The whole thread (3)" in page
     assert "Nachricht 0 im Faden." in page and "Nachricht 1 im Faden." in page
+
+
+async def test_each_user_reads_times_in_their_own_zone(hub: Hub, tmp_path: Path) -> None:
+    """Settings: a user picks a zone; their pages show times in it and say so, an unknown zone
+    is refused, and other users keep the configured one."""
+    (tmp_path / "mail.mbox").write_text(MBOX, encoding="utf-8")
+    await add_connector(
+        hub, "mbox", "mail", {"path": str(tmp_path / "mail.mbox"), "owner": "lea@ourco.example"}, {}
+    )
+    await sync_all(hub)
+    async with hub.sessions() as session:
+        mail_id = (await session.execute(select(InteractionRow.id))).scalar_one()
+    configured = hub.settings.timezone
+    async with logged_in(hub, "lea@ourco.example") as browser:
+        before = (await browser.get(f"/interactions/{mail_id}")).text
+        assert f"Times are in {configured}." in before
+        form = (await browser.get("/settings")).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf is not None and "America/New_York" in form
+        wrong = await browser.post(
+            "/settings", data={"csrf": csrf.group(1), "timezone": "Mars/Olympus"}
+        )
+        assert wrong.status_code == 422 and "not a time zone" in wrong.text
+        saved = await browser.post(
+            "/settings", data={"csrf": csrf.group(1), "timezone": "America/New_York"}
+        )
+        assert (
+            saved.status_code == 200
+            and "Saved: times are now shown in America/New_York" in saved.text
+        )
+        after = (await browser.get(f"/interactions/{mail_id}")).text
+        assert "Times are in America/New_York." in after
+        assert "2024-01-08 03:00 EST" in after, "09:00 +0100 is 03:00 in New York"
+    async with logged_in(hub, "tom@ourco.example", "admin") as other:
+        assert f"Times are in {configured}." in (await other.get("/settings")).text
+
+
+async def test_contact_titles_come_from_the_directory_file(hub: Hub, tmp_path: Path) -> None:
+    from hub.admin import import_directory
+
+    (tmp_path / "d.csv").write_text(
+        "account,domains,contact,emails,phones,owner,title\n"
+        "Elbe Logistik GmbH,elbe-logistik.de,Jana Ohlsen,j.ohlsen@elbe-logistik.de,"
+        "040 3344556,,Leiterin Einkauf\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "cards.vcf").write_text(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Piet Brandt\r\nORG:Elbe Logistik GmbH\r\n"
+        "TITLE:Disponent\r\nEMAIL:p.brandt@elbe-logistik.de\r\nEND:VCARD\r\n",
+        encoding="utf-8",
+    )
+    await import_directory(hub, tmp_path / "d.csv")
+    await import_directory(hub, tmp_path / "cards.vcf")
+    async with logged_in(hub, "lea@ourco.example") as browser:
+        page = (await browser.get("/accounts/1")).text
+    assert re.search(r"Jana Ohlsen</a> <span class=\"muted title\">Leiterin Einkauf</span>", page)
+    assert re.search(r"Piet Brandt</a> <span class=\"muted title\">Disponent</span>", page)
+    assert 'href="tel:+49403344556"' in page

@@ -9,6 +9,7 @@ from hub.policy import Permission
 from hub.web.api import (
     audit,
     blocklist,
+    connectors,
     directory,
     interactions,
     messages,
@@ -58,6 +59,7 @@ ENDPOINTS: list[Endpoint] = [
     *messages.ENDPOINTS,
     *review.ENDPOINTS,
     *sources.ENDPOINTS,
+    *connectors.ENDPOINTS,
     *audit.ENDPOINTS,
     *blocklist.ENDPOINTS,
     *privacy.ENDPOINTS,

@@ -3,14 +3,13 @@ call-center look-up. The directory is readable by every role; items by `disclosu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.admin import DirectoryMerge, merge_accounts, merge_contacts
 from hub.policy import Permission
+from hub.web.commands import merge
 from hub.web.endpoints import ID, PAGING, TIMELINE, Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
@@ -24,13 +23,11 @@ from hub.web.http import (
     search_words,
     time_cursor,
     timeline_filter,
-    viewer_of,
 )
 from hub.web.reads import account_or_404, contact_or_404, id_or_404, page_of_views, scope_of
 from hub.web.views import account_view, contact_view
 from matching.identities import normalize_email, normalize_phone, parent_domains
 from storage import queries
-from storage.merge import MergeError, UnknownRecord
 from storage.tables import MAX_ID, AccountRow, ContactRow
 
 
@@ -143,31 +140,17 @@ async def _merge_from(request: Request, what: str) -> int:
     return drop
 
 
-async def _merging(work: Awaitable[DirectoryMerge]) -> DirectoryMerge:
-    """An unknown path id is a 404; an unknown or same `from` is the body's fault (422)."""
-    try:
-        return await work
-    except UnknownRecord as e:
-        if e.which == "keep":
-            raise ApiError(404, "not_found", str(e)) from e
-        raise ApiError(422, "bad_merge", f"from: {e}") from e
-    except MergeError as e:
-        raise ApiError(422, "bad_merge", str(e)) from e
-
-
 async def merge_account(request: Request) -> Response:
     """POST /api/accounts/{id}/merge: account `from` is folded into this one and deleted."""
     drop = await _merge_from(request, "account")
-    actor = viewer_of(request).email
-    result = await _merging(merge_accounts(hub_of(request), object_id(request), drop, actor=actor))
+    result = await merge(request, "account", object_id(request), drop)
     return JSONResponse({"account": await _account_json(request), "merge": result.as_json()})
 
 
 async def merge_contact(request: Request) -> Response:
     """POST /api/contacts/{id}/merge: contact `from` is folded into this one and deleted."""
     drop = await _merge_from(request, "contact")
-    actor = viewer_of(request).email
-    result = await _merging(merge_contacts(hub_of(request), object_id(request), drop, actor=actor))
+    result = await merge(request, "contact", object_id(request), drop)
     async with hub_of(request).sessions() as session:
         row = await session.get(ContactRow, object_id(request))
         if row is None:

@@ -3,15 +3,12 @@ never the private items of a mailbox)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from connectors.base import ConfigurationError
-from hub.admin import UnknownConnector, change_connector
+from hub.connector_status import connector_statuses
 from hub.policy import Permission
+from hub.web import connector_commands as commands
 from hub.web.endpoints import PAGING, Answer, Endpoint, Param
 from hub.web.http import (
     ApiError,
@@ -19,10 +16,8 @@ from hub.web.http import (
     hub_of,
     json_object,
     page_limit,
-    viewer_of,
 )
 from hub.web.reads import quarantined_page
-from storage.tables import ConnectorRow
 
 
 async def quarantine(request: Request) -> Response:
@@ -31,27 +26,15 @@ async def quarantine(request: Request) -> Response:
     return JSONResponse({"items": [v.as_json() for v in views], "next_cursor": cursor})
 
 
-def connector_json(row: ConnectorRow) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "kind": row.kind,
-        "enabled": row.enabled,
-        "settings": dict(row.settings or {}),
-        "status": row.status,
-        "last_error": row.last_error,
-        "last_sync_at": row.last_sync_at.isoformat() if row.last_sync_at else None,
-    }
-
-
 async def connectors(request: Request) -> Response:
     """Every connector with its settings and state; secrets are never shown."""
-    async with hub_of(request).sessions() as session:
-        rows = (await session.execute(select(ConnectorRow).order_by(ConnectorRow.name))).scalars()
-        return JSONResponse({"items": [connector_json(r) for r in rows]})
+    statuses = await connector_statuses(hub_of(request))
+    return JSONResponse({"items": [s.as_json() for s in statuses]})
 
 
 async def connector_change(request: Request) -> Response:
-    """PATCH /api/connectors/{name}: {"settings": {key: value or null}, "enabled": bool}."""
+    """PATCH /api/connectors/{name}: {"settings": {key: value or null}, "enabled": bool,
+    "secrets": {key: value}} (an empty secret keeps the stored one)."""
     values = await json_object(request)
     changes, enabled = values.get("settings", {}), values.get("enabled")
     if not isinstance(changes, dict) or not all(
@@ -60,20 +43,11 @@ async def connector_change(request: Request) -> Response:
         raise ApiError(422, "bad_settings", "settings: expected {name: text or null}")
     if enabled is not None and not isinstance(enabled, bool):
         raise ApiError(422, "bad_settings", "enabled: expected true or false")
-    name = request.path_params["name"]
-    try:
-        await change_connector(
-            hub_of(request), name, changes, enabled=enabled, actor=viewer_of(request).email
-        )
-    except UnknownConnector as e:
-        raise ApiError(404, "not_found", str(e)) from e
-    except ConfigurationError as e:
-        raise ApiError(422, "bad_settings", str(e)) from e
-    async with hub_of(request).sessions() as session:
-        row = (
-            await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
-        ).scalar_one()
-    return JSONResponse(connector_json(row))
+    secrets = commands.texts(values.get("secrets"), "secrets")
+    changed = await commands.change(
+        request, request.path_params["name"], changes, enabled=enabled, secrets=secrets
+    )
+    return JSONResponse(changed.as_json())
 
 
 ENDPOINTS = [
@@ -98,8 +72,9 @@ ENDPOINTS = [
         connector_change,
         Permission.ADMINISTER,
         ("PATCH",),
-        "change a connector's settings (a value null removes one) or enable or disable it; a "
-        "new owner or visibility applies to its stored items at once; audited",
+        "change a connector's settings (a value null removes one), replace secrets (an empty "
+        "one keeps the stored secret), or enable or disable it; a new owner or visibility "
+        "applies to its stored items at once; audited",
         (Param("name", "path"),),
         body={
             "type": "object",
@@ -108,6 +83,7 @@ ENDPOINTS = [
                     "type": "object",
                     "additionalProperties": {"type": ["string", "null"]},
                 },
+                "secrets": {"type": "object", "additionalProperties": {"type": "string"}},
                 "enabled": {"type": "boolean"},
             },
         },

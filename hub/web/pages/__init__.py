@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from hub.web.endpoints import Endpoint
-from hub.web.pages import actions, admin, browse, review, session, start
+from hub.web.pages import (
+    actions,
+    admin,
+    assets,
+    browse,
+    connectors,
+    review,
+    session,
+    settings,
+    start,
+)
 
 ENDPOINTS: list[Endpoint] = [
     *session.ENDPOINTS,
@@ -12,4 +22,7 @@ ENDPOINTS: list[Endpoint] = [
     *actions.ENDPOINTS,
     *review.ENDPOINTS,
     *admin.ENDPOINTS,
+    *connectors.ENDPOINTS,
+    *assets.ENDPOINTS,
+    *settings.ENDPOINTS,
 ]

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from hub.policy import Permission
 from hub.search import NotOneRecord, one_record
-from hub.web.commands import correct_link, send
+from hub.web.commands import correct_link, merge, send
 from hub.web.endpoints import Endpoint
 from hub.web.html import render, safe_next
 from hub.web.http import ApiError, hub_of, object_id, required_id
@@ -57,7 +57,28 @@ async def correct_form(request: Request) -> Response:
     return RedirectResponse(f"/interactions/{object_id(request)}" if still else "/", 303)
 
 
+async def merge_form(request: Request) -> Response:
+    """ "Merge a duplicate into this one" on an account's or a contact's page: the duplicate
+    named as people know it (typeahead), folded in as the API does (hub.web.commands.merge)."""
+    form = await request.form()
+    what = "account" if request.url.path.startswith("/accounts/") else "contact"
+    keep, typed = object_id(request), str(form.get("duplicate", "")).strip()
+    if not typed:
+        raise ApiError(422, "bad_merge", f"Name the duplicate {what}: its name, address or number.")
+    kind = directory_search.ACCOUNT if what == "account" else directory_search.CONTACT
+    async with hub_of(request).reads() as session:
+        try:
+            drop = await one_record(hub_of(request), session, kind, typed)
+        except NotOneRecord as e:
+            raise ApiError(422, "bad_merge", str(e)) from e
+    result = await merge(request, what, keep, drop)
+    request.session["merged"] = " ".join(result.summary())[:600]
+    return RedirectResponse(f"/{what}s/{keep}", 303)
+
+
 ENDPOINTS = [
     Endpoint("/send", send_form, Permission.SEND, ("POST",)),
     Endpoint("/interactions/{id:int}/attributions", correct_form, Permission.CORRECT, ("POST",)),
+    Endpoint("/accounts/{id:int}/merge", merge_form, Permission.MERGE, ("POST",)),
+    Endpoint("/contacts/{id:int}/merge", merge_form, Permission.MERGE, ("POST",)),
 ]

@@ -120,6 +120,8 @@ async def account(request: Request) -> Response:
         known_addresses=[e for c in contacts for e in c.emails],
         compose_to="",
         may_send=await _compose(request),
+        may_merge=viewer_of(request).may(Permission.MERGE),
+        merged=request.session.pop("merged", ""),
     )
 
 
@@ -152,6 +154,8 @@ async def contact(request: Request) -> Response:
         known_addresses=list(person.emails),
         compose_to=person.emails[0] if person.emails else "",
         may_send=await _compose(request),
+        may_merge=viewer_of(request).may(Permission.MERGE),
+        merged=request.session.pop("merged", ""),
     )
 
 
