@@ -136,14 +136,32 @@ async def test_channel_counts_and_the_total_agree_with_the_timeline(hub: Hub) ->
     account, contact = await _fill(hub, 8)
     async with hub.sessions() as session:
         for kind, expected in (("account", account), ("contact", contact)):
-            counts = await queries.channel_counts(session, MANAGER, kind, 1)
-            assert sum(counts.values()) == len(expected)
+            counted = await queries.channel_counts(session, MANAGER, kind, 1)
+            counts = counted.counts
+            assert counted.complete and sum(counts.values()) == len(expected)
             calls = [n for n in expected if n % 2 == 0]  # _fill: even items are calls
             assert counts.get("call", 0) == len(calls)
             ranged = await queries.channel_counts(
                 session, MANAGER, kind, 1, T0 + timedelta(minutes=20), T0 + timedelta(minutes=30)
             )
-            assert 0 < sum(ranged.values()) < len(expected)
+            assert 0 < sum(ranged.counts.values()) < len(expected)
             last, next_ = await queries.last_and_next(session, kind, 1, T0 + timedelta(minutes=10))
             assert last is not None and last <= T0 + timedelta(minutes=10)
             assert next_ is not None and next_ > T0 + timedelta(minutes=10)
+
+
+async def test_a_big_timeline_is_counted_over_its_newest_items_and_says_so(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head's counts read at most COUNTED items per range, newest first: bounded work on a
+    key account's page, marked incomplete so that the page says "over the latest ..."."""
+    account, contact = await _fill(hub, 9)
+    monkeypatch.setattr(queries, "COUNTED", 10)
+    async with hub.sessions() as session:
+        for kind, expected in (("account", account), ("contact", contact)):
+            counted = await queries.channel_counts(session, MANAGER, kind, 1)
+            assert not counted.complete
+            assert 0 < sum(counted.counts.values()) <= 22, "the newest 11 rows of each range"
+        monkeypatch.setattr(queries, "COUNTED", 1_000)
+        counted = await queries.channel_counts(session, MANAGER, "account", 1)
+        assert counted.complete and sum(counted.counts.values()) == len(account)

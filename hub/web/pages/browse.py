@@ -72,16 +72,22 @@ async def _header(
     filter), last and next contact, and the total the filter leaves to page through (unknown
     for a text search, which would have to find every hit to count them)."""
     scope = scope_of(request)
-    counts = await queries.channel_counts(session, scope, kind, key)
+    counted = await queries.channel_counts(session, scope, kind, key)
     last, next_ = await queries.last_and_next(session, kind, key, datetime.now(UTC))
     if f.since or f.until:
         ranged = await queries.channel_counts(session, scope, kind, key, f.since, f.until)
     else:
-        ranged = counts
-    total = None if f.q else (ranged.get(f.channel, 0) if f.channel else sum(ranged.values()))
+        ranged = counted
+    total = None
+    if not f.q:
+        total = ranged.counts.get(f.channel, 0) if f.channel else sum(ranged.counts.values())
+        if not ranged.complete:
+            total = min(total, queries.COUNTED)  # shown as "1,000+"
+    counts = counted.counts
     channels = sorted(counts, key=lambda c: (-counts[c], c))
     return {"counts": {c: counts[c] for c in channels}, "last_at": last, "next_at": next_,
-            "total": total}  # fmt: skip
+            "total": total, "complete": counted.complete, "total_complete": ranged.complete,
+            "counted_at_most": queries.COUNTED}  # fmt: skip
 
 
 async def _rows(
