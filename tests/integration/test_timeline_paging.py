@@ -161,7 +161,7 @@ async def test_a_big_timeline_is_counted_over_its_newest_items_and_says_so(
         for kind, expected in (("account", account), ("contact", contact)):
             counted = await queries.channel_counts(session, MANAGER, kind, 1)
             assert not counted.complete
-            assert 0 < sum(counted.counts.values()) <= 22, "the newest 11 rows of each range"
+            assert 0 < sum(counted.counts.values()) <= min(22, len(expected)), "newest 11 rows"
         monkeypatch.setattr(queries, "COUNTED", 1_000)
         counted = await queries.channel_counts(session, MANAGER, "account", 1)
         assert counted.complete and sum(counted.counts.values()) == len(account)
