@@ -55,22 +55,51 @@ def _mbox() -> str:
     return "".join(mails)
 
 
-@pytest.fixture
-def long_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: Path) -> Server:
-    (tmp_path / "directory.csv").write_text(DIRECTORY, encoding="utf-8")
-    (tmp_path / "mail.mbox").write_text(_mbox(), encoding="utf-8")
-    (tmp_path / "Master.csv").write_text(CDR, encoding="utf-8")
-    for args in (
-        ("directory", "import", str(tmp_path / "directory.csv")),
-        ("connectors", "add", "mbox", "mail", "--set", f"path={tmp_path / 'mail.mbox'}",
-         "--set", "owner=sales@ourco.example"),
-        ("connectors", "add", "asterisk-cdr", "pbx", "--set", f"path={tmp_path / 'Master.csv'}"),
-        ("sync",),
-        ("users", "add", "sales@ourco.example", "--role", "sales", "--password-env", "PW"),
-    ):  # fmt: skip
-        done = crmhub(*args, env={"PW": "correct horse 42"})
+PASSWORD = "correct horse 42"
+
+
+def _site(
+    crmhub: Cli,
+    serve: Callable[[str, Path], Server],
+    tmp_path: Path,
+    files: dict[str, str],
+    *commands: tuple[str, ...],
+) -> Server:
+    """A site of its own: `files` written, the directory imported, `commands` run through
+    the CLI as an operator would (users' passwords are PASSWORD), then served."""
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    for args in (("directory", "import", str(tmp_path / "directory.csv")), *commands):
+        done = crmhub(*args, env={"PW": PASSWORD})
         assert done.returncode == 0, (args, done.stdout, done.stderr)
     return serve(crmhub.database_url, tmp_path)
+
+
+def _user(email: str, role: str) -> tuple[str, ...]:
+    return ("users", "add", email, "--role", role, "--password-env", "PW")
+
+
+def _mailbox(tmp_path: Path) -> tuple[str, ...]:
+    """mail.mbox as the mailbox of sales@ourco.example."""
+    path = f"path={tmp_path / 'mail.mbox'}"
+    return (
+        "connectors",
+        "add",
+        "mbox",
+        "mail",
+        "--set",
+        path,
+        "--set",
+        "owner=sales@ourco.example",
+    )
+
+
+@pytest.fixture
+def long_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: Path) -> Server:
+    pbx = ("connectors", "add", "asterisk-cdr", "pbx", "--set", f"path={tmp_path / 'Master.csv'}")
+    files = {"directory.csv": DIRECTORY, "mail.mbox": _mbox(), "Master.csv": CDR}
+    return _site(crmhub, serve, tmp_path, files, _mailbox(tmp_path), pbx, ("sync",),
+                 _user("sales@ourco.example", "sales"))  # fmt: skip
 
 
 def test_a_long_timeline_counts_filters_and_pages_both_ways(
@@ -80,7 +109,7 @@ def test_a_long_timeline_counts_filters_and_pages_both_ways(
     context.set_default_timeout(10_000)
     page: Page = context.new_page()
     try:
-        log_in(page, "sales@ourco.example", "correct horse 42")
+        log_in(page, "sales@ourco.example", PASSWORD)
         page.get_by_placeholder(re.compile("Search")).fill("Weser Werft")
         page.keyboard.press("Enter")
         page.get_by_role("link", name="Weser Werft AG").first.click()
@@ -142,19 +171,9 @@ UNMATCHED_MBOX = "".join(
 
 @pytest.fixture
 def unmatched_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: Path) -> Server:
-    (tmp_path / "directory.csv").write_text(DIRECTORY, encoding="utf-8")
-    (tmp_path / "mail.mbox").write_text(UNMATCHED_MBOX, encoding="utf-8")
-    for args in (
-        ("directory", "import", str(tmp_path / "directory.csv")),
-        ("connectors", "add", "mbox", "mail", "--set", f"path={tmp_path / 'mail.mbox'}",
-         "--set", "owner=sales@ourco.example"),
-        ("sync",),
-        ("users", "add", "sales@ourco.example", "--role", "sales", "--password-env", "PW"),
-        ("users", "add", "other@ourco.example", "--role", "sales", "--password-env", "PW"),
-    ):  # fmt: skip
-        done = crmhub(*args, env={"PW": "correct horse 42"})
-        assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return serve(crmhub.database_url, tmp_path)
+    files = {"directory.csv": DIRECTORY, "mail.mbox": UNMATCHED_MBOX}
+    users = _user("sales@ourco.example", "sales"), _user("other@ourco.example", "sales")
+    return _site(crmhub, serve, tmp_path, files, _mailbox(tmp_path), ("sync",), *users)
 
 
 def test_unmatched_has_tabs_and_an_item_is_assigned_from_the_list(
@@ -165,7 +184,7 @@ def test_unmatched_has_tabs_and_an_item_is_assigned_from_the_list(
     page: Page = context.new_page()
     listed = page.locator("table.unmatched tbody tr td:nth-child(2) > a")
     try:
-        log_in(page, "sales@ourco.example", "correct horse 42", start="/unmatched")
+        log_in(page, "sales@ourco.example", PASSWORD, start="/unmatched")
         tabs = page.get_by_role("navigation", name="Why unmatched")
         expect(tabs.get_by_role("link")).to_have_text(
             ["Unknown senders", "Internal", "Bulk and automated"]
@@ -188,7 +207,7 @@ def test_unmatched_has_tabs_and_an_item_is_assigned_from_the_list(
     other = browser.new_context(base_url=unmatched_site.url)
     try:  # another user's Unmatched holds none of it: unattributed mail is its owner's alone
         mine = other.new_page()
-        log_in(mine, "other@ourco.example", "correct horse 42", start="/unmatched?tab=bulk")
+        log_in(mine, "other@ourco.example", PASSWORD, start="/unmatched?tab=bulk")
         expect(mine.locator("table.unmatched")).to_contain_text("Nothing here.")
     finally:
         other.close()
@@ -203,15 +222,8 @@ DUPLICATES = (
 
 @pytest.fixture
 def duplicate_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: Path) -> Server:
-    (tmp_path / "directory.csv").write_text(DUPLICATES, encoding="utf-8")
-    for args in (
-        ("directory", "import", str(tmp_path / "directory.csv")),
-        ("users", "add", "chefin@ourco.example", "--role", "manager", "--password-env", "PW"),
-        ("users", "add", "sales@ourco.example", "--role", "sales", "--password-env", "PW"),
-    ):
-        done = crmhub(*args, env={"PW": "correct horse 42"})
-        assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return serve(crmhub.database_url, tmp_path)
+    users = _user("chefin@ourco.example", "manager"), _user("sales@ourco.example", "sales")
+    return _site(crmhub, serve, tmp_path, {"directory.csv": DUPLICATES}, *users)
 
 
 def test_a_manager_merges_a_duplicate_account_picked_by_typeahead(
@@ -221,7 +233,7 @@ def test_a_manager_merges_a_duplicate_account_picked_by_typeahead(
     context.set_default_timeout(10_000)
     page: Page = context.new_page()
     try:
-        log_in(page, "chefin@ourco.example", "correct horse 42", start="/accounts")
+        log_in(page, "chefin@ourco.example", PASSWORD, start="/accounts")
         page.get_by_role("link", name="Weser Werft AG").click()
         page.get_by_text("Merge a duplicate into this account").click()
         field = page.get_by_label("Duplicate account")
@@ -241,7 +253,7 @@ def test_a_manager_merges_a_duplicate_account_picked_by_typeahead(
     seller = browser.new_context(base_url=duplicate_site.url)
     try:  # merging is the managers' (DESIGN.md "Who sees what"): no form for sales
         mine = seller.new_page()
-        log_in(mine, "sales@ourco.example", "correct horse 42", start="/accounts")
+        log_in(mine, "sales@ourco.example", PASSWORD, start="/accounts")
         mine.get_by_role("link", name="Weser Werft AG").click()
         expect(mine.get_by_text("Merge a duplicate")).to_have_count(0)
     finally:
