@@ -42,3 +42,5 @@ def test_two_questions_about_one_sender_are_one_case_with_both_reasons() -> None
     assert [i.id for i in jana.items] == [1, 2, 4]
     assert jana.best_account == "Elbe Logistik GmbH"
     assert cases[1].best_account == "" and cases[1].kinds == ("unknown-sender",)
+    lookalike = per_sender([_entry("name-lookalike", "x@y.example", "a name", 1, [5], contact)])
+    assert lookalike[0].best_account == "", "a namesake's account is not offered"

@@ -38,13 +38,13 @@ class SenderCase:
 
     @property
     def best_account(self) -> str:
-        """The account to offer for a new contact: the strongest suggestion's (by name and
-        signature), so that "Create contact" is filled in on every case."""
+        """The account to offer for a new contact: the strongest account the evidence names
+        (the signature's company, the sender's domain). Not the account of a contact with the
+        same name: a stranger's address wearing a customer's name (a lookalike) must not be
+        one click away from joining that customer."""
         for s in sorted(self.suggestions, key=lambda s: -s.score):
             if s.account_id and s.contact_id is None:
                 return s.label  # an account's suggestion is labelled with its name
-            if s.account_id and " at " in s.label:
-                return s.label.split(" at ", 1)[1]  # matching.suggest: "contact at account"
         return ""
 
 
