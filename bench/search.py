@@ -197,7 +197,8 @@ def main() -> None:
         print(
             f"{'PASS' if v['ok'] else 'FAIL'} {v['database']:<10} {v['size']:>9,} {v['path']:<28} "
             f"{v['clients']:>3} clients: {v['target']} "
-            f"(p95 {v['p95_ms']:.1f} ms, {v['x_trivial']}x the trivial request's)"
+            f"({v['target'].split()[0]} {v[v['target'].split()[0] + '_ms']:.1f} ms; p95 "
+            f"{v['p95_ms']:.1f} ms, {v['x_trivial']}x the trivial request's)"
         )
     passed = sum(v["ok"] for v in verdicts)
     print(f"{passed} of {len(verdicts)} checks pass ({time.time() - started:.0f} s)")
