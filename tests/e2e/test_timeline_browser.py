@@ -5,7 +5,8 @@ to the newest, seeing the same pages again (Debian's Chromium; missing, the test
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -58,6 +59,17 @@ def _mbox() -> str:
 PASSWORD = "correct horse 42"
 
 
+@contextmanager
+def _browsing(browser: Browser, site: Server) -> Iterator[Page]:
+    """A fresh browser context (its own cookies: its own login) on `site`."""
+    context = browser.new_context(base_url=site.url)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def _site(
     crmhub: Cli,
     serve: Callable[[str, Path], Server],
@@ -105,10 +117,7 @@ def long_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: Path)
 def test_a_long_timeline_counts_filters_and_pages_both_ways(
     browser: Browser, long_site: Server
 ) -> None:
-    context = browser.new_context(base_url=long_site.url)
-    context.set_default_timeout(10_000)
-    page: Page = context.new_page()
-    try:
+    with _browsing(browser, long_site) as page:
         log_in(page, "sales@ourco.example", PASSWORD)
         page.get_by_placeholder(re.compile("Search")).fill("Weser Werft")
         page.keyboard.press("Enter")
@@ -151,8 +160,6 @@ def test_a_long_timeline_counts_filters_and_pages_both_ways(
         page.get_by_role("button", name="Filter").click()
         expect(page.locator("nav.pages .total")).to_have_text("1 item in this filter")
         assert timeline_rows(page) == [("call", "Call from Ole Janssen to 201")]
-    finally:
-        context.close()
 
 
 UNMATCHED_MBOX = "".join(
@@ -179,11 +186,8 @@ def unmatched_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: 
 def test_unmatched_has_tabs_and_an_item_is_assigned_from_the_list(
     browser: Browser, unmatched_site: Server
 ) -> None:
-    context = browser.new_context(base_url=unmatched_site.url)
-    context.set_default_timeout(10_000)
-    page: Page = context.new_page()
-    listed = page.locator("table.unmatched tbody tr td:nth-child(2) > a")
-    try:
+    with _browsing(browser, unmatched_site) as page:
+        listed = page.locator("table.unmatched tbody tr td:nth-child(2) > a")
         log_in(page, "sales@ourco.example", PASSWORD, start="/unmatched")
         tabs = page.get_by_role("navigation", name="Why unmatched")
         expect(tabs.get_by_role("link")).to_have_text(
@@ -202,15 +206,10 @@ def test_unmatched_has_tabs_and_an_item_is_assigned_from_the_list(
         page.goto("/accounts")
         page.get_by_role("link", name="Weser Werft AG").click()
         assert ("email", "Anfrage Schiffsschrauben") in timeline_rows(page)
-    finally:
-        context.close()
-    other = browser.new_context(base_url=unmatched_site.url)
-    try:  # another user's Unmatched holds none of it: unattributed mail is its owner's alone
-        mine = other.new_page()
+    # Another user's Unmatched holds none of it: unattributed mail is its owner's alone.
+    with _browsing(browser, unmatched_site) as mine:
         log_in(mine, "other@ourco.example", PASSWORD, start="/unmatched?tab=bulk")
         expect(mine.locator("table.unmatched")).to_contain_text("Nothing here.")
-    finally:
-        other.close()
 
 
 DUPLICATES = (
@@ -229,10 +228,7 @@ def duplicate_site(crmhub: Cli, serve: Callable[[str, Path], Server], tmp_path: 
 def test_a_manager_merges_a_duplicate_account_picked_by_typeahead(
     browser: Browser, duplicate_site: Server
 ) -> None:
-    context = browser.new_context(base_url=duplicate_site.url)
-    context.set_default_timeout(10_000)
-    page: Page = context.new_page()
-    try:
+    with _browsing(browser, duplicate_site) as page:
         log_in(page, "chefin@ourco.example", PASSWORD, start="/accounts")
         page.get_by_role("link", name="Weser Werft AG").click()
         page.get_by_text("Merge a duplicate into this account").click()
@@ -248,13 +244,8 @@ def test_a_manager_merges_a_duplicate_account_picked_by_typeahead(
         expect(page.locator("table.contacts")).to_contain_text("Maren Stock")
         page.goto("/accounts")
         expect(page.get_by_role("link", name="Weserwerft Bremen")).to_have_count(0)
-    finally:
-        context.close()
-    seller = browser.new_context(base_url=duplicate_site.url)
-    try:  # merging is the managers' (DESIGN.md "Who sees what"): no form for sales
-        mine = seller.new_page()
+    # Merging is the managers' (DESIGN.md "Who sees what"): no form for sales.
+    with _browsing(browser, duplicate_site) as mine:
         log_in(mine, "sales@ourco.example", PASSWORD, start="/accounts")
         mine.get_by_role("link", name="Weser Werft AG").click()
         expect(mine.get_by_text("Merge a duplicate")).to_have_count(0)
-    finally:
-        seller.close()
