@@ -320,29 +320,24 @@ class ThreadRow:
 
 def thread_rows(views: list[InteractionView], sizes: Mapping[str, int]) -> list[ThreadRow]:
     """A page's items as rows, a mail thread's items folded into the row of its newest."""
-    rows: list[ThreadRow] = []
-    folded: dict[str, list[InteractionView]] = {}
+    heads: list[InteractionView] = []
+    earlier: dict[int, list[InteractionView]] = {}  # by the id of the thread's row
+    row_of: dict[str, int] = {}  # thread id -> id of its row's item
     for view in views:
-        key = view.thread_id if view.channel == "email" else None
-        if key and key in folded:
-            folded[key].append(view)
+        thread = view.thread_id if view.channel == "email" else None
+        if thread and thread in row_of:
+            earlier[row_of[thread]].append(view)
             continue
-        if key:
-            folded[key] = []
-        rows.append(ThreadRow(view))
-    return [
-        ThreadRow(
-            r.item,
-            tuple(folded.get(r.item.thread_id or "", ())) if r.item.channel == "email" else (),
-            max(
-                sizes.get(r.item.thread_id or "", 1),
-                1 + len(folded.get(r.item.thread_id or "", ())),
-            ),
-        )
-        if r.item.channel == "email" and r.item.thread_id
-        else r
-        for r in rows
-    ]
+        if thread:
+            row_of[thread] = view.id
+            earlier[view.id] = []
+        heads.append(view)
+    rows = []
+    for head in heads:
+        folded = earlier.get(head.id, [])
+        size = max(sizes.get(head.thread_id or "", 1), 1 + len(folded)) if head.id in earlier else 1
+        rows.append(ThreadRow(head, tuple(folded), size))
+    return rows
 
 
 def interaction_views(viewer: Viewer, rows: list[Item]) -> list[InteractionView]:

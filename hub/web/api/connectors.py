@@ -1,5 +1,5 @@
-"""Connector administration under /api/connectors (admins only): add, remove, test, sync now
-and its progress, and what each kind takes. Listing and changing are in hub.web.api.sources."""
+"""Connector administration under /api/connectors (admins only): list, add, change, remove,
+test, sync now and its progress, and what each kind takes. Secrets are never shown."""
 
 from __future__ import annotations
 
@@ -7,14 +7,39 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.connector_kinds import kind_forms
+from hub.connector_status import connector_statuses
 from hub.policy import Permission
 from hub.web import connector_commands as commands
 from hub.web.endpoints import Answer, Endpoint, Param
-from hub.web.http import ApiError, JSONResponse, json_object, text_field
+from hub.web.http import ApiError, JSONResponse, hub_of, json_object, text_field
 
 NAME = (Param("name", "path"),)
 NOT_FOUND = {404: "no such connector"}
 JSON_BODY = {400: "the body is not a JSON object", 415: "not application/json"}
+
+
+async def connectors(request: Request) -> Response:
+    """Every connector with its settings and state; secrets are never shown."""
+    statuses = await connector_statuses(hub_of(request))
+    return JSONResponse({"items": [s.as_json() for s in statuses]})
+
+
+async def connector_change(request: Request) -> Response:
+    """PATCH /api/connectors/{name}: {"settings": {key: value or null}, "enabled": bool,
+    "secrets": {key: value}} (an empty secret keeps the stored one)."""
+    values = await json_object(request)
+    changes, enabled = values.get("settings", {}), values.get("enabled")
+    if not isinstance(changes, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in changes.items()
+    ):
+        raise ApiError(422, "bad_settings", "settings: expected {name: text or null}")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ApiError(422, "bad_settings", "enabled: expected true or false")
+    secrets = commands.texts(values.get("secrets"), "secrets")
+    changed = await commands.change(
+        request, request.path_params["name"], changes, enabled=enabled, secrets=secrets
+    )
+    return JSONResponse(changed.as_json())
 
 
 async def connector_kinds(request: Request) -> Response:
@@ -58,6 +83,40 @@ async def connector_sync_progress(request: Request) -> Response:
 
 
 ENDPOINTS = [
+    Endpoint(
+        "/api/connectors",
+        connectors,
+        Permission.ADMINISTER,
+        summary="every connector with its settings and state (never its secrets)",
+        ok=Answer(200, "the connectors", "ConnectorList"),
+    ),
+    Endpoint(
+        "/api/connectors/{name}",
+        connector_change,
+        Permission.ADMINISTER,
+        ("PATCH",),
+        "change a connector's settings (a value null removes one), replace secrets (an empty "
+        "one keeps the stored secret), or enable or disable it; a new owner or visibility "
+        "applies to its stored items at once; audited",
+        (Param("name", "path"),),
+        body={
+            "type": "object",
+            "properties": {
+                "settings": {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "null"]},
+                },
+                "secrets": {"type": "object", "additionalProperties": {"type": "string"}},
+                "enabled": {"type": "boolean"},
+            },
+        },
+        ok=Answer(200, "the connector after the change", "Connector"),
+        errors={
+            **JSON_BODY,
+            **NOT_FOUND,
+            422: "a setting is unknown or wrong; the message names it",
+        },
+    ),
     Endpoint(
         "/api/connector-kinds",
         connector_kinds,
