@@ -57,11 +57,10 @@ async def correct_form(request: Request) -> Response:
     return RedirectResponse(f"/interactions/{object_id(request)}" if still else "/", 303)
 
 
-async def merge_form(request: Request) -> Response:
+async def _merge_form(request: Request, what: str) -> Response:
     """ "Merge a duplicate into this one" on an account's or a contact's page: the duplicate
     named as people know it (typeahead), folded in as the API does (hub.web.commands.merge)."""
     form = await request.form()
-    what = "account" if request.url.path.startswith("/accounts/") else "contact"
     keep, typed = object_id(request), str(form.get("duplicate", "")).strip()
     if not typed:
         raise ApiError(422, "bad_merge", f"Name the duplicate {what}: its name, address or number.")
@@ -76,9 +75,17 @@ async def merge_form(request: Request) -> Response:
     return RedirectResponse(f"/{what}s/{keep}", 303)
 
 
+async def merge_account_form(request: Request) -> Response:
+    return await _merge_form(request, "account")
+
+
+async def merge_contact_form(request: Request) -> Response:
+    return await _merge_form(request, "contact")
+
+
 ENDPOINTS = [
     Endpoint("/send", send_form, Permission.SEND, ("POST",)),
     Endpoint("/interactions/{id:int}/attributions", correct_form, Permission.CORRECT, ("POST",)),
-    Endpoint("/accounts/{id:int}/merge", merge_form, Permission.MERGE, ("POST",)),
-    Endpoint("/contacts/{id:int}/merge", merge_form, Permission.MERGE, ("POST",)),
+    Endpoint("/accounts/{id:int}/merge", merge_account_form, Permission.MERGE, ("POST",)),
+    Endpoint("/contacts/{id:int}/merge", merge_contact_form, Permission.MERGE, ("POST",)),
 ]
