@@ -32,11 +32,16 @@ lists nor reads them. Override `mailbox_owner` when the login is not the mailbox
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from typing import Any, ClassVar, final
 
-from hub.model import Batch, Interaction, Quarantined, RawItem, Skipped, Translated
+from hub.model import Interaction, Quarantined, RawItem, Skipped, Translated
+
+log = logging.getLogger(__name__)
 
 
 class ConnectorError(Exception):
@@ -53,6 +58,34 @@ class MalformedItem(ValueError):
 
 class PrivateItem(Exception):
     """One item is marked private: it is skipped with this reason, and stored nowhere."""
+
+
+class TransientError(Exception):
+    """A failure that may pass by itself (a dropped connection, a busy or throttling server).
+
+    Raised from `_fetch`, it makes the base class fetch again from the last cursor; the delay
+    is `retry_after` seconds when the source said how long to wait (EWS BackOffMilliseconds,
+    HTTP Retry-After), else an exponential back-off.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+DEFAULT_RETRIES = 5
+DEFAULT_TIMEOUT = 60.0
+MAX_BACKOFF = 30.0
+MAX_RETRY_AFTER = 300.0  # a source asking for longer is waited for by the next scheduled sync
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry number `attempt` (1, 2, ...): what the source asked for,
+    capped, or 0.2 s doubled per attempt up to 30 s, with jitter so that many connectors
+    throttled together do not come back together."""
+    if retry_after is not None:
+        return min(MAX_RETRY_AFTER, max(0.0, retry_after))
+    return min(MAX_BACKOFF, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
 
 
 CREATE_CONTACTS = ("off", "written-to", "account-domain")
@@ -168,35 +201,91 @@ class Connector:
             if not text.isdigit() or (int(text) == 0 and not zero):
                 raise ConfigurationError(f"{cls.kind}: {key}={value!r} is not a positive number")
 
+    def retry_limit(self) -> int:
+        """How many times a transient failure is retried before the sync fails (`retries`)."""
+        return int(self.settings.get("retries") or DEFAULT_RETRIES)
+
+    def stall_seconds(self) -> float:
+        """How long one batch may take before the source counts as hung: ten times the
+        per-answer `timeout`, so that a connector's own timeouts fire first."""
+        return 10 * float(self.settings.get("timeout") or DEFAULT_TIMEOUT)
+
     @final
     async def raw_batches(
         self, cursor: Mapping[str, Any]
     ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
         """Fetched, untranslated batches after `cursor`, with source errors made readable.
 
-        The pipeline translates them where it likes (a process pool for big batches), so that
-        fetching the next batch overlaps with translating and storing this one.
+        A `TransientError` (a dropped connection, a busy or throttling server, a batch that
+        stalls) restarts `_fetch` from the last cursor handed out, after the delay the source
+        asked for or an exponential back-off with jitter, at most `retry_limit()` times in a
+        row. Restarting from a cursor is always safe (re-running is), so a connector never
+        writes its own retry loop. The pipeline translates the batches where it likes (a
+        process pool for big batches), so that fetching the next batch overlaps with
+        translating and storing this one.
         """
-        try:
-            async for raws, next_cursor in self._fetch(dict(cursor)):
-                yield raws, next_cursor
-        except ConnectorError:
-            raise
-        except OSError as e:
-            raise ConnectorError(f"{self.name}: {e.strerror or e} ({e.filename or ''})") from e
+        current = dict(cursor)
+        attempt = 0
+        while True:
+            fetcher = self._fetch(dict(current))
+            try:
+                while True:
+                    try:
+                        async with asyncio.timeout(self.stall_seconds()):
+                            raws, next_cursor = await anext(fetcher)
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError as e:
+                        raise TransientError(f"no answer within {self.stall_seconds():g} s") from e
+                    attempt = 0
+                    current = next_cursor
+                    yield raws, next_cursor
+            except TransientError as e:
+                attempt += 1
+                limit = self.retry_limit()
+                if attempt > limit:
+                    raise ConnectorError(f"{self.name}: {e}; gave up after {limit} retries") from e
+                delay = backoff(attempt, e.retry_after)
+                log.warning("%s: %s; retrying in %.1f s", self.name, e, delay)
+                await asyncio.sleep(delay)
+            except ConnectorError:
+                raise
+            except Exception as e:
+                raise self.readable(e) from e
+            finally:
+                if close := getattr(fetcher, "aclose", None):
+                    await close()
+
+    def readable(self, error: Exception) -> ConnectorError:
+        """A source's exception as a ConnectorError that tells IT what happened.
+
+        Override to add hints for a library's own errors; call super() for the rest. Whatever
+        is not known is still wrapped: an exception must never reach a user as a traceback.
+        """
+        if isinstance(error, ConnectorError):
+            return error
+        if isinstance(error, OSError) and error.filename:
+            return ConnectorError(f"{self.name}: {error.strerror or error} ({error.filename})")
+        if isinstance(error, OSError | TimeoutError | TransientError):
+            return ConnectorError(f"{self.name}: {error or type(error).__name__}")
+        return ConnectorError(f"{self.name}: {type(error).__name__}: {error}")
 
     @final
-    async def batches(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
-        """Translated batches after `cursor`; each carries the cursor to commit with it."""
-        async for raws, next_cursor in self.raw_batches(cursor):
-            items = await asyncio.to_thread(self.translate_all, raws)
-            yield Batch(items=items, cursor=next_cursor, fetched=len(raws))
-
     async def check(self) -> list[str]:
         """Lines describing what the source holds; raises ConnectorError when unusable."""
+        try:
+            return await self._check()
+        except ConnectorError:
+            raise
+        except Exception as e:
+            raise self.readable(e) from e
+
+    async def _check(self) -> list[str]:
+        """By default: fetch everything once and count it. Sources override this with a
+        cheaper look (a login and a folder listing)."""
         fetched = 0
-        async for batch in self.batches({}):
-            fetched += batch.fetched
+        async for raws, _ in self.raw_batches({}):
+            fetched += len(raws)
         return [f"{self.name}: readable, {fetched} items"]
 
     async def watch(self) -> AsyncGenerator[str, None]:
@@ -279,4 +368,51 @@ class FileConnector(Connector):
             yield step  # type: ignore[misc]
 
     def _read(self, cursor: dict[str, Any]) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SendResult:
+    accepted: list[str]
+    refused: dict[str, str] = field(default_factory=dict)  # address -> "550 5.1.1 no such user"
+    sent_folder: str = ""  # where the sender itself filed the copy ("" when it did not)
+
+
+class MailSender(Connector):
+    """The port the hub sends mail through (smtp, exchange, m365): one mailbox's way out.
+
+    A kind whose server files the sent copy itself (Exchange's SaveOnly/SendAndSaveCopy,
+    Graph's saveToSentItems) sets `sent_folder` in its result; for one that cannot (SMTP), the
+    hub files the copy through the `imap` connector its settings name.
+    """
+
+    @final
+    async def send(self, message: EmailMessage) -> SendResult:
+        """Send; raises ConnectorError only when nobody gets the mail. Never retried: a
+        timeout after the server took the mail would send it twice."""
+        try:
+            return await self._send(message)
+        except ConnectorError:
+            raise
+        except Exception as e:
+            raise self.readable(e) from e
+
+    async def _send(self, message: EmailMessage) -> SendResult:
+        raise NotImplementedError
+
+
+class SentFolder(Connector):
+    """A mailbox that can take a copy of a mail sent elsewhere (IMAP APPEND to Sent)."""
+
+    @final
+    async def append_sent(self, data: bytes) -> str:
+        """File `data` in the mailbox's Sent folder; returns the folder's name."""
+        try:
+            return await self._append_sent(data)
+        except ConnectorError:
+            raise
+        except Exception as e:
+            raise self.readable(e) from e
+
+    async def _append_sent(self, data: bytes) -> str:
         raise NotImplementedError

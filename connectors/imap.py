@@ -24,7 +24,7 @@ from email import message_from_bytes
 from email.policy import compat32
 from typing import Any, ClassVar
 
-from connectors.base import ConfigurationError, Connector, ConnectorError
+from connectors.base import ConfigurationError, ConnectorError, SentFolder
 from connectors.imap_client import (
     FetchedMessage,
     FolderInfo,
@@ -77,7 +77,7 @@ def strip_attachment_bodies(data: bytes) -> bytes:
     return msg.as_bytes()
 
 
-class ImapConnector(Connector):
+class ImapConnector(SentFolder):
     kind = "imap"
     options: ClassVar[dict[str, str]] = {
         "host": "the IMAP server's name",
@@ -175,43 +175,15 @@ class ImapConnector(Connector):
             "folders": dict(cursor.get("folders", {})),
             "resets": dict(cursor.get("resets", {})),
         }
-        retries = int(self.settings.get("retries") or 5)
         limit = int(self.settings.get("max_connections") or 2)
         async with server_slot(self.settings["host"], self._port, limit):
-            attempt = 0
-            session: ImapSession | None = None
-            folders: list[FolderInfo] | None = None
-            done: set[str] = set()
+            session = await self._session()
             try:
-                while True:
-                    try:
-                        if session is None:
-                            session = await self._session()
-                            folders = folders or await self._folders(session)
-                        for folder in folders or []:
-                            if folder.wire in done:
-                                continue
-                            async for raws in self._sync_folder(session, folder, state):
-                                attempt = 0
-                                yield raws, _copy(state)
-                            done.add(folder.wire)
-                        return
-                    except ImapTransient as e:
-                        await session.close() if session is not None else None
-                        session = None
-                        attempt += 1
-                        if attempt > retries:
-                            raise ConnectorError(
-                                f"{self.name}: {e}; gave up after {retries} reconnects"
-                            ) from e
-                        delay = min(30.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
-                        log.warning("%s: %s; reconnecting in %.1f s", self.name, e, delay)
-                        await asyncio.sleep(delay)
-                    except ImapRefused as e:
-                        raise ConnectorError(f"{self.name}: {e}") from e
+                for folder in await self._folders(session):
+                    async for raws in self._sync_folder(session, folder, state):
+                        yield raws, _copy(state)
             finally:
-                if session is not None:
-                    await session.close()
+                await session.close()
 
     async def _sync_folder(
         self, session: ImapSession, folder: FolderInfo, state: dict[str, Any]
@@ -343,8 +315,12 @@ class ImapConnector(Connector):
     def translate(self, raw: RawItem) -> Interaction:
         return translate_in(self.context, raw.data)
 
-    async def append_sent(self, data: bytes) -> str:
-        """File a mail sent through crmhub in the mailbox's Sent folder; returns its name."""
+    def readable(self, error: Exception) -> ConnectorError:
+        if isinstance(error, ImapRefused):
+            return ConnectorError(f"{self.name}: {error}")
+        return super().readable(error)
+
+    async def _append_sent(self, data: bytes) -> str:
         session = await self._session()
         try:
             folders = await session.list_folders()
@@ -355,16 +331,11 @@ class ImapConnector(Connector):
                 raise ConnectorError(f"{self.name}: no folder is flagged \\Sent")
             await session.append(sent[0], data, "(\\Seen)")
             return sent[0].name
-        except (ImapTransient, ImapRefused) as e:
-            raise ConnectorError(f"{self.name}: {e}") from e
         finally:
             await session.close()
 
-    async def check(self) -> list[str]:
-        try:
-            session = await self._session()
-        except ImapTransient as e:  # no server there: as unusable as a refused login
-            raise ConnectorError(f"{self.name}: {e}") from e
+    async def _check(self) -> list[str]:
+        session = await self._session()
         try:
             lines = [
                 f"{self.name}: logged in to {self.settings['host']}:{self._port} as "
@@ -385,8 +356,6 @@ class ImapConnector(Connector):
                 )
             lines.append("  (* = synced)")
             return lines
-        except (ImapTransient, ImapRefused) as e:
-            raise ConnectorError(f"{self.name}: {e}") from e
         finally:
             await session.close()
 

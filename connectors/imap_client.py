@@ -19,12 +19,14 @@ from typing import Any, TypeVar
 
 import aioimaplib
 
+from connectors.base import TransientError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ImapTransient(Exception):
-    """The connection broke or stalled; reconnecting may help."""
+class ImapTransient(TransientError):
+    """The connection broke or stalled; reconnecting may help (the base class does)."""
 
 
 class ImapRefused(Exception):

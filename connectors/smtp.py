@@ -13,27 +13,20 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any, ClassVar, cast
 
 import aiosmtplib
 
-from connectors.base import ConfigurationError, Connector, ConnectorError
+from connectors.base import ConfigurationError, ConnectorError, MailSender, SendResult
 from hub.model import Interaction, RawItem
 
 log = logging.getLogger(__name__)
 CLOSE_WAIT = 2.0  # seconds for a TLS shutdown before the socket is cut
 
 
-@dataclass(frozen=True)
-class SendResult:
-    accepted: list[str]
-    refused: dict[str, str] = field(default_factory=dict)  # address -> "550 5.1.1 no such user"
-
-
-class SmtpConnector(Connector):
+class SmtpConnector(MailSender):
     kind = "smtp"
     options: ClassVar[dict[str, str]] = {
         "host": "the SMTP submission server's name",
@@ -96,8 +89,7 @@ class SmtpConnector(Connector):
                 )
             await client.login(username, password)
 
-    async def send(self, message: EmailMessage) -> SendResult:
-        """Send; raise ConnectorError only when nobody gets the mail."""
+    async def _send(self, message: EmailMessage) -> SendResult:
         recipients = [
             address
             for header in ("To", "Cc", "Bcc")
@@ -111,37 +103,33 @@ class SmtpConnector(Connector):
             errors, _ = await client.send_message(message, recipients=recipients)
             if bcc:
                 message["Bcc"] = ", ".join(bcc)
-        except aiosmtplib.SMTPRecipientsRefused as e:
-            refused = {r.recipient: f"{r.code} {r.message}" for r in e.recipients}
-            raise ConnectorError(f"{self.name}: every recipient was refused: {refused}") from e
-        except aiosmtplib.SMTPAuthenticationError as e:
-            raise ConnectorError(
-                f"{self.name}: {self.settings['host']} refused the login of "
-                f"{self.settings.get('username')!r} ({e.code} {e.message}): check the username "
-                "and the password secret"
-            ) from e
-        except (aiosmtplib.SMTPException, OSError) as e:
-            raise ConnectorError(f"{self.name}: sending failed: {e}") from e
         finally:
             await _disconnect(client, polite=True)
         refused = {address: f"{r.code} {r.message}" for address, r in errors.items()}
         return SendResult([r for r in recipients if r not in refused], refused)
 
-    async def check(self) -> list[str]:
+    async def _check(self) -> list[str]:
         client = self._client()
         try:
             await self._login(client)
             await client.noop()
-        except aiosmtplib.SMTPAuthenticationError as e:
-            raise ConnectorError(
-                f"{self.name}: the server refused the login ({e.code} {e.message}): check the "
-                "username and the password secret"
-            ) from e
-        except (aiosmtplib.SMTPException, OSError) as e:
-            raise ConnectorError(f"{self.name}: {e}") from e
         finally:
             await _disconnect(client, polite=False)
         return [f"{self.name}: connected to {self.settings['host']}, ready to send"]
+
+    def readable(self, error: Exception) -> ConnectorError:
+        if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+            refused = {r.recipient: f"{r.code} {r.message}" for r in error.recipients}
+            return ConnectorError(f"{self.name}: every recipient was refused: {refused}")
+        if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+            return ConnectorError(
+                f"{self.name}: {self.settings['host']} refused the login of "
+                f"{self.settings.get('username')!r} ({error.code} {error.message}): check the "
+                "username and the password secret"
+            )
+        if isinstance(error, aiosmtplib.SMTPException):
+            return ConnectorError(f"{self.name}: {error}")
+        return super().readable(error)
 
 
 async def _disconnect(client: aiosmtplib.SMTP, *, polite: bool) -> None:
