@@ -210,6 +210,9 @@ class RawItem:
     # Why the fetcher found the item private (an IMAP keyword, a folder) before downloading
     # it: `data` is then empty, and translation turns the item into Skipped untouched.
     private: str = ""
+    # The mailbox the item came from, for a connector that reads many (Exchange impersonation,
+    # a Microsoft 365 tenant): its owner instead of the connector's. "" for the connector's.
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)

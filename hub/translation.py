@@ -263,7 +263,12 @@ def with_raws(
             out.append(Skipped(raw, item.reason))
             continue
         full = RawItem(
-            raw.external_id, raw.data, raw.content_type, item.raw.digest, item.raw.packed
+            raw.external_id,
+            raw.data,
+            raw.content_type,
+            item.raw.digest,
+            item.raw.packed,
+            owner=raw.owner,
         )
         if isinstance(item, Translated):
             out.append(Translated(full, item.interaction, item.packed_body))
