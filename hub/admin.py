@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConfigurationError, ConnectorError
@@ -18,6 +18,7 @@ from hub.model import Account, Contact
 from hub.rematch import rematch
 from matching.identities import reversed_labels
 from storage import audit, merge
+from storage.connectors_state import connector_exists, connector_row
 from storage.directory import DirectoryCounts, upsert_directory
 from storage.merge import MergeResult
 from storage.rematch import RematchCounts, affected_by
@@ -133,8 +134,7 @@ async def add_connector(
     if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
         raise ConfigurationError(f"connector name {name!r}: use letters, digits, - _ and . only")
     async with hub.sessions() as session, session.begin():
-        exists = await session.execute(select(ConnectorRow.id).where(ConnectorRow.name == name))
-        if exists.scalar_one_or_none() is not None:
+        if await connector_exists(session, name):
             raise ConnectorExists(f"a connector named {name!r} exists; remove it first")
         session.add(
             ConnectorRow(
@@ -213,9 +213,7 @@ async def change_connector(
 
 
 async def _connector(session: AsyncSession, name: str) -> ConnectorRow:
-    row = (
-        await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
-    ).scalar_one_or_none()
+    row = await connector_row(session, name)
     if row is None:
         raise UnknownConnector(f"no connector named {name!r}")
     return row
@@ -237,10 +235,7 @@ async def check_connector(hub: Hub, name: str, *, actor: str = "cli") -> list[st
         row = await _connector(session, name)
     outcome: dict[str, Any] = {"ok": False}
     try:
-        connector = connector_class(row.kind)(
-            row.name, row.settings, hub.secret_box.open(row.secrets), hub.context
-        )
-        lines = await connector.check()
+        lines = await hub.connector(row).check()
         outcome = {"ok": True}
         return lines
     except (ConnectorError, ValueError) as e:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import ConfigError, Settings
 from connectors.base import Connector, ConnectorContext
+from connectors.registry import connector_class
 from hub.model import Quarantined, RawItem, Skipped, Translated
 from hub.translation import (
     POOL_THRESHOLD,
@@ -37,6 +38,7 @@ from storage.directory import load_directory
 from storage.directory import version as directory_version
 from storage.ingest import SqlInteractionStore
 from storage.review import ignored_keys
+from storage.tables import ConnectorRow
 
 
 class SecretBox:
@@ -137,6 +139,18 @@ class Hub:
             self._index = (current, index)
             self.from_index = {}
             return index
+
+    def connector(self, row: ConnectorRow, *, with_secrets: bool = True) -> Connector:
+        """The connector a stored row describes: the one place connectors are built.
+
+        Its kind's class (a dotted path loads a third-party one) with the row's settings, the
+        secrets decrypted, and the hub's context. `with_secrets=False` for what only translates
+        (showing a stored mail again), which must work even when the secrets cannot be opened.
+        Raises ConfigurationError for a kind that cannot be loaded or settings it refuses,
+        ValueError for secrets sealed under another CRMHUB_SECRET_KEY.
+        """
+        opened = self.secret_box.open(row.secrets) if with_secrets else None
+        return connector_class(row.kind)(row.name, row.settings or {}, opened, self.context)
 
     async def translate(
         self, connector: Connector, raws: list[RawItem]

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from config.settings import ConfigError, load_settings
@@ -37,9 +36,9 @@ from hub.privacy_cli import add_commands as add_privacy_commands
 from hub.runtime import tune_gc
 from hub.terminal import PrintableFormatter, printable
 from matching.blocklist import BlockEntryError
+from storage.connectors_state import connector_rows
 from storage.db import DatabaseError, upgrade
 from storage.merge import MergeError, UnknownRecord
-from storage.tables import ConnectorRow
 from storage.users import UserError
 
 log = logging.getLogger("crmhub")
@@ -127,10 +126,7 @@ def cmd_connectors_add(args: argparse.Namespace) -> int:
 def cmd_connectors_list(args: argparse.Namespace) -> int:
     async def work(hub: Hub) -> int:
         async with hub.sessions() as session:
-            rows = (
-                await session.execute(select(ConnectorRow).order_by(ConnectorRow.name))
-            ).scalars()
-            for row in rows:
+            for row in await connector_rows(session):
                 where = ", ".join(f"{k}={v}" for k, v in sorted(row.settings.items()))
                 state = row.status + (f": {row.last_error}" if row.last_error else "")
                 enabled = "" if row.enabled else " (disabled)"

@@ -14,15 +14,14 @@ import logging
 from dataclasses import dataclass
 
 import nh3
-from sqlalchemy import select
 
 from connectors.base import Connector, ConnectorError
 from connectors.mail import translate_message
-from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.model import Channel, RawItem
 from storage.blobs import read_blob
-from storage.tables import ConnectorRow, InteractionRow
+from storage.connectors_state import connector_row
+from storage.tables import InteractionRow
 
 log = logging.getLogger(__name__)
 URL_SCHEMES = {"http", "https", "mailto"}
@@ -43,12 +42,11 @@ async def mail_html(hub: Hub, row: InteractionRow, *, remote_images: bool = Fals
         raw = await read_blob(session, row.raw_blob_id)
         found = None
         if first is not None:
-            query = select(ConnectorRow).where(ConnectorRow.name == first.connector)
-            found = (await session.execute(query)).scalar_one_or_none()
+            found = await connector_row(session, first.connector)
     connector: Connector | None = None
     if found is not None:
         try:
-            connector = connector_class(found.kind)(found.name, found.settings, None, hub.context)
+            connector = hub.connector(found, with_secrets=False)
         except ConnectorError as e:
             log.warning("interaction %s: connector %s unusable (%s)", row.id, found.name, e)
     external_id = first.external_id if first else ""

@@ -15,14 +15,13 @@ import logging
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from connectors.base import ConnectorError
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.connector_runs import run_sync
 from hub.pipeline import SyncReport
 from hub.retention import apply_retention
+from storage.connectors_state import enabled_rows
 from storage.maintenance import optimize
 from storage.tables import ConnectorRow
 from storage.throttle import forget_stale
@@ -88,8 +87,7 @@ class Scheduler:
 
     async def _enabled(self) -> list[ConnectorRow]:
         async with self.hub.sessions() as session:
-            query = select(ConnectorRow).where(ConnectorRow.enabled.is_(True))
-            return list((await session.execute(query.order_by(ConnectorRow.id))).scalars())
+            return await enabled_rows(session)
 
     def _keep_watchers(self, rows: list[ConnectorRow]) -> None:
         wanted = {}
@@ -108,9 +106,7 @@ class Scheduler:
 
     async def _watch(self, row: ConnectorRow) -> None:
         try:
-            connector = connector_class(row.kind)(
-                row.name, row.settings, self.hub.secret_box.open(row.secrets), self.hub.context
-            )
+            connector = self.hub.connector(row)
             async with contextlib.aclosing(connector.watch()) as events:
                 async for reason in events:
                     log.debug("%s: %s reported new items", row.name, reason)

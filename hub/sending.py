@@ -1,8 +1,12 @@
 """Sending a mail to a customer from crmhub: send, log at once, file a copy in Sent.
 
-The mail is on the timeline the moment the server accepted it, not after the next IMAP pass;
-when that pass later sees the copy in Sent, storage recognises the Message-ID and adds only a
-source. A failure to file the copy does not unsend the mail, so it is reported, not raised.
+Sending goes through any connector whose class is a `connectors.base.MailSender` (smtp,
+exchange, m365, or a third-party kind), built by the hub's one factory (`Hub.connector`). The
+mail is on the timeline the moment the server accepted it, not after the next pass over the
+mailbox; when that pass later sees the copy in Sent, storage recognises the Message-ID and adds
+only a source. A sender whose server files the copy itself says where (`SendResult.sent_folder`);
+for one that cannot (SMTP), the copy goes through the `SentFolder` connector (imap) its `imap`
+setting names. A failure to file the copy does not unsend the mail, so it is reported, not raised.
 """
 
 from __future__ import annotations
@@ -16,16 +20,16 @@ from email.utils import format_datetime, make_msgid
 
 from sqlalchemy import select
 
-from connectors.base import ConfigurationError, ConnectorError
-from connectors.imap import ImapConnector
+from connectors.base import ConfigurationError, ConnectorError, MailSender, SentFolder
 from connectors.mail import translate_message
-from connectors.smtp import SmtpConnector
+from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.deciding import decide_batch
 from hub.model import RawItem, Translated
 from hub.policy import Viewer, may_send_through
 from hub.screening import load_screen, screen_items
 from matching.identities import email_domain, normalize_email
+from storage.connectors_state import connector_row, kinds_and_settings
 from storage.ingest import Provenance
 from storage.tables import ConnectorRow, InteractionRow
 
@@ -40,7 +44,8 @@ class SendError(ValueError):
 
 
 class NoOwnMailConnector(ConfigurationError):
-    """The user owns no smtp connector: every role sends through its own mailbox only."""
+    """The user owns no connector to send through: every role sends through its own mailbox
+    only."""
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,17 @@ def compose(outgoing: Outgoing) -> EmailMessage:
 
 
 async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOutcome:
+    """Send through the MailSender connector `connector_name`, log the mail at once, and see
+    that a copy is in the mailbox's Sent folder. Raises SendError for a bad request,
+    ConfigurationError when the connector cannot send, ConnectorError when nobody got the mail.
+    """
     message = compose(outgoing)
-    row = await _connector_row(hub, connector_name, "smtp")
-    smtp = SmtpConnector(row.name, row.settings, hub.secret_box.open(row.secrets), hub.context)
-    result = await smtp.send(message)
+    row, sender = await _mail_sender(hub, connector_name)
+    result = await sender.send(message)
     raw = message.as_bytes()
     message_id = str(message["Message-ID"])
     item = Translated(RawItem(message_id, raw), translate_message(raw))
-    owner = SmtpConnector.mailbox_owner(row.settings)
+    owner = sender.mailbox_owner(row.settings)
     index = await hub.identity_index()
     kept, refused = screen_items(await load_screen(hub), [item], owner, index)
     interaction_id = None
@@ -139,7 +147,7 @@ async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOu
             row.name,
             stored,
             [],
-            row.cursor or {},
+            None,  # the connector's sync (exchange, m365 also fetch) keeps its own cursor
             Provenance(owner, row.settings.get("visibility", "full")),
         )
         async with hub.sessions() as session:
@@ -152,48 +160,73 @@ async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOu
             ).scalar_one()
     outcome = SendOutcome(interaction_id, message_id, result.accepted, result.refused)
     outcome.not_logged = refused[0].reason if refused else ""
-    imap_name = row.settings.get("imap")
-    if imap_name:
+    outcome.sent_folder = result.sent_folder
+    if not result.sent_folder and (folder_name := row.settings.get("imap")):
         try:
-            imap_row = await _connector_row(hub, imap_name, "imap")
-            imap = ImapConnector(
-                imap_row.name,
-                imap_row.settings,
-                hub.secret_box.open(imap_row.secrets),
-                hub.context,
-            )
-            outcome.sent_folder = await imap.append_sent(raw)
+            folder = await _sent_folder(hub, folder_name)
+            outcome.sent_folder = await folder.append_sent(raw)
         except (ConnectorError, ValueError) as e:
             outcome.sent_copy_error = str(e)
             log.warning("sent %s, but could not file it in Sent: %s", message_id, e)
     return outcome
 
 
-async def _connector_row(hub: Hub, name: str, kind: str) -> ConnectorRow:
+async def _row(hub: Hub, name: str) -> ConnectorRow | None:
     async with hub.sessions() as session:
-        row = (
-            await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
-        ).scalar_one_or_none()
-    if row is None or row.kind != kind:
-        raise ConfigurationError(f"no {kind} connector named {name!r}")
-    return row
+        return await connector_row(session, name)
+
+
+async def _mail_sender(hub: Hub, name: str) -> tuple[ConnectorRow, MailSender]:
+    row = await _row(hub, name)
+    if row is None:
+        raise ConfigurationError(f"no connector named {name!r} to send through")
+    connector = hub.connector(row)
+    if not isinstance(connector, MailSender):
+        raise ConfigurationError(
+            f"connector {name!r} ({row.kind}) cannot send mail; name an smtp, exchange or m365 "
+            "connector"
+        )
+    return row, connector
+
+
+async def _sent_folder(hub: Hub, name: str) -> SentFolder:
+    """The connector that files copies of sent mail, named by a sender's `imap` setting."""
+    row = await _row(hub, name)
+    if row is None:
+        raise ConfigurationError(f"no imap connector named {name!r}")
+    connector = hub.connector(row)
+    if not isinstance(connector, SentFolder):
+        raise ConfigurationError(
+            f"connector {name!r} ({row.kind}) cannot file a copy in Sent; name an imap connector"
+        )
+    return connector
+
+
+def _sender_class(kind: str) -> type[MailSender] | None:
+    """The kind's class when it sends mail; None for one that does not, or cannot be loaded
+    (the connector status page reports that, with what to fix)."""
+    try:
+        cls = connector_class(kind)
+    except ConfigurationError:
+        return None
+    return cls if issubclass(cls, MailSender) else None
 
 
 async def own_mail_connectors(hub: Hub, viewer: Viewer) -> list[str]:
-    """The smtp connectors `viewer` may send through: those whose owner they are."""
+    """The connectors `viewer` may send through: those of a MailSender kind (smtp, exchange,
+    m365, ...) whose mailbox is theirs."""
     async with hub.reads() as session:
-        rows = await session.execute(
-            select(ConnectorRow.name, ConnectorRow.settings).where(ConnectorRow.kind == "smtp")
-        )
+        rows = await kinds_and_settings(session)
     return sorted(
         name
-        for name, settings in rows
-        if may_send_through(viewer, SmtpConnector.mailbox_owner(settings or {}))
+        for name, kind, settings in rows
+        if (cls := _sender_class(kind)) is not None
+        and may_send_through(viewer, cls.mailbox_owner(settings))
     )
 
 
-async def smtp_connector_for(hub: Hub, viewer: Viewer, name: str | None) -> str:
-    """The named smtp connector, or the only one `viewer` owns.
+async def sending_connector_for(hub: Hub, viewer: Viewer, name: str | None) -> str:
+    """The named connector to send through, or the only one `viewer` owns.
 
     A connector of somebody else is answered exactly like one that does not exist: the answer
     must not tell whether a name exists, nor whose mailbox it is.
@@ -202,13 +235,13 @@ async def smtp_connector_for(hub: Hub, viewer: Viewer, name: str | None) -> str:
     if name:
         if name in mine:
             return name
-        raise SendError(f"connector: you have no smtp connector named {name[:100]!r}")
+        raise SendError(f"connector: you have no connector to send through named {name[:100]!r}")
     if len(mine) == 1:
         return mine[0]
     if not mine:
         raise NoOwnMailConnector(
             "you have no mail connector of your own to send through; IT adds one with "
             f"`crmhub connectors add smtp NAME --set owner={viewer.email} --set host=... "
-            "--secret password=ENV_VAR`"
+            "--secret password=ENV_VAR` (or an exchange or m365 connector for your mailbox)"
         )
     raise SendError(f"connector: name one of {', '.join(mine)}")

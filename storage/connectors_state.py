@@ -1,5 +1,8 @@
-"""What connector administration reads and records beside a connector's settings: how recent
-and how busy its items are, and its latest sync run.
+"""The connector repository: every read of connector rows, and what connector administration
+records beside a connector's settings (how recent and how busy its items are, its latest run).
+
+Handlers, jobs and the CLI ask these functions instead of writing `select(ConnectorRow...)`,
+so a change to how connectors are stored or ordered is made here once.
 
 Activity is read from `sources` through ix_sources_connector_time (connector, occurred_at): the
 newest item and the counts per day are ranges of one connector's part of that index, whatever
@@ -116,7 +119,7 @@ async def end_run(
 
 
 async def connector_rows(session: AsyncSession) -> list[ConnectorRow]:
-    """Every connector, by name."""
+    """Every connector, by name (listings)."""
     return list((await session.execute(select(ConnectorRow).order_by(ConnectorRow.name))).scalars())
 
 
@@ -124,3 +127,44 @@ async def connector_row(session: AsyncSession, name: str) -> ConnectorRow | None
     return (
         await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
     ).scalar_one_or_none()
+
+
+async def connector_exists(session: AsyncSession, name: str) -> bool:
+    """Whether `name` is taken; reads the key only, not the row's settings and secrets."""
+    found = await session.execute(select(ConnectorRow.id).where(ConnectorRow.name == name))
+    return found.scalar_one_or_none() is not None
+
+
+async def enabled_rows(session: AsyncSession) -> list[ConnectorRow]:
+    """The enabled connectors in the order they were added: the order of a scheduled pass."""
+    query = select(ConnectorRow).where(ConnectorRow.enabled.is_(True)).order_by(ConnectorRow.id)
+    return list((await session.execute(query)).scalars())
+
+
+async def connector_names(session: AsyncSession, *, enabled_only: bool) -> list[str]:
+    """Connector names in the order they were added (`crmhub sync` without names)."""
+    query = select(ConnectorRow.name).order_by(ConnectorRow.id)
+    if enabled_only:
+        query = query.where(ConnectorRow.enabled.is_(True))
+    return list((await session.execute(query)).scalars())
+
+
+# Built once: asked on every read that shows items (hub.web.reads), so a Core statement of two
+# columns on the session's connection, without the ORM's row objects.
+_SETTINGS = select(ConnectorRow.name, ConnectorRow.settings)
+_KINDS_AND_SETTINGS = select(ConnectorRow.name, ConnectorRow.kind, ConnectorRow.settings).order_by(
+    ConnectorRow.name
+)
+
+
+async def settings_by_name(session: AsyncSession) -> dict[str, dict[str, Any]]:
+    """Every connector's settings by name, without secrets, cursor or run state."""
+    rows = await (await session.connection()).execute(_SETTINGS)
+    return {name: settings or {} for name, settings in rows}
+
+
+async def kinds_and_settings(session: AsyncSession) -> list[tuple[str, str, dict[str, Any]]]:
+    """`(name, kind, settings)` of every connector, by name: what deciding who may use a
+    connector needs (its class says whose mailbox it is), without secrets or cursor."""
+    rows = await (await session.connection()).execute(_KINDS_AND_SETTINGS)
+    return [(name, kind, dict(settings or {})) for name, kind, settings in rows]

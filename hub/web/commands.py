@@ -23,7 +23,7 @@ from hub.sending import (
     SendError,
     SendOutcome,
     send_mail,
-    smtp_connector_for,
+    sending_connector_for,
 )
 from hub.web.http import ApiError, hub_of, optional_id, text_field, viewer_of
 from hub.web.reads import scope_of, visible_interaction
@@ -94,7 +94,7 @@ async def send(request: Request, values: dict[str, Any]) -> SendOutcome:
         outgoing = outgoing_from(request, values)
         if outgoing.in_reply_to:
             outgoing = await _threaded(request, outgoing)
-        connector = await smtp_connector_for(hub, viewer_of(request), values.get("connector"))
+        connector = await sending_connector_for(hub, viewer_of(request), values.get("connector"))
         return await send_mail(hub, connector, outgoing)
     except SendError as e:
         raise ApiError(422, "bad_message", str(e)) from e

@@ -25,19 +25,18 @@ from hub.web.views import (
     quarantine_view,
 )
 from storage import audit, queries
+from storage.connectors_state import settings_by_name
 from storage.directory_reads import StoredAccount, StoredContact
-from storage.tables import AccountRow, ConnectorRow, ContactRow, InteractionRow
-
-_SETTINGS = select(ConnectorRow.name, ConnectorRow.settings)
+from storage.tables import AccountRow, ContactRow, InteractionRow
 
 
 async def audited_connectors(session: AsyncSession) -> set[str]:
-    """Asked on every read that shows items: a Core statement built once (storage.items)."""
-    rows = await (await session.connection()).execute(_SETTINGS)
+    """Asked on every read that shows items: two columns, a Core statement built once
+    (storage.connectors_state.settings_by_name)."""
     return {
         name
-        for name, settings in rows
-        if SWITCH.get(str((settings or {}).get("audit_reads", "off")).lower(), False)
+        for name, settings in (await settings_by_name(session)).items()
+        if SWITCH.get(str(settings.get("audit_reads", "off")).lower(), False)
     }
 
 

@@ -229,7 +229,8 @@ COMPONENTS: dict[str, Schema] = {
         in_reply_to={"type": "string", "description": "a Message-ID"},
         connector={
             "type": "string",
-            "description": "an smtp connector the caller owns; optional when they own one",
+            "description": "a connector the caller owns and sends through (smtp, exchange, m365); "
+            "optional when they own one",
         },
     ),
     "SendOutcome": obj(

@@ -1,6 +1,7 @@
 """storage.connectors_state on a real database (SQLite, or PostgreSQL in CI): a connector's
 newest item and its items per day are ranges of its part of ix_sources_connector_time, not a
-walk through the tables, and a sync run is claimed by one caller at a time."""
+walk through the tables, a sync run is claimed by one caller at a time, and the repository's
+reads give each caller the connectors it asks for, in the order it relies on."""
 
 from __future__ import annotations
 
@@ -9,9 +10,21 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from hub.admin import add_connector
+from hub.admin import add_connector, change_connector
 from hub.bootstrap import Hub
-from storage.connectors_state import activity, beat_run, claim_run, end_run
+from storage.connectors_state import (
+    activity,
+    beat_run,
+    claim_run,
+    connector_exists,
+    connector_names,
+    connector_row,
+    connector_rows,
+    enabled_rows,
+    end_run,
+    kinds_and_settings,
+    settings_by_name,
+)
 from storage.maintenance import optimize
 from storage.tables import ConnectorRow, InteractionRow, SourceRow
 from tests.integration.test_query_plans import _plans
@@ -95,3 +108,33 @@ async def test_a_run_is_claimed_by_one_caller_until_it_ends_or_stops_beating(hub
     assert await claim(gone, gone - timedelta(seconds=60)), "ended: the next one may start"
     async with hub.sessions() as session:
         assert not await claim_run(session, "no-such", NOW, NOW, {})
+
+
+async def test_the_repository_reads_connectors_by_name_order_and_state(hub: Hub) -> None:
+    """Added z, a, m (in that order), m disabled: listings go by name, syncs by the order the
+    connectors were added, and only the enabled ones sync unasked."""
+    for name, settings in (
+        ("z-mail", {"path": "/z.mbox", "audit_reads": "on"}),
+        ("a-send", {"host": "smtp.ourco.example", "owner": "anna@ourco.example"}),
+        ("m-cal", {"path": "/m.ics"}),
+    ):
+        kind = {"z": "mbox", "a": "smtp", "m": "ics"}[name[0]]
+        await add_connector(hub, kind, name, settings, {"password": "pw"} if kind == "smtp" else {})
+    await change_connector(hub, "m-cal", {}, enabled=False)
+    async with hub.sessions() as session:
+        assert [r.name for r in await connector_rows(session)] == ["a-send", "m-cal", "z-mail"]
+        assert [r.name for r in await enabled_rows(session)] == ["z-mail", "a-send"]
+        assert await connector_names(session, enabled_only=True) == ["z-mail", "a-send"]
+        assert await connector_names(session, enabled_only=False) == ["z-mail", "a-send", "m-cal"]
+        assert await connector_exists(session, "m-cal")
+        assert not await connector_exists(session, "M-CAL")
+        found = await connector_row(session, "a-send")
+        assert found is not None and found.kind == "smtp" and found.secrets
+        assert await connector_row(session, "gone") is None
+    async with hub.reads() as session:
+        assert (await settings_by_name(session))["z-mail"]["audit_reads"] == "on"
+        assert await kinds_and_settings(session) == [
+            ("a-send", "smtp", {"host": "smtp.ourco.example", "owner": "anna@ourco.example"}),
+            ("m-cal", "ics", {"path": "/m.ics"}),
+            ("z-mail", "mbox", {"path": "/z.mbox", "audit_reads": "on"}),
+        ]

@@ -23,8 +23,8 @@ ENDPOINTS = [
         messages,
         Permission.SEND,
         ("POST",),
-        "send a mail to customers as the caller, through an smtp connector the caller owns; "
-        "logged at once, filed in Sent",
+        "send a mail to customers as the caller, through a mail connector (smtp, exchange, m365) "
+        "the caller owns; logged at once, filed in Sent",
         body="OutgoingMessage",
         ok=Answer(
             201,
@@ -36,8 +36,8 @@ ENDPOINTS = [
             415: "not application/json",
             422: "a field is wrong, or the caller has no such connector; the message names it",
             502: "the mail server refused every recipient or the login",
-            403: "the caller owns no smtp connector to send through",
-            503: "the caller's smtp connector is not set up right",
+            403: "the caller owns no connector to send through",
+            503: "the caller's connector to send through is not set up right",
         },
     ),
 ]
