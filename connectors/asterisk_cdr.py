@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from connectors.base import ConnectorError, FileConnector, MalformedItem
-from connectors.mbox import HEAD_BYTES, file_head, resume_offset
+from connectors.base import (
+    ConnectorError,
+    FileConnector,
+    MalformedItem,
+    file_mark,
+    resume_offset,
+)
 from hub.model import AddressKind, Channel, Interaction, Participant, RawItem, Role
 
 COLUMNS = (
@@ -56,7 +61,7 @@ class AsteriskCdrConnector(FileConnector):
             offset = resume_offset(handle, size, cursor)
             if offset >= size:
                 return
-            mark = {"head": file_head(handle, size), "head_len": min(size, HEAD_BYTES)}
+            mark = file_mark(handle, size)
             handle.seek(offset)
             batch: list[RawItem] = []
             for line in handle:

@@ -32,12 +32,13 @@ lists nor reads them. Override `mailbox_owner` when the login is not the mailbox
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, ClassVar, final
+from typing import Any, BinaryIO, ClassVar, final
 
 from hub.model import Interaction, Quarantined, RawItem, Skipped, Translated
 
@@ -349,10 +350,41 @@ def _looks_like_address(value: str) -> bool:
 
 
 _DONE = object()
+HEAD_BYTES = 4096  # how much of a file's start `file_head` fingerprints
+
+
+def file_head(handle: BinaryIO, length: int) -> str:
+    """Fingerprint of a file's first `length` bytes (at most HEAD_BYTES).
+
+    Compared over the part already read, a changed head means the file was replaced or
+    rewritten rather than appended to, and must be read again from the start.
+    """
+    handle.seek(0)
+    return hashlib.sha256(handle.read(min(length, HEAD_BYTES))).hexdigest()
+
+
+def resume_offset(handle: BinaryIO, size: int, cursor: Mapping[str, Any]) -> int:
+    """Where to go on reading a file that only grows (an mbox, a CDR file): the cursor's
+    `offset` if the file only grew since, else 0 (it was replaced, truncated or rewritten)."""
+    offset = int(cursor.get("offset", 0))
+    head_len = int(cursor.get("head_len", offset))
+    if offset > size or head_len > size or cursor.get("head") != file_head(handle, head_len):
+        return 0
+    return offset
+
+
+def file_mark(handle: BinaryIO, size: int) -> dict[str, Any]:
+    """What a cursor over a growing file keeps next to its `offset`, so that `resume_offset`
+    can tell a file that grew from one that was replaced."""
+    return {"head": file_head(handle, size), "head_len": min(size, HEAD_BYTES)}
 
 
 class FileConnector(Connector):
-    """A connector over local files: reading happens in a worker thread, batch by batch."""
+    """A connector over local files: reading happens in a worker thread, batch by batch.
+
+    For a file that only grows, keep `{"offset": ..., **file_mark(handle, size)}` in the
+    cursor and start reading at `resume_offset(handle, size, cursor)`.
+    """
 
     options: ClassVar[dict[str, str]] = {"path": "the file or folder to read"}
     required: ClassVar[tuple[str, ...]] = ("path",)

@@ -15,32 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from connectors.base import ConnectorError, FileConnector, MalformedItem
+from connectors.base import (
+    HEAD_BYTES,
+    ConnectorError,
+    FileConnector,
+    MalformedItem,
+    file_mark,
+    resume_offset,
+)
 from connectors.mail import translate_in
 from hub.model import Interaction, RawItem
 
-HEAD_BYTES = 4096
 _ESCAPED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 _FRAGMENT = "fragment:"  # external id prefix of bytes found before the first separator
-
-
-def file_head(handle: BinaryIO, length: int) -> str:
-    """Fingerprint of a file's first `length` bytes (at most HEAD_BYTES).
-
-    Compared over the part already read, a changed head means the file was replaced or
-    rewritten rather than appended to, and must be read again from the start.
-    """
-    handle.seek(0)
-    return hashlib.sha256(handle.read(min(length, HEAD_BYTES))).hexdigest()
-
-
-def resume_offset(handle: BinaryIO, size: int, cursor: dict[str, Any]) -> int:
-    """Where to go on reading: the cursor's offset if the file only grew since, else 0."""
-    offset = int(cursor.get("offset", 0))
-    head_len = int(cursor.get("head_len", offset))
-    if offset > size or head_len > size or cursor.get("head") != file_head(handle, head_len):
-        return 0
-    return offset
 
 
 def envelope_date(line: bytes) -> str:
@@ -62,7 +49,7 @@ class MboxConnector(FileConnector):
             offset = resume_offset(handle, size, cursor)
             if offset >= size:
                 return
-            mark = {"head": file_head(handle, size), "head_len": min(size, HEAD_BYTES)}
+            mark = file_mark(handle, size)
             handle.seek(offset)
             if offset == 0 and not _starts_with_separator(handle):
                 raise ConnectorError(

@@ -151,5 +151,4 @@ def decide(item: Translated, index: IdentityIndex, threads: Threads | None = Non
         direction=decision.direction.value,
         not_logged=decision.not_logged,
         review=decision.review,
-        packed_body=item.packed_body,
     )

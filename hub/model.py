@@ -60,15 +60,7 @@ class Attachment:
     filename: str
     content_type: str
     size: int
-    content: bytes | None = None  # None when the body was dropped (size caps), or once packed
-    # Filled where CPU is parallel (the translation worker), as for RawItem:
-    digest: str = ""  # sha256 hex of the content
-    packed: bytes | None = None  # the content as storage keeps it
-
-    @property
-    def kept(self) -> bool:
-        """Whether the body is there to store (as content, or packed already)."""
-        return self.packed is not None or bool(self.content)
+    content: bytes | None = None  # None when the body was dropped (size caps)
 
 
 @dataclass(slots=True)
@@ -190,23 +182,12 @@ class ReviewCase:
 
 
 @dataclass(frozen=True, slots=True)
-class SyncCursor:
-    """Where a connector stopped; opaque to everybody but the connector that wrote it."""
-
-    connector: str
-    value: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
 class RawItem:
     """One item as fetched, before translation: kept compressed so it can be re-parsed later."""
 
     external_id: str
     data: bytes
     content_type: str = "message/rfc822"
-    # Filled where CPU is parallel (the translation worker), so storage need not hash or pack:
-    digest: str = ""  # sha256 hex of `data`
-    packed: bytes | None = None  # `data` as storage keeps it
     # Why the fetcher found the item private (an IMAP keyword, a folder) before downloading
     # it: `data` is then empty, and translation turns the item into Skipped untouched.
     private: str = ""
@@ -234,17 +215,7 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class Translated:
+    """A raw item and the interaction it was translated to."""
+
     raw: RawItem
     interaction: Interaction
-    # Filled where CPU is parallel (the translation worker): `interaction.body_text` as storage
-    # keeps it, the text itself then left empty so it is not sent between processes twice.
-    packed_body: bytes | None = None
-
-
-@dataclass(slots=True)
-class Batch:
-    """What one connector fetch step yields; `cursor` is valid once all items are stored."""
-
-    items: list[Translated | Quarantined | Skipped]
-    cursor: dict[str, Any]
-    fetched: int = 0

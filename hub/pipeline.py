@@ -6,14 +6,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from connectors.base import Connector, ConnectorError
-from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.deciding import (
     Threads,
@@ -26,6 +23,7 @@ from hub.rematch import rematch
 from hub.screening import load_screen, screen_items, screen_quarantined
 from matching.autocreate import ContactPolicy
 from matching.index import IdentityIndex
+from storage.connectors_state import connector_names, connector_row
 from storage.ingest import IngestCounts, Provenance, StoredItem
 from storage.maintenance import after_ingest
 from storage.tables import ConnectorRow
@@ -65,18 +63,15 @@ async def sync_connector(
     """One pass over one connector. Never raises for source trouble: the report carries it."""
     started = time.monotonic()
     async with hub.sessions() as session:
-        row = (
-            await session.execute(select(ConnectorRow).where(ConnectorRow.name == name))
-        ).scalar_one_or_none()
+        row = await connector_row(session, name)
     if row is None:
         return SyncReport(name, "?", errors=1, error=f"no connector named {name!r}")
     report = SyncReport(name, row.kind)
     try:
-        cls = connector_class(row.kind)
-        connector = cls(name, row.settings, hub.secret_box.open(row.secrets), hub.context)
+        connector = hub.connector(row)
         policy = ContactPolicy(row.settings.get("create_contacts", ContactPolicy.OFF))
         provenance = Provenance(
-            cls.mailbox_owner(row.settings), row.settings.get("visibility", "full")
+            connector.mailbox_owner(row.settings), row.settings.get("visibility", "full")
         )
         await _sync_batches(
             hub, connector, row.cursor or {}, index, policy, provenance, report, progress
@@ -114,8 +109,11 @@ async def _sync_batches(
     """Decide batch N+1 while batch N is stored: deciding is CPU in this process, storing
     mostly waits for the database, so the two overlap (measured: most of deciding's time comes
     off a 10,000-mail sync). Batches still commit one after another, in order, each with its
-    cursor; batch N's threads reach N+1 through `unstored` before N is committed."""
-    owner = provenance.owner
+    cursor; batch N's threads reach N+1 through `unstored` before N is committed.
+
+    A connector that reads many mailboxes names each batch's mailbox in its raws' `owner`
+    (one mailbox per batch): that owner's blocklist screens the batch, their sent mail makes
+    contacts, and the items are theirs. Otherwise the connector's `provenance.owner` is."""
     storing: asyncio.Task[IngestCounts] | None = None
     unstored: Threads = {}
 
@@ -128,6 +126,8 @@ async def _sync_batches(
     try:
         async for items, next_cursor, fetched in _translated(hub, connector, cursor):
             translated = [i for i in items if isinstance(i, Translated)]
+            owner = next((i.raw.owner for i in items if i.raw.owner), "") or provenance.owner
+            batch_provenance = replace(provenance, owner=owner)
             # Read per batch, so that an entry added or a person erased during a long sync
             # holds from the next batch on.
             screen = await load_screen(hub)
@@ -148,7 +148,7 @@ async def _sync_batches(
             await stored()
             storing = asyncio.create_task(
                 _store_batch(
-                    hub, connector.name, decided, bad, next_cursor, index, earlier, provenance
+                    hub, connector.name, decided, bad, next_cursor, index, earlier, batch_provenance
                 )
             )
             report.fetched += fetched
@@ -221,11 +221,10 @@ async def _translated(
 async def sync_all(
     hub: Hub, names: list[str] | None = None, progress: Progress | None = None
 ) -> list[SyncReport]:
-    async with hub.sessions() as session:
-        query = select(ConnectorRow.name).order_by(ConnectorRow.id)
-        if not names:
-            query = query.where(ConnectorRow.enabled.is_(True))
-        known = list((await session.execute(query)).scalars())
-    targets = names or known
+    """One pass over `names` in the order given, or over every enabled connector."""
+    targets = names
+    if not targets:
+        async with hub.sessions() as session:
+            targets = await connector_names(session, enabled_only=True)
     index = await hub.identity_index()
     return [await sync_connector(hub, name, index, progress) for name in targets]

@@ -33,7 +33,13 @@ from hub.model import (
     Translated,
 )
 from hub.runtime import tune_gc
-from storage.packing import pack, pack_text
+from storage.packing import (
+    PackedAttachment,
+    PackedInteraction,
+    PackedRaw,
+    pack,
+    pack_text,
+)
 
 POOL_THRESHOLD = 100  # items; below this a worker process costs more than it saves
 MAX_WORKERS = 4
@@ -47,6 +53,13 @@ _early_pool: list[Started] = []
 def multicore() -> bool:
     """Worker processes pay only where there is another core to run them."""
     return (os.cpu_count() or 1) > 1
+
+
+_INTERACTION_FIELDS = tuple(f.name for f in fields(Interaction))
+_CHANNEL, _DIRECTION, _PARTICIPANTS, _ATTACHMENTS, _BODY_TEXT, _BODY_HTML = (
+    _INTERACTION_FIELDS.index(name)
+    for name in ("channel", "direction", "participants", "attachments", "body_text", "body_html")
+)
 
 
 def translate_and_pack(
@@ -63,6 +76,7 @@ def translate_and_pack(
     body (storage keeps none) nor the body text (packed instead): they would only be copied
     through a pipe again. The HTML is not even decoded (`ConnectorContext.keep_html`). A
     skipped (private) item comes back as its reason alone: nothing of it is to be stored.
+    What was packed rides in the `Packed*` forms of storage.packing, which storage reads.
     """
     out: list[Translated | Quarantined | Skipped] = []
     connector = cls(name, settings, None, replace(context, keep_html=False))
@@ -71,16 +85,23 @@ def translate_and_pack(
             out.append(Skipped(RawItem(item.raw.external_id, b""), item.reason))
             continue
         digest, packed = pack(item.raw.data)
-        raw = RawItem(item.raw.external_id, b"", item.raw.content_type, digest, packed)
+        raw = PackedRaw(
+            item.raw.external_id, b"", item.raw.content_type, digest=digest, packed=packed
+        )
         if isinstance(item, Translated):
-            interaction = item.interaction
-            body = pack_text(interaction.body_text)
-            interaction.body_text = interaction.body_html = ""
-            interaction.attachments = [_packed(a) for a in interaction.attachments]
-            out.append(Translated(raw, interaction, body or b""))
+            out.append(Translated(raw, _packed_interaction(item.interaction)))
         else:
             out.append(Quarantined(raw, item.reason))
     return out
+
+
+def _packed_interaction(interaction: Interaction) -> PackedInteraction:
+    """The interaction with its body text compressed here, its HTML body (storage keeps none)
+    dropped and its attachments packed: none of it is sent back twice."""
+    values = [getattr(interaction, name) for name in _INTERACTION_FIELDS]
+    values[_BODY_TEXT] = values[_BODY_HTML] = ""
+    values[_ATTACHMENTS] = [_packed(a) for a in interaction.attachments]
+    return PackedInteraction(*values, packed_body=pack_text(interaction.body_text))
 
 
 def _packed(attachment: Attachment) -> Attachment:
@@ -88,7 +109,9 @@ def _packed(attachment: Attachment) -> Attachment:
     if not attachment.content:
         return attachment
     digest, packed = pack(attachment.content)
-    return replace(attachment, content=None, digest=digest, packed=packed)
+    return PackedAttachment(
+        attachment.filename, attachment.content_type, attachment.size, digest=digest, packed=packed
+    )
 
 
 @dataclass(frozen=True)
@@ -200,20 +223,19 @@ def translate_sent(
     return [_as_tuple(item) for item in translate_and_pack(cls, name, settings, context, raws)]
 
 
-_INTERACTION_FIELDS = tuple(f.name for f in fields(Interaction))
-_CHANNEL, _DIRECTION, _PARTICIPANTS, _ATTACHMENTS = (
-    _INTERACTION_FIELDS.index(name)
-    for name in ("channel", "direction", "participants", "attachments")
-)
-
-
 def _as_tuple(item: Translated | Quarantined | Skipped) -> tuple[Any, ...]:
-    """Skipped as (reason,), Quarantined as (digest, packed, reason), Translated as four."""
+    """Skipped as (reason,), Quarantined as (digest, packed, reason), Translated as four.
+
+    The digest and packed bytes are those of the `PackedRaw` that `translate_and_pack` made
+    (empty for a raw that came unpacked: storage then packs it). An attachment goes as four
+    values, or six when packed (content None, digest, packed).
+    """
     raw = item.raw
     if isinstance(item, Skipped):
         return (item.reason,)
+    digest, packed = (raw.digest, raw.packed) if isinstance(raw, PackedRaw) else ("", None)
     if isinstance(item, Quarantined):
-        return (raw.digest, raw.packed, item.reason)
+        return (digest, packed, item.reason)
     it = item.interaction
     values = [getattr(it, name) for name in _INTERACTION_FIELDS]
     values[_CHANNEL] = it.channel.value
@@ -222,9 +244,26 @@ def _as_tuple(item: Translated | Quarantined | Skipped) -> tuple[Any, ...]:
         (p.role.value, p.address, p.kind.value, p.name) for p in it.participants
     ]
     values[_ATTACHMENTS] = [
-        (a.filename, a.content_type, a.size, a.content, a.digest, a.packed) for a in it.attachments
+        (a.filename, a.content_type, a.size, None, a.digest, a.packed)
+        if isinstance(a, PackedAttachment)
+        else (a.filename, a.content_type, a.size, a.content)
+        for a in it.attachments
     ]
-    return (raw.digest, raw.packed, item.packed_body, values)
+    packed_body = it.packed_body if isinstance(it, PackedInteraction) else None
+    return (digest, packed, packed_body, values)
+
+
+def _received_raw(digest: str, packed: bytes | None) -> RawItem:
+    if packed is None:
+        return RawItem("", b"", "")
+    return PackedRaw("", b"", "", digest=digest, packed=packed)
+
+
+def _received_attachment(sent: tuple[Any, ...]) -> Attachment:
+    if len(sent) == 6:
+        filename, content_type, size, _, digest, packed = sent
+        return PackedAttachment(filename, content_type, size, digest=digest, packed=packed)
+    return Attachment(*sent)
 
 
 def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined | Skipped]:
@@ -236,7 +275,7 @@ def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined | Sk
             continue
         if len(sent) == 3:
             digest, packed, reason = sent
-            out.append(Quarantined(RawItem("", b"", "", digest, packed), reason))
+            out.append(Quarantined(_received_raw(digest, packed), reason))
             continue
         digest, packed, packed_body, values = sent
         values[_CHANNEL] = Channel(values[_CHANNEL])
@@ -245,9 +284,9 @@ def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined | Sk
             Participant(Role(role), address, AddressKind(kind), name)
             for role, address, kind, name in values[_PARTICIPANTS]
         ]
-        values[_ATTACHMENTS] = [Attachment(*a) for a in values[_ATTACHMENTS]]
-        raw = RawItem("", b"", "", digest, packed)
-        out.append(Translated(raw, Interaction(*values), packed_body))
+        values[_ATTACHMENTS] = [_received_attachment(a) for a in values[_ATTACHMENTS]]
+        interaction = PackedInteraction(*values, packed_body=packed_body)
+        out.append(Translated(_received_raw(digest, packed), interaction))
     return out
 
 
@@ -262,16 +301,19 @@ def with_raws(
         if isinstance(item, Skipped):
             out.append(Skipped(raw, item.reason))
             continue
-        full = RawItem(
-            raw.external_id,
-            raw.data,
-            raw.content_type,
-            item.raw.digest,
-            item.raw.packed,
-            owner=raw.owner,
-        )
+        done = item.raw
+        full = raw
+        if isinstance(done, PackedRaw):
+            full = PackedRaw(
+                raw.external_id,
+                raw.data,
+                raw.content_type,
+                owner=raw.owner,
+                digest=done.digest,
+                packed=done.packed,
+            )
         if isinstance(item, Translated):
-            out.append(Translated(full, item.interaction, item.packed_body))
+            out.append(Translated(full, item.interaction))
         else:
             out.append(Quarantined(full, item.reason))
     return out

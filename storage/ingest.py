@@ -7,7 +7,6 @@ run starts after the last committed batch, and re-delivered items are recognised
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hub.model import Attachment, Attribution, Interaction, Quarantined, RawItem, ReviewCase
 from storage.blobs import Blob, store_blobs
 from storage.fulltext import ItemText, index_items
-from storage.packing import pack_text, unpack_text
+from storage.packing import (
+    PackedAttachment,
+    PackedRaw,
+    attachment_digest,
+    body_text,
+    kept,
+    raw_digest,
+    stored_body,
+)
 from storage.review import open_cases
 from storage.tables import (
     AttachmentRow,
@@ -54,7 +61,6 @@ class StoredItem:
     direction: str
     not_logged: str
     review: list[ReviewCase] = field(default_factory=list)
-    packed_body: bytes | None = None  # see hub.model.Translated
 
 
 @dataclass(frozen=True)
@@ -110,9 +116,13 @@ class SqlInteractionStore:
         connector: str,
         items: list[StoredItem],
         quarantined: list[Quarantined],
-        cursor: dict[str, Any],
+        cursor: dict[str, Any] | None,
         provenance: Provenance = Provenance(),
     ) -> IngestCounts:
+        """Store one batch and, unless `cursor` is None, the connector's new cursor with it.
+
+        None leaves the cursor as it is: a mail sent through a connector that also syncs
+        (exchange, m365) is logged outside its sync, whose cursor it must not move back."""
         counts = IngestCounts()
         async with self.sessions() as session, session.begin():
             plan = await self._plan(session, connector, items)
@@ -126,15 +136,16 @@ class SqlInteractionStore:
                     _attachment_blob(a)
                     for i in plan.new_items.values()
                     for a in i.interaction.attachments
-                    if a.kept
+                    if kept(a)
                 ],
             )
             source = (connector, provenance.owner, provenance.visibility)
             await self._insert(session, source, plan, blobs, counts)
             await self._quarantine(session, connector, provenance.owner, quarantined, blobs, counts)
-            await session.execute(
-                update(ConnectorRow).where(ConnectorRow.name == connector).values(cursor=cursor)
-            )
+            if cursor is not None:
+                await session.execute(
+                    update(ConnectorRow).where(ConnectorRow.name == connector).values(cursor=cursor)
+                )
         return counts
 
     async def thread_accounts(self, message_ids: set[str]) -> dict[str, frozenset[int]]:
@@ -267,7 +278,7 @@ class SqlInteractionStore:
                     connector=connector,
                     external_id=q.raw.external_id,
                     reason=q.reason[:2000],
-                    raw_blob_id=blobs.get(_digest(q.raw)),
+                    raw_blob_id=blobs.get(raw_digest(q.raw)),
                     created_at=now,
                     owner=owner,
                 )
@@ -275,36 +286,23 @@ class SqlInteractionStore:
             counts.quarantined += 1
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _digest(raw: RawItem) -> str:
-    return raw.digest or _sha(raw.data)
-
-
-def _body(item: StoredItem) -> bytes | None:
-    if item.packed_body is not None:  # packed by the translation worker; b"" for no text
-        return item.packed_body or None
-    return pack_text(item.interaction.body_text)
-
-
 def _text(interaction_id: int, item: StoredItem) -> ItemText:
-    """The words to index. A translation worker sends the body packed only (see
-    hub.model.Translated): unpacking a few KB costs microseconds, the analysis far more."""
+    """The words to index (a body the translation worker packed is unpacked for it)."""
     it = item.interaction
-    body = it.body_text or unpack_text(item.packed_body)
-    return ItemText(interaction_id, it.occurred_at, it.subject, it.snippet, body)
+    return ItemText(interaction_id, it.occurred_at, it.subject, it.snippet, body_text(it))
 
 
 def _attachment_blob(attachment: Attachment) -> Blob:
-    if attachment.packed is not None:
+    if isinstance(attachment, PackedAttachment):
         return Blob(attachment.digest, attachment.size, attachment.packed)
     return Blob.of(attachment.content or b"")
 
 
 def _blob(raw: RawItem) -> Blob:
-    return Blob.of(raw.data, raw.digest, raw.packed)
+    """The raw bytes as a blob: packed by the translation worker, or packed here."""
+    if isinstance(raw, PackedRaw):
+        return Blob(raw.digest, len(raw.data), raw.packed)
+    return Blob.of(raw.data)
 
 
 def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
@@ -314,7 +312,7 @@ def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
         return
     plan.known_sources.add(item.raw.external_id)
     key = item.interaction.dedupe_key
-    plan.sources.append((key, item.raw.external_id, _digest(item.raw)))
+    plan.sources.append((key, item.raw.external_id, raw_digest(item.raw)))
     if key in plan.by_key or key in plan.new_items:
         counts.duplicates += 1
         return
@@ -373,7 +371,7 @@ def _attribution(interaction_id: int, at: datetime, a: Attribution) -> tuple[Any
 
 
 def _attachment(interaction_id: int, a: Attachment, blobs: dict[str, int]) -> tuple[Any, ...]:
-    blob_id = blobs.get(a.digest or _sha(a.content or b"")) if a.kept else None
+    blob_id = blobs.get(attachment_digest(a)) if kept(a) else None
     return (interaction_id, a.filename[:500], a.content_type[:200], a.size, blob_id)
 
 
@@ -396,12 +394,12 @@ def _interaction_values(item: StoredItem, blobs: dict[str, int]) -> tuple[Any, .
         it.duration_seconds,
         it.subject,
         it.snippet,
-        _body(item),
+        stored_body(it),
         it.message_id,
         it.thread_key,
         it.in_reply_to,
         it.references,
         item.not_logged[:200],
-        blobs.get(_digest(item.raw)),
+        blobs.get(raw_digest(item.raw)),
         dict(it.extra),
     )

@@ -24,7 +24,9 @@ from hub.bootstrap import Hub
 from hub.jobs import Scheduler
 from hub.model import Translated
 from hub.pipeline import sync_all
+from storage.packing import kept as stored
 from storage.tables import InteractionRow, SourceRow
+from tests.fetching import fetch_all, fetched_batches
 from tests.integration.dovecot import Dovecot, MailUser, start_dovecot
 
 PASSWORD = "imap-test-password"
@@ -150,7 +152,7 @@ async def _drain(
     connector: ImapConnector, cursor: dict[str, Any], after_first: Any = None
 ) -> tuple[list[str], dict[str, Any]]:
     ids: list[str] = []
-    async for batch in connector.batches(cursor):
+    async for batch in fetched_batches(connector, cursor):
         ids += [i.interaction.dedupe_key for i in batch.items if isinstance(i, Translated)]
         cursor = batch.cursor
         if after_first is not None:
@@ -164,9 +166,9 @@ async def test_connection_killed_mid_fetch_reconnects_and_misses_nothing(
 ) -> None:
     server.fill_maildir(user, "INBOX", (mail(n) for n in range(1200)))
     connector = _connector(server, user, folders="INBOX")
-    with caplog.at_level("WARNING", logger="connectors.imap"):
+    with caplog.at_level("WARNING", logger="connectors.base"):
         ids, _ = await _drain(connector, {}, after_first=lambda: server.kick(user))
-    assert any("reconnecting" in r.getMessage() for r in caplog.records), "no drop happened"
+    assert any("retrying in" in r.getMessage() for r in caplog.records), "no drop happened"
     assert sorted(ids) == sorted({f"mid:<m{n}@firma.example>" for n in range(1200)})
 
 
@@ -204,12 +206,11 @@ async def test_large_messages_and_the_size_limit(server: Dovecot, user: MailUser
             {"password": PASSWORD},
             ConnectorContext(max_message_bytes=limit),
         )
-        batches = [b async for b in connector.batches({})]
-        item = next(i for b in batches for i in b.items)
+        (item,), _ = await fetch_all(connector)
         assert isinstance(item, Translated), item
         (att,) = item.interaction.attachments
         assert att.filename == "scan.bin" and att.size > 14_000_000
-        assert (att.content is not None) is kept
+        assert stored(att) is kept
         assert (len(item.raw.data) > 20_000_000) is kept, "oversized raw kept without the body"
         assert item.interaction.snippet == "Siehe Anhang."
 
@@ -219,7 +220,7 @@ async def test_plaintext_and_bad_credentials_are_refused_clearly(
 ) -> None:
     wrong = ImapConnector("anna", settings_for(server, user), {"password": "wrong"})
     with pytest.raises(ConnectorError, match="refused the login") as caught:
-        [b async for b in wrong.batches({})]
+        await fetch_all(wrong)
     assert "wrong" not in str(caught.value)
     # Implicit TLS spoken to the STARTTLS port fails as a TLS problem, not a hang.
     plain_port = ImapConnector(
@@ -228,7 +229,7 @@ async def test_plaintext_and_bad_credentials_are_refused_clearly(
         {"password": PASSWORD},
     )
     with pytest.raises(ConnectorError):
-        [b async for b in plain_port.batches({})]
+        await fetch_all(plain_port)
     starttls = _connector(server, user, tls="starttls", port=str(server.imap_port))
     assert (await _drain(starttls, {}))[0] == []
 
@@ -243,7 +244,7 @@ async def test_plaintext_login_needs_tls_none_explicitly(user: MailUser) -> None
             {"password": PASSWORD},
         )
         with pytest.raises(ConnectorError, match=r"LOGINDISABLED|tls="):
-            [b async for b in plain.batches({})]
+            await fetch_all(plain)
         secure = ImapConnector(
             "tom",
             settings_for(strict, account, tls="starttls", port=str(strict.imap_port)),

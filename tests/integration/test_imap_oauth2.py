@@ -22,6 +22,7 @@ import pytest
 from connectors.base import ConnectorContext, ConnectorError
 from connectors.imap import ImapConnector
 from hub.model import Translated
+from tests.fetching import fetch_all
 from tests.integration.dovecot import HOST, Dovecot, MailUser, start_dovecot
 
 GOOD_TOKEN = "ya29.a0-good-token-for-anna"
@@ -125,8 +126,8 @@ async def test_xoauth2_token_the_provider_accepts_syncs_the_inbox(
     server.append(user, "INBOX", MAIL)
     introspection.tokens[GOOD_TOKEN] = user.name
     with caplog.at_level(logging.DEBUG):
-        batches = [b async for b in _connector(server, user, GOOD_TOKEN).batches({})]
-    items = [i for b in batches for i in b.items if isinstance(i, Translated)]
+        fetched, _ = await fetch_all(_connector(server, user, GOOD_TOKEN))
+    items = [i for i in fetched if isinstance(i, Translated)]
     assert [i.interaction.dedupe_key for i in items] == ["mid:<oauth1@firma.example>"]
     assert introspection.seen == [GOOD_TOKEN], "Dovecot did not ask the endpoint"
     sasl = base64.b64encode(f"user={user.name}\x01auth=Bearer {GOOD_TOKEN}\x01\x01".encode())
@@ -141,7 +142,7 @@ async def test_xoauth2_token_the_provider_rejects_is_refused_without_echoing_it(
     unanswered (a client that ignores it waits for a tagged NO that never comes)."""
     introspection.tokens[GOOD_TOKEN] = user.name
     with pytest.raises(ConnectorError) as caught:
-        [b async for b in _connector(server, user, BAD_TOKEN, retries="2").batches({})]
+        await fetch_all(_connector(server, user, BAD_TOKEN, retries="2"))
     message = str(caught.value)
     assert "refused the login" in message, message
     assert "XOAUTH2 token secret" in message, message
@@ -156,5 +157,5 @@ async def test_xoauth2_token_of_another_user_is_refused(
     enough; this also shows the endpoint's answer, not the token's shape, decides."""
     introspection.tokens[GOOD_TOKEN] = "tom@ourco.example"
     with pytest.raises(ConnectorError, match="refused the login"):
-        [b async for b in _connector(server, user, GOOD_TOKEN, retries="2").batches({})]
+        await fetch_all(_connector(server, user, GOOD_TOKEN, retries="2"))
     assert introspection.seen == [GOOD_TOKEN]

@@ -307,11 +307,19 @@ async def test_the_first_big_batch_is_translated_at_once_and_the_workers_agree(
     """The first big batch is translated in a thread while the worker processes start; later
     ones go to the workers. Both paths must give the same items, attachments included."""
     import asyncio
+    import hashlib
     import os
 
     from connectors.registry import connector_class
-    from hub.model import RawItem
+    from hub.model import RawItem, Translated
     from hub.translation import POOL_THRESHOLD
+    from storage.packing import (
+        PackedAttachment,
+        PackedInteraction,
+        PackedRaw,
+        unpack,
+        unpack_text,
+    )
 
     connector = connector_class("eml")("files", {"path": "/nonexistent"}, None, hub.context)
     raws = [
@@ -336,8 +344,14 @@ async def test_the_first_big_batch_is_translated_at_once_and_the_workers_agree(
     in_worker = await hub.translate(connector, raws)
     assert in_worker == in_thread
     first = in_worker[0]
-    assert first.raw.data == raws[0].data and first.raw.packed
-    assert first.interaction.attachments[0].packed and first.interaction.attachments[0].digest
+    assert isinstance(first, Translated) and isinstance(first.raw, PackedRaw)
+    assert first.raw.data == raws[0].data and unpack(first.raw.packed) == raws[0].data
+    assert first.raw.digest == hashlib.sha256(raws[0].data).hexdigest()
+    (attachment,) = first.interaction.attachments
+    assert isinstance(attachment, PackedAttachment) and attachment.content is None
+    assert unpack(attachment.packed) == b"0;1;2"
+    assert isinstance(first.interaction, PackedInteraction) and not first.interaction.body_text
+    assert unpack_text(first.interaction.packed_body).strip() == "Text äöü"
 
 
 async def test_workers_started_early_are_the_ones_the_first_big_batch_uses(hub: Hub) -> None:

@@ -1,25 +1,23 @@
 """The file connectors (mbox, Maildir, .eml folder, iCalendar, Asterisk CDR).
 
-They are what a new user imports first and what the demo runs on. One parametrised
-contract test holds every kind to what `connectors/base.py` promises the pipeline (a
-resumable, JSON-able cursor; nothing re-read when nothing changed; only the new part
-read after growth; bad items quarantined, never raised); the tests after it check what is
-specific to each format.
+They are what a new user imports first and what the demo runs on. What every kind promises
+the pipeline (resuming, re-running, quarantining, readable source errors) is checked for all
+kinds at once by tests/integration/test_connector_contract.py; the tests here check what is
+specific to files and to each format, through the path a sync takes (tests/fetching.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from connectors.asterisk_cdr import COLUMNS, AsteriskCdrConnector
+from connectors.asterisk_cdr import AsteriskCdrConnector
 from connectors.base import (
     ConfigurationError,
     Connector,
@@ -46,10 +44,23 @@ from hub.model import (
 )
 from matching.engine import attribute
 from matching.index import IdentityIndex
+from storage.packing import body_text
+from tests.fetching import fetched_batches
+from tests.file_sources import (
+    ENVELOPE,
+    SOURCES,
+    EmlSource,
+    FileSource,
+    MaildirSource,
+    MboxSource,
+    calendar,
+    cdr_row,
+    mail_key,
+    message,
+    vevent,
+)
 
 FILE_KINDS = sorted(k for k in KINDS if issubclass(connector_class(k), FileConnector))
-
-ENVELOPE = b"From MAILER-DAEMON Mon Jan  8 09:00:00 2024\n"
 
 
 class SyncResult:
@@ -71,11 +82,11 @@ class SyncResult:
 
 
 async def _sync(connector: Connector, cursor: Mapping[str, Any] | None = None) -> SyncResult:
-    """Drain `batches()`, keeping the last cursor as the pipeline would commit it."""
+    """One pass as the pipeline runs it, keeping the last cursor as it would commit it."""
     result = SyncResult(dict(cursor or {}))
-    async for batch in connector.batches(result.cursor):
+    async for batch in fetched_batches(connector, result.cursor):
         assert batch.fetched == len(batch.items)
-        result.cursor = json.loads(json.dumps(batch.cursor))
+        result.cursor = batch.cursor
         result.batches += 1
         for item in batch.items:
             if isinstance(item, Translated):
@@ -85,215 +96,6 @@ async def _sync(connector: Connector, cursor: Mapping[str, Any] | None = None) -
     return result
 
 
-def _message(n: int, *, date_header: bool = True) -> bytes:
-    """A small mail whose body has a line starting with `From ` (escaped in mbox)."""
-    lines = [
-        f"From: Kunde {n} <kunde{n}@elbe-logistik.de>",
-        "To: Anna <anna@ourco.example>",
-        f"Subject: Anfrage {n}",
-        f"Message-ID: <n{n}@elbe-logistik.de>",
-    ]
-    if date_header:
-        lines.append(f"Date: Mon, 8 Jan 2024 09:{n:02d}:00 +0100")
-    return ("\n".join(lines) + f"\n\nText {n}\nFrom the warehouse, greetings.\n").encode()
-
-
-MALFORMED_MAIL = b"\x00\x01garbage without headers\n"
-
-
-def _mail_key(n: int) -> str:
-    return f"mid:<n{n}@elbe-logistik.de>"
-
-
-def _cdr_row(n: int, *, src: str = "01712233445", dst: str = "201", billsec: int = 180) -> str:
-    """A Master.csv line as Asterisk writes it: text quoted, the two counters bare."""
-    values = {
-        "accountcode": "",
-        "src": src,
-        "dst": dst,
-        "dcontext": "from-trunk",
-        "clid": f'"Piet" <{src}>',
-        "channel": "PJSIP/t-1",
-        "dstchannel": f"PJSIP/{dst}-1",
-        "lastapp": "Dial",
-        "lastdata": f"PJSIP/{dst},30",
-        "start": f"2024-01-09 14:{n:02d}:00",
-        "answer": f"2024-01-09 14:{n:02d}:05",
-        "end": f"2024-01-09 14:{n + 3:02d}:05",
-        "duration": str(billsec + 5),
-        "billsec": str(billsec),
-        "disposition": "ANSWERED",
-        "amaflags": "DOCUMENTATION",
-        "uniqueid": f"1704808800.{n}",
-        "userfield": "",
-    }
-    numeric = {"duration", "billsec"}
-    return (
-        ",".join(
-            values[c] if c in numeric else '"' + values[c].replace('"', '""') + '"' for c in COLUMNS
-        )
-        + "\n"
-    )
-
-
-def _vevent(n: int, *, extra: str = "", start: str | None = None) -> str:
-    dtstart = (
-        f"DTSTART:{start}\r\n" if start is not None else f"DTSTART:202401{10 + n:02d}T090000Z\r\n"
-    )
-    return (
-        "BEGIN:VEVENT\r\n"
-        f"UID:event-{n}@ourco.example\r\n"
-        "DTSTAMP:20240101T080000Z\r\n"
-        f"{dtstart}"
-        f"SUMMARY:Termin {n}\r\n"
-        "ORGANIZER;CN=Anna:mailto:anna@ourco.example\r\n"
-        f"ATTENDEE;CN=Kunde {n}:mailto:kunde{n}@elbe-logistik.de\r\n"
-        f"{extra}"
-        "END:VEVENT\r\n"
-    )
-
-
-def _calendar(*events: str) -> bytes:
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//ourco//test//EN\r\n"
-        + "".join(events)
-        + "END:VCALENDAR\r\n"
-    ).encode()
-
-
-class FileSource:
-    """A source of one connector kind on disk that tests can grow item by item."""
-
-    kind: ClassVar[str]
-    grows: ClassVar[bool] = True
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @property
-    def path(self) -> Path:
-        raise NotImplementedError
-
-    def add(self, n: int) -> None:
-        raise NotImplementedError
-
-    def add_malformed(self) -> None:
-        raise NotImplementedError
-
-    def key(self, n: int) -> str:
-        return _mail_key(n)
-
-
-class MboxSource(FileSource):
-    kind = "mbox"
-
-    @property
-    def path(self) -> Path:
-        return self.root / "inbox.mbox"
-
-    def _append(self, data: bytes) -> None:
-        escaped = b"\n".join(
-            b">" + line if line.lstrip(b">").startswith(b"From ") else line
-            for line in data.split(b"\n")
-        )
-        with self.path.open("ab") as handle:
-            handle.write(ENVELOPE + escaped + b"\n")
-
-    def add(self, n: int) -> None:
-        self._append(_message(n))
-
-    def add_malformed(self) -> None:
-        self._append(MALFORMED_MAIL)
-
-
-class EmlSource(FileSource):
-    kind = "eml"
-
-    @property
-    def path(self) -> Path:
-        return self.root / "eml"
-
-    def add(self, n: int) -> None:
-        folder = self.path / ("2024" if n % 2 else "")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"mail-{n}.eml").write_bytes(_message(n))
-
-    def add_malformed(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "broken.eml").write_bytes(MALFORMED_MAIL)
-
-
-class MaildirSource(FileSource):
-    kind = "maildir"
-
-    @property
-    def path(self) -> Path:
-        return self.root / "Maildir"
-
-    def _deliver(self, name: str, data: bytes) -> None:
-        for sub in ("cur", "new", "tmp"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        (self.path / "new" / name).write_bytes(data)
-
-    def add(self, n: int) -> None:
-        self._deliver(f"17047000{n:02d}.M{n}P1.host", _message(n))
-
-    def add_malformed(self) -> None:
-        self._deliver("1704709999.M99P1.host", MALFORMED_MAIL)
-
-
-class IcsSource(FileSource):
-    """A calendar is exported whole: a change means reading the file again (dedupe follows)."""
-
-    kind = "ics"
-    grows = False
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.events: list[str] = []
-
-    @property
-    def path(self) -> Path:
-        return self.root / "calendar.ics"
-
-    def add(self, n: int) -> None:
-        self.events.append(_vevent(n))
-        self.path.write_bytes(_calendar(*self.events))
-
-    def add_malformed(self) -> None:
-        self.events.append(
-            "BEGIN:VEVENT\r\nUID:no-start@ourco.example\r\nSUMMARY:kaputt\r\nEND:VEVENT\r\n"
-        )
-        self.path.write_bytes(_calendar(*self.events))
-
-    def key(self, n: int) -> str:
-        return f"ics:event-{n}@ourco.example"
-
-
-class CdrSource(FileSource):
-    kind = "asterisk-cdr"
-
-    @property
-    def path(self) -> Path:
-        return self.root / "Master.csv"
-
-    def _append(self, line: str) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-
-    def add(self, n: int) -> None:
-        self._append(_cdr_row(n))
-
-    def add_malformed(self) -> None:
-        self._append('"only","three","columns"\n')
-
-    def key(self, n: int) -> str:
-        return f"asterisk:1704808800.{n}:201"
-
-
-SOURCES: list[type[FileSource]] = [MboxSource, MaildirSource, EmlSource, IcsSource, CdrSource]
-
-
 def _connector(
     kind: str, path: Path, context: ConnectorContext | None = None, batch_size: int | None = None
 ) -> Connector:
@@ -301,47 +103,6 @@ def _connector(
     if batch_size is not None:
         cls = type(f"Small{cls.__name__}", (cls,), {"batch_size": batch_size})
     return cls(f"test-{kind}", {"path": str(path)}, context=context)
-
-
-def test_every_registered_file_kind_has_a_contract_source() -> None:
-    assert {source.kind for source in SOURCES} == set(FILE_KINDS)
-
-
-@pytest.mark.parametrize("source_type", SOURCES, ids=lambda s: s.kind)
-async def test_file_connector_contract(source_type: type[FileSource], tmp_path: Path) -> None:
-    source = source_type(tmp_path)
-    source.add(0)
-    source.add(1)
-    connector = _connector(source.kind, source.path)
-
-    first = await _sync(connector)
-    assert first.keys == {source.key(0), source.key(1)}
-    assert first.quarantined == []
-    assert all(t.raw.external_id for t in first.translated)
-
-    unchanged = await _sync(connector, first.cursor)
-    assert unchanged.translated == [] and unchanged.quarantined == []
-
-    source.add(2)
-    grown = await _sync(connector, unchanged.cursor)
-    if source.grows:
-        assert grown.keys == {source.key(2)}
-    else:
-        assert grown.keys == {source.key(0), source.key(1), source.key(2)}
-    assert grown.quarantined == []
-    assert (await _sync(connector, grown.cursor)).translated == []
-
-    source.add_malformed()
-    bad = await _sync(connector, grown.cursor)
-    assert len(bad.quarantined) == 1
-    assert bad.quarantined[0].reason.strip()
-    if source.grows:
-        assert bad.translated == []
-    assert (await _sync(connector, bad.cursor)).quarantined == []
-
-    again = await _sync(connector)
-    assert again.keys == {source.key(0), source.key(1), source.key(2)}
-    assert len(again.quarantined) == 1
 
 
 @pytest.mark.parametrize("source_type", SOURCES, ids=lambda s: s.kind)
@@ -354,9 +115,9 @@ async def test_resuming_from_any_batch_cursor_loses_nothing(
         source.add(n)
     connector = _connector(source.kind, source.path, batch_size=1)
     batches: list[tuple[set[str], dict[str, Any]]] = []
-    async for batch in connector.batches({}):
+    async for batch in fetched_batches(connector):
         keys = {i.interaction.dedupe_key for i in batch.items if isinstance(i, Translated)}
-        batches.append((keys, json.loads(json.dumps(batch.cursor))))
+        batches.append((keys, batch.cursor))
     assert set().union(*(keys for keys, _ in batches)) == {source.key(n) for n in range(4)}
     assert all(len(keys) <= 1 for keys, _ in batches)
     for k, (_, cursor) in enumerate(batches):
@@ -399,12 +160,12 @@ async def test_mbox_unescapes_from_lines_and_uses_the_envelope_date(tmp_path: Pa
     source = MboxSource(tmp_path)
     source.add(0)
     with source.path.open("ab") as handle:
-        handle.write(b"From someone Tue Jan  9 10:30:00 2024\n" + _message(1, date_header=False))
+        handle.write(b"From someone Tue Jan  9 10:30:00 2024\n" + message(1, date_header=False))
     result = await _sync(_connector("mbox", source.path))
     by_key = {i.dedupe_key: i for i in result.interactions}
-    assert "\nFrom the warehouse, greetings." in by_key[_mail_key(0)].body_text
-    assert ">From" not in by_key[_mail_key(0)].body_text
-    assert by_key[_mail_key(1)].occurred_at == datetime(2024, 1, 9, 10, 30, tzinfo=UTC)
+    assert "\nFrom the warehouse, greetings." in body_text(by_key[mail_key(0)])
+    assert ">From" not in body_text(by_key[mail_key(0)])
+    assert by_key[mail_key(1)].occurred_at == datetime(2024, 1, 9, 10, 30, tzinfo=UTC)
 
 
 async def test_mbox_external_id_is_a_content_address(tmp_path: Path) -> None:
@@ -418,8 +179,8 @@ async def test_mbox_external_id_is_a_content_address(tmp_path: Path) -> None:
     a = await _sync(_connector("mbox", first.path))
     b = await _sync(_connector("mbox", second.path))
     ids = {t.interaction.dedupe_key: t.raw.external_id for t in a.translated}
-    assert ids[_mail_key(1)] == b.translated[0].raw.external_id
-    assert ids[_mail_key(0)] != ids[_mail_key(1)]
+    assert ids[mail_key(1)] == b.translated[0].raw.external_id
+    assert ids[mail_key(0)] != ids[mail_key(1)]
 
 
 async def test_rewritten_mbox_is_read_again_from_the_start(tmp_path: Path) -> None:
@@ -433,7 +194,7 @@ async def test_rewritten_mbox_is_read_again_from_the_start(tmp_path: Path) -> No
     source.add(3)
     source.add(4)
     rewritten = await _sync(connector, first.cursor)
-    assert rewritten.keys == {_mail_key(2), _mail_key(3), _mail_key(4)}
+    assert rewritten.keys == {mail_key(2), mail_key(3), mail_key(4)}
 
 
 async def test_maildir_reads_subfolders_and_skips_dotfiles(tmp_path: Path) -> None:
@@ -441,12 +202,12 @@ async def test_maildir_reads_subfolders_and_skips_dotfiles(tmp_path: Path) -> No
     source.add(0)
     sent = source.path / ".Sent" / "cur"
     sent.mkdir(parents=True)
-    (sent / "1704700101.M1P1.host:2,S").write_bytes(_message(1, date_header=False))
-    (source.path / "new" / ".hidden").write_bytes(_message(2))
-    (source.path / "tmp" / "1704700103.M3P1.host").write_bytes(_message(3))
+    (sent / "1704700101.M1P1.host:2,S").write_bytes(message(1, date_header=False))
+    (source.path / "new" / ".hidden").write_bytes(message(2))
+    (source.path / "tmp" / "1704700103.M3P1.host").write_bytes(message(3))
     result = await _sync(_connector("maildir", source.path))
-    assert result.keys == {_mail_key(0), _mail_key(1)}
-    undated = next(i for i in result.interactions if i.dedupe_key == _mail_key(1))
+    assert result.keys == {mail_key(0), mail_key(1)}
+    undated = next(i for i in result.interactions if i.dedupe_key == mail_key(1))
     assert undated.occurred_at == datetime.fromtimestamp(1704700101, UTC)
 
 
@@ -465,23 +226,23 @@ async def test_maildir_message_moved_to_cur_keeps_its_dedupe_key(tmp_path: Path)
 async def test_eml_folder_rereads_changed_files_and_ignores_others(tmp_path: Path) -> None:
     source = EmlSource(tmp_path)
     source.add(0)
-    (source.path / "notes.txt").write_bytes(_message(5))
+    (source.path / "notes.txt").write_bytes(message(5))
     connector = _connector("eml", source.path)
     first = await _sync(connector)
-    assert first.keys == {_mail_key(0)}
+    assert first.keys == {mail_key(0)}
     changed = source.path / "mail-0.eml"
-    changed.write_bytes(_message(0).replace(b"Text 0", b"Text 0, corrected"))
+    changed.write_bytes(message(0).replace(b"Text 0", b"Text 0, corrected"))
     os.utime(changed, (1_800_000_000, 1_800_000_000))
     again = await _sync(connector, first.cursor)
-    assert again.keys == {_mail_key(0)}
-    assert "corrected" in again.interactions[0].body_text
+    assert again.keys == {mail_key(0)}
+    assert "corrected" in body_text(again.interactions[0])
 
 
 async def test_eml_without_date_falls_back_to_the_file_time(tmp_path: Path) -> None:
     folder = tmp_path / "eml"
     folder.mkdir()
     file = folder / "undated.EML"
-    file.write_bytes(_message(0, date_header=False))
+    file.write_bytes(message(0, date_header=False))
     os.utime(file, (1_704_700_000, 1_704_700_000))
     result = await _sync(_connector("eml", folder))
     assert result.interactions[0].occurred_at == datetime.fromtimestamp(1_704_700_000, UTC)
@@ -495,7 +256,7 @@ async def test_ics_expands_recurring_events_inside_the_window(tmp_path: Path) ->
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     first = now - timedelta(days=70)
     moved = first + timedelta(weeks=10)
-    weekly = _vevent(
+    weekly = vevent(
         1,
         start=_stamp(first),
         extra="RRULE:FREQ=WEEKLY\r\nATTENDEE;CN=Tom:mailto:tom@ourco.example\r\n",
@@ -506,7 +267,7 @@ async def test_ics_expands_recurring_events_inside_the_window(tmp_path: Path) ->
         "SUMMARY:Jour fixe (verschoben)\r\nEND:VEVENT\r\n"
     )
     path = tmp_path / "c.ics"
-    path.write_bytes(_calendar(_vevent(0), weekly, exception))
+    path.write_bytes(calendar(vevent(0), weekly, exception))
     context = ConnectorContext(calendar_window_days=30)
     result = await _sync(_connector("ics", path, context))
 
@@ -543,7 +304,7 @@ async def test_ics_broken_series_is_quarantined_not_fatal(tmp_path: Path) -> Non
         "SUMMARY:no start\r\nEND:VEVENT\r\n"
     )
     path = tmp_path / "c.ics"
-    path.write_bytes(_calendar(_vevent(0), broken, _vevent(1)))
+    path.write_bytes(calendar(vevent(0), broken, vevent(1)))
     result = await _sync(_connector("ics", path))
     assert result.keys == {"ics:event-0@ourco.example", "ics:event-1@ourco.example"}
     assert [q.raw.external_id for q in result.quarantined] == ["broken-series@ourco.example"]
@@ -558,7 +319,7 @@ async def test_ics_dates_and_times_in_the_configured_zone(tmp_path: Path) -> Non
         "END:VEVENT\r\n"
     )
     path = tmp_path / "c.ics"
-    path.write_bytes(_calendar(all_day, floating))
+    path.write_bytes(calendar(all_day, floating))
     context = ConnectorContext(timezone="Europe/Berlin")
     result = await _sync(_connector("ics", path, context))
     by_key = {i.dedupe_key: i for i in result.interactions}
@@ -590,7 +351,7 @@ def _index() -> IdentityIndex:
 
 async def test_cdr_row_becomes_a_call_with_both_parties(tmp_path: Path) -> None:
     path = tmp_path / "Master.csv"
-    path.write_text(_cdr_row(0, billsec=185))
+    path.write_text(cdr_row(0, billsec=185))
     context = ConnectorContext(timezone="Europe/Berlin")
     (call,) = (await _sync(_connector("asterisk-cdr", path, context))).interactions
     assert call.channel is Channel.CALL
@@ -609,7 +370,7 @@ async def test_cdr_numbers_normalise_with_the_region_and_extensions_are_ours(
 ) -> None:
     """The CDR keeps numbers as dialled; matching reads them with the default region."""
     path = tmp_path / "Master.csv"
-    path.write_text(_cdr_row(0) + _cdr_row(1, src="201", dst="0171 2233445"))
+    path.write_text(cdr_row(0) + cdr_row(1, src="201", dst="0171 2233445"))
     inbound, outbound = (await _sync(_connector("asterisk-cdr", path))).interactions
     index = _index()
     first = attribute(inbound, index)
@@ -628,7 +389,7 @@ async def test_cdr_numbers_normalise_with_the_region_and_extensions_are_ours(
 
 async def test_cdr_partial_last_line_is_read_once_complete(tmp_path: Path) -> None:
     path = tmp_path / "Master.csv"
-    complete, partial = _cdr_row(0), _cdr_row(1)
+    complete, partial = cdr_row(0), cdr_row(1)
     path.write_text(complete + partial[:40])
     connector = _connector("asterisk-cdr", path)
     first = await _sync(connector)
@@ -648,8 +409,8 @@ async def test_cdr_partial_last_line_is_read_once_complete(tmp_path: Path) -> No
     [
         ('"only","three","columns"', "3 columns, expected 18"),
         (",".join(['""'] * 19), "19 columns"),
-        (_cdr_row(0).replace("2024-01-09 14:00:00", "yesterday", 1).strip(), "bad start time"),
-        (_cdr_row(0).replace(",180,", ",lots,", 1).strip(), "billsec"),
+        (cdr_row(0).replace("2024-01-09 14:00:00", "yesterday", 1).strip(), "bad start time"),
+        (cdr_row(0).replace(",180,", ",lots,", 1).strip(), "billsec"),
     ],
 )
 def test_cdr_bad_rows_are_malformed(line: str, reason: str) -> None:
@@ -699,13 +460,13 @@ async def test_mbox_variants_are_still_read(prefix: bytes, tmp_path: Path) -> No
     )
     path = tmp_path / "inbox.mbox"
     path.write_bytes(
-        prefix + ENVELOPE + _message(0) + b"\n" + ENVELOPE.replace(b"\n", b"\r\n") + body
+        prefix + ENVELOPE + message(0) + b"\n" + ENVELOPE.replace(b"\n", b"\r\n") + body
     )
     result = await _sync(_connector("mbox", path))
-    assert result.keys == {_mail_key(0), "mid:<crlf@elbe-logistik.de>"}
+    assert result.keys == {mail_key(0), "mid:<crlf@elbe-logistik.de>"}
     assert result.quarantined == []
     crlf = next(i for i in result.interactions if i.dedupe_key.startswith("mid:<crlf"))
-    assert crlf.body_text.strip() == ">From quoted"
+    assert body_text(crlf).strip() == ">From quoted"
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n"], ids=["empty", "blank"])
@@ -729,7 +490,7 @@ async def test_mbox_bytes_before_the_next_separator_are_quarantined_not_dropped(
         handle.write(b"rest of the previous message\n\n")
     source.add(1)
     second = await _sync(connector, first.cursor)
-    assert second.keys == {_mail_key(1)}
+    assert second.keys == {mail_key(1)}
     (fragment,) = second.quarantined
     assert fragment.raw.data == b"rest of the previous message\n"
     assert fragment.reason.startswith(
@@ -743,13 +504,13 @@ async def test_cdr_record_cut_off_mid_write_does_not_swallow_the_next_one(
 ) -> None:
     """Asterisk stopped mid-record and, restarted, appended the next call to the cut line."""
     path = tmp_path / "Master.csv"
-    cut = _cdr_row(1)[:70]
-    path.write_text(_cdr_row(0) + cut)
+    cut = cdr_row(1)[:70]
+    path.write_text(cdr_row(0) + cut)
     connector = _connector("asterisk-cdr", path)
     first = await _sync(connector)
     assert first.keys == {"asterisk:1704808800.0:201"}
     with path.open("a") as handle:
-        handle.write(_cdr_row(2) + _cdr_row(3))
+        handle.write(cdr_row(2) + cdr_row(3))
     second = await _sync(connector, first.cursor)
     assert second.keys == {"asterisk:1704808800.2:201", "asterisk:1704808800.3:201"}
     (quarantined,) = second.quarantined
@@ -764,7 +525,7 @@ async def test_cdr_bad_line_that_holds_no_whole_record_is_one_quarantined_item(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "Master.csv"
-    path.write_text('"a","b"' + _cdr_row(0).replace("2024-01-09 14:00:00", "gestern"))
+    path.write_text('"a","b"' + cdr_row(0).replace("2024-01-09 14:00:00", "gestern"))
     result = await _sync(_connector("asterisk-cdr", path))
     assert result.translated == []
     assert [q.reason for q in result.quarantined] == ["CDR row has 19 columns, expected 18"]
@@ -772,7 +533,7 @@ async def test_cdr_bad_line_that_holds_no_whole_record_is_one_quarantined_item(
 
 def _outside_links(folder: Path, outside: Path, name: str) -> None:
     """A link to a mail file outside and a link to a folder of mail outside."""
-    (outside / "mail-9.eml").write_bytes(_message(9))
+    (outside / "mail-9.eml").write_bytes(message(9))
     (folder / name).symlink_to(outside / "mail-9.eml")
     (folder / "elsewhere").symlink_to(outside, target_is_directory=True)
 
@@ -790,7 +551,7 @@ async def test_links_out_of_the_folder_are_quarantined_unread(
     _outside_links(folder, outside, name)
     connector = _connector(source.kind, source.path)
     first = await _sync(connector)
-    assert first.keys == {_mail_key(0)}
+    assert first.keys == {mail_key(0)}
     reasons = {q.reason for q in first.quarantined}
     base = "new/" if source.kind == "maildir" else ""
     assert reasons == {
@@ -816,5 +577,5 @@ async def test_links_inside_the_folder_are_fine(
     (source.path / "again").symlink_to(source.path, target_is_directory=True)
     result = await _sync(_connector(source.kind, source.path))
     assert result.quarantined == []
-    assert result.keys == {_mail_key(0), _mail_key(1)}
+    assert result.keys == {mail_key(0), mail_key(1)}
     assert len(result.translated) == 3, "the file link is read; the folder link is not walked"

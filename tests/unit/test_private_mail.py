@@ -23,6 +23,7 @@ from connectors.mail import marked_private, translate_message
 from connectors.maildir import MaildirConnector
 from connectors.mime import split_message
 from hub.model import Interaction, Quarantined, RawItem, Skipped, Translated
+from tests.fetching import fetched_batches
 
 HEAD = (
     b"From: Jana Kurz <jana@kunde.example>\r\nTo: anna@ourco.example\r\nSubject: Befund\r\n"
@@ -161,7 +162,7 @@ def _mail(subject: str) -> bytes:
 
 async def _drain(connector: Connector, cursor: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     items: list[Any] = []
-    async for batch in connector.batches(cursor):
+    async for batch in fetched_batches(connector, cursor):
         assert batch.fetched == len(batch.items)
         items += batch.items
         cursor = batch.cursor

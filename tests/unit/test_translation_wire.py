@@ -23,11 +23,14 @@ from hub.model import (
     Translated,
 )
 from hub.translation import _as_tuple, received, with_raws
+from storage.packing import PackedAttachment, PackedInteraction, PackedRaw, kept, unpack
 
 
-def _every_field_set() -> Interaction:
-    """An interaction whose fields all differ from their defaults; fails if one is missed."""
-    item = Interaction(
+def _every_field_set() -> PackedInteraction:
+    """An interaction whose fields all differ from their defaults; fails if one is missed.
+
+    Packed as a translation worker sends it: body text compressed, no HTML body."""
+    item = PackedInteraction(
         channel=Channel.CALL,
         occurred_at=datetime(2024, 1, 8, 9, 0, tzinfo=timezone(timedelta(hours=1))),
         dedupe_key="call:1",
@@ -45,13 +48,14 @@ def _every_field_set() -> Interaction:
         references=["<r@x>", "<a@x>"],
         thread_key="<r@x>",
         attachments=[
-            Attachment("a.pdf", "application/pdf", 3, None, "ab" * 32, b"packed"),
+            PackedAttachment("a.pdf", "application/pdf", 3, digest="ab" * 32, packed=b"packed"),
             Attachment("b.txt", "text/plain", 0),
         ],
         headers={"list-id": "<l.x>"},
         duration_seconds=42,
         ends_at=datetime(2024, 1, 8, 9, 1, tzinfo=UTC),
         extra={"pbx": {"uniqueid": "1.2"}},
+        packed_body=b"body",
     )
     defaults = Interaction(Channel.EMAIL, datetime(2000, 1, 1, tzinfo=UTC), "k")
     unset = [
@@ -71,16 +75,23 @@ def test_items_arrive_as_they_left() -> None:
         RawItem("INBOX/7/3", b"Sensitivity: Private\r\n", "message/rfc822"),
     ]
     sent = [
-        Translated(RawItem("", b"", "", "d1" * 32, b"p1"), _every_field_set(), b"body"),
-        Quarantined(RawItem("", b"", "", "d2" * 32, b"p2"), "cannot be read: boom"),
+        Translated(PackedRaw("", b"", "", digest="d1" * 32, packed=b"p1"), _every_field_set()),
+        Quarantined(PackedRaw("", b"", "", digest="d2" * 32, packed=b"p2"), "cannot be read: boom"),
         Skipped(RawItem("", b""), "marked Sensitivity: Private"),
     ]
     back = with_raws(received([_as_tuple(item) for item in sent]), raws)
     assert back == with_raws(sent, raws)
-    assert back[0].raw == RawItem("INBOX/7/1", b"raw one", "message/rfc822", "d1" * 32, b"p1")
+    assert back[0].raw == PackedRaw(
+        "INBOX/7/1", b"raw one", "message/rfc822", digest="d1" * 32, packed=b"p1"
+    )
+    assert back[1].raw == PackedRaw(
+        "INBOX/7/2", b"raw two", "message/rfc822", digest="d2" * 32, packed=b"p2"
+    )
     first = back[0].interaction
+    assert isinstance(first, PackedInteraction) and first.packed_body == b"body"
     assert first.participants[0].role is Role.CALLER and first.channel is Channel.CALL
-    assert first.attachments[0].packed == b"packed" and first.attachments[1].kept is False
+    assert isinstance(first.attachments[0], PackedAttachment)
+    assert first.attachments[0].packed == b"packed" and kept(first.attachments[1]) is False
     assert back[2] == Skipped(raws[2], "marked Sensitivity: Private")
 
 
@@ -111,7 +122,8 @@ def test_a_private_item_travels_to_the_worker_and_back_as_its_reason_alone() -> 
                 Skipped(raws[0], "in the private folder 'Private'"),
                 Skipped(raws[1], "marked Sensitivity: Personal"),
             ]
-            assert isinstance(back[2], Translated) and back[2].raw.packed
+            assert isinstance(back[2], Translated) and isinstance(back[2].raw, PackedRaw)
+            assert back[2].raw.data == MAIL and unpack(back[2].raw.packed) == MAIL
 
 
 MAIL = (
@@ -163,7 +175,7 @@ def test_the_worker_removes_the_batch_file_once_read() -> None:
         assert isinstance(batch, Spool)
         (item,) = received(translate_sent(eml, "files", {"path": "/x"}, ConnectorContext(), batch))
         assert not os.path.exists(batch.path), "read: a crash now leaves no mail behind"
-    assert item.interaction.subject == "Angebot" and item.raw.packed
+    assert item.interaction.subject == "Angebot" and isinstance(item.raw, PackedRaw)
 
 
 def test_batch_files_of_killed_processes_are_removed_and_live_ones_kept(
