@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from connectors.base import MalformedItem
+from connectors.base import FileConnector, MalformedItem
 from hub.model import RawItem
 
 log = logging.getLogger(__name__)
@@ -77,3 +78,50 @@ def refuse_outside_link(raw: RawItem) -> None:
     """Raise MalformedItem for the stand-in of a link out of the folder, so it is quarantined."""
     if raw.content_type == OUTSIDE_LINK:
         raise MalformedItem(raw.data.decode("utf-8", "replace"))
+
+
+def folder_changes(
+    files: list[Path], root: Path, done: dict[str, list[float]], outside: Mapping[Path, Path]
+) -> list[tuple[str, Path, list[float]]]:
+    """Files that are new or changed (by size and mtime) since the cursor's record; a link out
+    of the folder by its own, so that what it leads to is not even looked at."""
+    changed = []
+    for file in files:
+        stat = file.lstat() if file in outside else file.stat()
+        key = file.relative_to(root).as_posix()
+        mark = [stat.st_size, stat.st_mtime]
+        if done.get(key) != mark:
+            changed.append((key, file, mark))
+    return changed
+
+
+def read_folder(
+    connector: FileConnector,
+    files: list[Path],
+    root: Path,
+    cursor: dict[str, Any],
+    key_of: Any,
+    levels_of: Callable[[str], list[str]],
+    outside: Mapping[Path, Path],
+) -> Iterator[tuple[list[RawItem], dict[str, Any]]]:
+    """Batches of changed files; the cursor remembers each file read by size and mtime.
+
+    A file in a folder that `private_marker` names (`levels_of` gives the folders of a key) is
+    not read: it goes on as a private item, skipped and counted, and the cursor remembers it.
+    A link that leads `outside` the folder is not read either: it goes on to be quarantined.
+    """
+    done: dict[str, list[float]] = dict(cursor.get("files", {}))
+    batch: list[RawItem] = []
+    for key, file, mark in folder_changes(files, root, done, outside):
+        private = connector.private_folder(levels_of(key))
+        if file in outside and not private:
+            batch.append(outside_link(key_of(key), key, outside[file]))
+        else:
+            data = b"" if private else file.read_bytes()
+            batch.append(RawItem(key_of(key), data, private=private))
+        done[key] = mark
+        if len(batch) >= connector.batch_size:
+            yield batch, {"files": dict(done)}
+            batch = []
+    if batch:
+        yield batch, {"files": done}

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.base import ConnectorError, FileConnector
-from connectors.eml import read_folder
-from connectors.folders import list_folder, refuse_outside_link
+from connectors.folders import list_folder, read_folder, refuse_outside_link
 from connectors.mail import translate_in
 from hub.model import Interaction, RawItem
 
