@@ -418,6 +418,14 @@ class MailSender(Connector):
     hub files the copy through the `imap` connector its settings name.
     """
 
+    @classmethod
+    def senders(cls, settings: Mapping[str, str]) -> tuple[str, ...]:
+        """The mailboxes one may send as through this connector: its owner's by default. A
+        kind that reads many mailboxes (impersonation, a tenant) lists them, and its `_send`
+        sends as the one the message's From names; the hub lets each user send as their own."""
+        owner = cls.mailbox_owner(settings)
+        return (owner,) if owner else ()
+
     @final
     async def send(self, message: EmailMessage) -> SendResult:
         """Send; raises ConnectorError only when nobody gets the mail. Never retried: a

@@ -133,11 +133,12 @@ async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOu
     """
     message = compose(outgoing)
     row, sender = await _mail_sender(hub, connector_name)
+    _sending_mailbox(sender, row.settings, outgoing.sender)  # refused before anything is sent
     result = await sender.send(message)
     raw = message.as_bytes()
     message_id = str(message["Message-ID"])
     item = Translated(RawItem(message_id, raw), translate_message(raw))
-    owner = sender.mailbox_owner(row.settings)
+    owner = _sending_mailbox(sender, row.settings, outgoing.sender)
     index = await hub.identity_index()
     kept, refused = screen_items(await load_screen(hub), [item], owner, index)
     interaction_id = None
@@ -169,6 +170,21 @@ async def send_mail(hub: Hub, connector_name: str, outgoing: Outgoing) -> SendOu
             outcome.sent_copy_error = str(e)
             log.warning("sent %s, but could not file it in Sent: %s", message_id, e)
     return outcome
+
+
+def _sending_mailbox(sender: MailSender, settings: dict[str, str], address: str) -> str:
+    """The connector's mailbox that `address` sends as: whose Sent the copy goes to and who
+    owns the logged mail. A connector of one mailbox sends as that one (an smtp relay may
+    accept another From); one of many (an exchange service account, an m365 tenant) sends
+    only as a mailbox it reads."""
+    mailboxes = sender.senders(settings)
+    wanted = normalize_email(address)
+    for mailbox in mailboxes:
+        if normalize_email(mailbox) == wanted:
+            return mailbox
+    if len(mailboxes) > 1:
+        raise SendError(f"sender: {address!r} is not a mailbox connector {sender.name!r} reads")
+    return sender.mailbox_owner(settings)
 
 
 async def _row(hub: Hub, name: str) -> ConnectorRow | None:
@@ -221,7 +237,7 @@ async def own_mail_connectors(hub: Hub, viewer: Viewer) -> list[str]:
         name
         for name, kind, settings in rows
         if (cls := _sender_class(kind)) is not None
-        and may_send_through(viewer, cls.mailbox_owner(settings))
+        and any(may_send_through(viewer, mailbox) for mailbox in cls.senders(settings))
     )
 
 

@@ -7,7 +7,7 @@ the sender runs the steps in `DURING_SEND` while it sends (a sync that commits m
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any, ClassVar
@@ -17,6 +17,7 @@ from hub.model import Interaction, RawItem
 
 SENDER = "tests.integration.fake_senders:FakeMailSender"
 SENT_FOLDER = "tests.integration.fake_senders:FakeSentFolder"
+TENANT = "tests.integration.fake_senders:FakeTenantSender"
 SENT: defaultdict[str, list[EmailMessage]] = defaultdict(list)
 FILED: defaultdict[str, list[bytes]] = defaultdict(list)
 DURING_SEND: list[Callable[[], Awaitable[None]]] = []
@@ -45,6 +46,20 @@ class FakeMailSender(MailSender):
 
     def translate(self, raw: RawItem) -> Interaction:
         raise NotImplementedError("a fake sender fetches nothing")
+
+
+class FakeTenantSender(FakeMailSender):
+    """A sender over many mailboxes (an exchange service account, an m365 tenant)."""
+
+    kind = TENANT
+    options: ClassVar[dict[str, str]] = {
+        **FakeMailSender.options,
+        "mailboxes": "comma-separated mailboxes it reads and sends as",
+    }
+
+    @classmethod
+    def senders(cls, settings: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(m.strip() for m in settings.get("mailboxes", "").split(",") if m.strip())
 
 
 class FakeSentFolder(SentFolder):

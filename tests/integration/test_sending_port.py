@@ -8,6 +8,7 @@ as a third-party kind would be; SQLite, or PostgreSQL in CI.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select, update
@@ -25,7 +26,14 @@ from hub.sending import (
     sending_connector_for,
 )
 from storage.tables import ConnectorRow, SourceRow
-from tests.integration.fake_senders import DURING_SEND, FILED, SENDER, SENT, SENT_FOLDER
+from tests.integration.fake_senders import (
+    DURING_SEND,
+    FILED,
+    SENDER,
+    SENT,
+    SENT_FOLDER,
+    TENANT,
+)
 
 ANNA = Viewer("anna@ourco.example", Role.SALES)
 BERND = Viewer("bernd@ourco.example", Role.MANAGER)
@@ -143,3 +151,24 @@ async def test_a_connector_that_cannot_send_or_file_a_copy_is_named(hub: Hub) ->
     assert len(SENT["to-archive"]) == 1, "the mail is sent even when its copy cannot be filed"
     assert outcome.sent_folder == ""
     assert "'anna-archive' (mbox) cannot file a copy in Sent" in outcome.sent_copy_error
+
+
+async def test_a_sender_over_many_mailboxes_lets_each_owner_send_as_their_own(hub: Hub) -> None:
+    """One service account reads Anna's and Bernd's mailboxes: each may send through it, as
+    their own mailbox only, and the logged mail is the sender's; a third user may not."""
+    mailboxes = f"{ANNA.email},{BERND.email}"
+    await add_connector(
+        hub, TENANT, "tenant", {"mailboxes": mailboxes, "files_copy": "Sent Items"}, {}
+    )
+    carla = Viewer("carla@ourco.example", Role.SALES)
+    assert await own_mail_connectors(hub, ANNA) == ["tenant"]
+    assert await own_mail_connectors(hub, BERND) == ["tenant"]
+    assert await own_mail_connectors(hub, carla) == []
+
+    outcome = await send_mail(hub, "tenant", MAIL)
+    assert SENT["tenant"][0]["From"] == ANNA.email
+    assert await _source_owners(hub, outcome.interaction_id) == [("tenant", ANNA.email)]
+
+    with pytest.raises(SendError, match="not a mailbox connector 'tenant' reads"):
+        await send_mail(hub, "tenant", replace(MAIL, sender=carla.email))
+    assert len(SENT["tenant"]) == 1, "refused before anything was sent"
