@@ -126,6 +126,9 @@ class Connector:
     options: ClassVar[dict[str, str]] = {}
     required: ClassVar[tuple[str, ...]] = ()
     secret_options: ClassVar[dict[str, str]] = {}
+    # A valid minimal configuration where `required` alone is not one (settings needed in
+    # some combination, values with a shape): the settings tests start from it.
+    example: ClassVar[dict[str, str]] = {}
     batch_size: ClassVar[int] = 500
     watches: ClassVar[bool] = False
 

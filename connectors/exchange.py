@@ -101,6 +101,11 @@ class ExchangeConnector(MailSender):
         "retries": "attempts after a busy server or a dropped connection (default 5)",
     }
     required: ClassVar[tuple[str, ...]] = ("username", "mailboxes")
+    example: ClassVar[dict[str, str]] = {
+        "server": "mail.ourco.example",
+        "username": "svc-crmhub@ourco.example",
+        "mailboxes": "anna@ourco.example",
+    }
     secret_options: ClassVar[dict[str, str]] = {"password": "the service account's password"}
     batch_size: ClassVar[int] = PAGE_SIZE
 

@@ -20,8 +20,6 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from email import message_from_bytes
-from email.policy import compat32
 from typing import Any, ClassVar
 
 from connectors.base import ConfigurationError, ConnectorError, SentFolder
@@ -32,7 +30,7 @@ from connectors.imap_client import (
     ImapSession,
     ImapTransient,
 )
-from connectors.mail import translate_in
+from connectors.mail import strip_attachment_bodies, translate_in
 from hub.model import Interaction, RawItem
 
 log = logging.getLogger(__name__)
@@ -61,20 +59,6 @@ def _chunks(uids: list[int]) -> list[list[int]]:
     return ([first] if first else []) + [
         rest[start : start + MAX_BATCH_UIDS] for start in range(0, len(rest), MAX_BATCH_UIDS)
     ]
-
-
-def strip_attachment_bodies(data: bytes) -> bytes:
-    """An oversized message without its attachment bodies; names and sizes stay in headers."""
-    msg = message_from_bytes(data, policy=compat32)
-    for part in msg.walk():
-        inline_text = part.get_content_maintype() == "text" and not part.get_filename()
-        if part.is_multipart() or inline_text:
-            continue
-        payload = part.get_payload(decode=True) or b""
-        part.set_payload("")
-        part["X-Crmhub-Omitted-Size"] = str(len(payload))
-        del part["Content-Transfer-Encoding"]
-    return msg.as_bytes()
 
 
 class ImapConnector(SentFolder):

@@ -13,8 +13,10 @@ import hashlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email import message_from_bytes
 from email.header import Header, decode_header
 from email.message import Message
+from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
@@ -421,3 +423,17 @@ def translate_in(
         max_message_bytes=context.max_message_bytes,
         keep_html=context.keep_html,
     )
+
+
+def strip_attachment_bodies(data: bytes) -> bytes:
+    """An oversized message without its attachment bodies; names and sizes stay in headers."""
+    msg = message_from_bytes(data, policy=compat32)
+    for part in msg.walk():
+        inline_text = part.get_content_maintype() == "text" and not part.get_filename()
+        if part.is_multipart() or inline_text:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        part.set_payload("")
+        part["X-Crmhub-Omitted-Size"] = str(len(payload))
+        del part["Content-Transfer-Encoding"]
+    return msg.as_bytes()

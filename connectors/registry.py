@@ -14,6 +14,8 @@ KINDS: dict[str, str] = {
     "asterisk-cdr": "connectors.asterisk_cdr:AsteriskCdrConnector",
     "imap": "connectors.imap:ImapConnector",
     "smtp": "connectors.smtp:SmtpConnector",
+    "exchange": "connectors.exchange:ExchangeConnector",
+    "m365": "connectors.m365:M365Connector",
 }
 
 

@@ -20,6 +20,7 @@ from storage.tables import ConnectorRow, QuarantineRow, SourceRow
 from tests.connector_contract import ContractSource, Driver
 from tests.ews_fake import ews_source
 from tests.file_sources import CdrSource, EmlSource, IcsSource, MaildirSource, MboxSource
+from tests.graph_fake import graph_source
 from tests.integration.contract_drivers import dovecot_source, file_driver
 
 DRIVERS: dict[str, Driver] = {
@@ -30,6 +31,7 @@ DRIVERS: dict[str, Driver] = {
     "asterisk-cdr": file_driver(CdrSource),
     "imap": dovecot_source,
     "exchange": ews_source,
+    "m365": graph_source,
 }
 # A calendar file is exported whole: when it changed, every event in it is fetched again and
 # recognised as a duplicate; every other kind fetches only what came after its cursor.

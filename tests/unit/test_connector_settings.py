@@ -17,7 +17,13 @@ from matching.autocreate import ContactPolicy
 
 
 def _minimal(kind: str) -> dict[str, str]:
-    return {key: "x" for key in connector_class(kind).required}
+    cls = connector_class(kind)
+    return {**{key: "x" for key in cls.required}, **cls.example}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_has_a_valid_minimal_configuration(kind: str) -> None:
+    connector_class(kind).validate_settings(_minimal(kind))
 
 
 def test_the_setting_and_the_policy_name_the_same_values() -> None:
