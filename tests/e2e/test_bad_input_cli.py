@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.e2e.test_cli import query
-from tests.unit.test_file_connectors import PNG, _cdr_row
+from tests.file_sources import cdr_row
+from tests.unit.test_file_connectors import PNG
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli
@@ -63,24 +64,24 @@ def test_a_png_renamed_mbox_fails_the_sync_and_keeps_the_cursor(
 
 def test_a_cdr_file_ending_mid_record_loses_and_merges_nothing(crmhub: Cli, tmp_path: Path) -> None:
     master = tmp_path / "Master.csv"
-    second = _cdr_row(1)
-    master.write_text(_cdr_row(0) + second[:60])
+    second = cdr_row(1)
+    master.write_text(cdr_row(0) + second[:60])
     added = crmhub("connectors", "add", "asterisk-cdr", "calls", "--set", f"path={master}")
     assert added.returncode == 0, added.stderr
 
     partial = crmhub("sync", "calls")
     assert partial.returncode == 0, partial.stdout
     assert "fetched 1, new 1," in partial.stdout
-    assert cursors(crmhub.database_url)["calls"]["offset"] == len(_cdr_row(0))
+    assert cursors(crmhub.database_url)["calls"]["offset"] == len(cdr_row(0))
 
     with master.open("a") as handle:  # the rest of the record, and the next one
-        handle.write(second[60:] + _cdr_row(2))
+        handle.write(second[60:] + cdr_row(2))
     completed = crmhub("sync", "calls")
     assert "fetched 2, new 2, duplicates 0, matched 0, unmatched 2, quarantined 0" in (
         completed.stdout
     )
     with master.open("a") as handle:  # cut off for good: Asterisk restarted and went on
-        handle.write(_cdr_row(3)[:90] + _cdr_row(4))
+        handle.write(cdr_row(3)[:90] + cdr_row(4))
     restarted = crmhub("sync", "calls")
     assert "fetched 2, new 1, duplicates 0, matched 0, unmatched 1, quarantined 1" in (
         restarted.stdout
@@ -88,7 +89,7 @@ def test_a_cdr_file_ending_mid_record_loses_and_merges_nothing(crmhub: Cli, tmp_
     assert sorted(
         query(crmhub.database_url, "SELECT external_id FROM sources WHERE connector = 'calls'")
     ) == sorted(
-        (f"line:{hashlib.sha256(_cdr_row(n).strip().encode()).hexdigest()[:16]}",)
+        (f"line:{hashlib.sha256(cdr_row(n).strip().encode()).hexdigest()[:16]}",)
         for n in (0, 1, 2, 4)
     )
     ((reason,),) = query(crmhub.database_url, "SELECT reason FROM quarantine")
