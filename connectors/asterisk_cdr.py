@@ -23,7 +23,8 @@ from connectors.base import (
     file_mark,
     resume_offset,
 )
-from hub.model import AddressKind, Channel, Interaction, Participant, RawItem, Role
+from connectors.calls import Call, call_interaction
+from hub.model import Interaction, RawItem
 
 COLUMNS = (
     "accountcode",
@@ -97,23 +98,30 @@ class AsteriskCdrConnector(FileConnector):
         except ValueError as e:
             raise MalformedItem(f"CDR row has a bad start time or billsec: {e}") from e
         start = start.replace(tzinfo=ZoneInfo(self.context.timezone))
-        caller_name = record["clid"].split("<")[0].strip().strip('"')
-        participants = [
-            Participant(Role.CALLER, record["src"], AddressKind.PHONE, caller_name),
-            Participant(Role.CALLEE, record["dst"], AddressKind.PHONE, ""),
-        ]
-        minutes, seconds = divmod(billsec, 60)
-        return Interaction(
-            channel=Channel.CALL,
-            occurred_at=start,
-            dedupe_key=f"asterisk:{record['uniqueid'] or raw.external_id}:{record['dst']}",
-            subject=f"Call {record['src'] or 'unknown'} → {record['dst']} "
-            f"({record['disposition'].lower()}, {minutes}:{seconds:02d})",
-            snippet=f"{record['disposition']} after {billsec} s",
-            participants=participants,
-            duration_seconds=billsec,
-            extra={"disposition": record["disposition"], "uniqueid": record["uniqueid"]},
+        uniqueid = record["uniqueid"]
+        return call_interaction(
+            Call(
+                key=f"asterisk:{uniqueid or raw.external_id}:{record['dst']}",
+                start=start,
+                caller=record["src"],
+                callee=record["dst"],
+                status=DISPOSITIONS.get(record["disposition"].strip().upper(), "failed"),
+                talk_seconds=billsec,
+                caller_name=record["clid"].split("<")[0].strip().strip('"'),
+                native_ids=(uniqueid,) if uniqueid else (),
+                extra={"uniqueid": uniqueid} if uniqueid else {},
+            )
         )
+
+
+# Asterisk's dispositions as the shared call statuses (CONGESTION: the network refused it).
+DISPOSITIONS = {
+    "ANSWERED": "completed",
+    "NO ANSWER": "no-answer",
+    "BUSY": "busy",
+    "FAILED": "failed",
+    "CONGESTION": "failed",
+}
 
 
 _CUT = "cut:"  # external id prefix of a record cut off mid-write

@@ -16,6 +16,7 @@ class Channel(enum.StrEnum):
     EMAIL = "email"
     CALL = "call"
     SMS = "sms"
+    IM = "im"  # chat messages (WhatsApp through Twilio)
     MEETING = "meeting"
     FAX = "fax"
     NOTE = "note"

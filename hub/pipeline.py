@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import Connector, ConnectorError
+from connectors.base import ConfigurationError, Connector, ConnectorError
 from hub.bootstrap import Hub
 from hub.deciding import (
     Threads,
@@ -18,7 +18,7 @@ from hub.deciding import (
     decide_batch,
     follow_late_parents,
 )
-from hub.model import Quarantined, Skipped, Translated
+from hub.model import Quarantined, RawItem, Skipped, Translated
 from hub.rematch import rematch
 from hub.screening import load_screen, screen_items, screen_quarantined
 from matching.autocreate import ContactPolicy
@@ -73,9 +73,8 @@ async def sync_connector(
         provenance = Provenance(
             connector.mailbox_owner(row.settings), row.settings.get("visibility", "full")
         )
-        await _sync_batches(
-            hub, connector, row.cursor or {}, index, policy, provenance, report, progress
-        )
+        steps = _translated(hub, connector, row.cursor or {})
+        await _sync_batches(hub, connector, steps, index, policy, provenance, report, progress)
     except (ConnectorError, ValueError) as e:
         report.errors += 1
         report.error = str(e)
@@ -96,10 +95,40 @@ async def sync_connector(
     return report
 
 
+Step = tuple[list[Translated | Quarantined | Skipped], dict[str, Any] | None, int]
+
+
+async def ingest_pushed(hub: Hub, name: str, raws: list[RawItem]) -> SyncReport:
+    """Store what a source pushed (a webhook's call, a live PBX event) exactly as a sync would
+    store it: translated, screened, decided, under the connector's owner and visibility. The
+    connector's cursor is left alone: a push is not a position in the source. Raises
+    ConfigurationError for an unknown connector; a bad item is quarantined as in a sync."""
+    async with hub.sessions() as session:
+        row = await connector_row(session, name)
+    if row is None:
+        raise ConfigurationError(f"no connector named {name!r}")
+    report = SyncReport(name, row.kind)
+    connector = hub.connector(row)
+    policy = ContactPolicy(row.settings.get("create_contacts", ContactPolicy.OFF))
+    provenance = Provenance(
+        connector.mailbox_owner(row.settings), row.settings.get("visibility", "full")
+    )
+
+    async def pushed() -> AsyncIterator[Step]:
+        yield await hub.translate(connector, raws), None, len(raws)
+
+    index = await hub.identity_index()
+    await _sync_batches(hub, connector, pushed(), index, policy, provenance, report, None)
+    c = report.counts
+    report.new, report.duplicates, report.quarantined = c.new, c.duplicates, c.quarantined
+    report.matched, report.unmatched = c.matched, c.unmatched
+    return report
+
+
 async def _sync_batches(
     hub: Hub,
     connector: Connector,
-    cursor: dict[str, Any],
+    steps: AsyncIterator[Step],
     index: IdentityIndex,
     policy: ContactPolicy,
     provenance: Provenance,
@@ -124,7 +153,7 @@ async def _sync_batches(
             report.counts.add(await task)
 
     try:
-        async for items, next_cursor, fetched in _translated(hub, connector, cursor):
+        async for items, next_cursor, fetched in steps:
             translated = [i for i in items if isinstance(i, Translated)]
             owner = next((i.raw.owner for i in items if i.raw.owner), "") or provenance.owner
             batch_provenance = replace(provenance, owner=owner)
@@ -165,7 +194,7 @@ async def _store_batch(
     name: str,
     decided: list[StoredItem],
     bad: list[Quarantined],
-    cursor: dict[str, Any],
+    cursor: dict[str, Any] | None,
     index: IdentityIndex,
     earlier: set[int],
     provenance: Provenance,
@@ -182,7 +211,7 @@ _Step = tuple["asyncio.Future[list[Translated | Quarantined | Skipped]]", dict[s
 
 async def _translated(
     hub: Hub, connector: Connector, cursor: dict[str, Any]
-) -> AsyncIterator[tuple[list[Translated | Quarantined | Skipped], dict[str, Any], int]]:
+) -> AsyncIterator[Step]:
     """Batches in source order, while the next ones are already being fetched and translated.
 
     Fetching (I/O), translating (CPU, in worker processes for big batches) and storing run at

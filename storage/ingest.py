@@ -12,9 +12,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hub.model import Attachment, Attribution, Interaction, Quarantined, RawItem, ReviewCase
+from hub.model import (
+    Attachment,
+    Attribution,
+    Channel,
+    Interaction,
+    Quarantined,
+    RawItem,
+    ReviewCase,
+)
 from storage.blobs import Blob, store_blobs
 from storage.fulltext import ItemText, index_items
 from storage.packing import (
@@ -32,6 +42,7 @@ from storage.tables import (
     AttributionRow,
     ConnectorRow,
     InteractionRow,
+    NativeIdRow,
     ParticipantRow,
     QuarantineRow,
     SourceRow,
@@ -103,6 +114,9 @@ class _Plan:
     by_key: dict[str, int] = field(default_factory=dict)
     new_items: dict[str, StoredItem] = field(default_factory=dict)
     sources: list[tuple[str, str, str]] = field(default_factory=list)  # key, external id, sha
+    known_sha: dict[str, tuple[int, str]] = field(default_factory=dict)  # eid -> item, sha
+    native_ids: list[tuple[str, str]] = field(default_factory=list)  # key, native id
+    revised: list[tuple[int, StoredItem]] = field(default_factory=list)  # item id, new state
 
 
 class SqlInteractionStore:
@@ -175,12 +189,16 @@ class SqlInteractionStore:
         keys = [i.interaction.dedupe_key for i in items]
         for start in range(0, len(ids), 500):
             rows = await session.execute(
-                select(SourceRow.external_id).where(
+                select(
+                    SourceRow.external_id, SourceRow.interaction_id, SourceRow.content_sha256
+                ).where(
                     SourceRow.connector == connector,
                     SourceRow.external_id.in_(ids[start : start + 500]),
                 )
             )
-            plan.known_sources.update(rows.scalars())
+            for external_id, interaction_id, sha in rows:
+                plan.known_sources.add(external_id)
+                plan.known_sha[external_id] = (interaction_id, sha)
         plan.by_key.update(await stored_ids(session, InteractionRow.__table__, "dedupe_key", keys))
         return plan
 
@@ -237,6 +255,8 @@ class SqlInteractionStore:
         )
         for table, values in rows:
             await insert_rows(session, table.__table__, _COLUMNS[table], values)
+        await _add_native_ids(session, {(by_key[k], n) for k, n in plan.native_ids})
+        await _revise(session, source[0], plan.revised)
         await index_items(session, [_text(by_key[k], i) for k, i in new_items])
         await open_cases(
             session,
@@ -298,6 +318,63 @@ def _attachment_blob(attachment: Attachment) -> Blob:
     return Blob.of(attachment.content or b"")
 
 
+# Channels whose items change after they are first seen: a call goes from ringing to completed,
+# a text from queued to delivered. The same source delivering other content revises the item;
+# a mail or a meeting occurrence never changes under the same source id.
+REVISABLE = frozenset({Channel.CALL, Channel.SMS, Channel.IM})
+# A call's status once it is over; a late "ringing" callback must not turn it back.
+FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+
+
+async def _add_native_ids(session: AsyncSession, rows: set[tuple[int, str]]) -> None:
+    """Record each item's native ids; one another source of the item recorded already stays."""
+    if not rows:
+        return
+    connection = await session.connection()
+    into = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = into(NativeIdRow.__table__).on_conflict_do_nothing()
+    await connection.execute(
+        statement, [{"interaction_id": item, "native_id": native} for item, native in sorted(rows)]
+    )
+
+
+async def _revise(
+    session: AsyncSession, connector: str, revised: list[tuple[int, StoredItem]]
+) -> None:
+    """Bring calls and texts whose source reported a new state up to date: status, length,
+    text and what the source adds; never a final status back to an open one (callbacks come
+    out of order and twice). Parties and time stay as first stored: matching decided on them."""
+    if not revised:
+        return
+    ids = sorted({item_id for item_id, _ in revised})
+    rows = await session.execute(
+        select(InteractionRow.id, InteractionRow.extra).where(InteractionRow.id.in_(ids))
+    )
+    stored: dict[int, dict[str, Any]] = {item_id: extra or {} for item_id, extra in rows}
+    for item_id, item in revised:
+        old = stored.get(item_id) or {}
+        new = item.interaction
+        if old.get("status") in FINAL_STATUSES and new.extra.get("status") not in FINAL_STATUSES:
+            continue
+        await session.execute(
+            update(InteractionRow)
+            .where(InteractionRow.id == item_id)
+            .values(
+                subject=new.subject,
+                snippet=new.snippet,
+                duration_seconds=new.duration_seconds,
+                ends_at=new.ends_at,
+                extra={**old, **new.extra},
+            )
+        )
+        await session.execute(
+            update(SourceRow)
+            .where(SourceRow.connector == connector, SourceRow.external_id == item.raw.external_id)
+            .values(content_sha256=raw_digest(item.raw))
+        )
+        stored[item_id] = {**old, **new.extra}
+
+
 def _blob(raw: RawItem) -> Blob:
     """The raw bytes as a blob: packed by the translation worker, or packed here."""
     if isinstance(raw, PackedRaw):
@@ -308,11 +385,18 @@ def _blob(raw: RawItem) -> Blob:
 def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
     """New interaction, another source of a known one, or a re-delivery of a known source."""
     if item.raw.external_id in plan.known_sources:
-        counts.duplicates += 1
+        known = plan.known_sha.get(item.raw.external_id)
+        if known and item.interaction.channel in REVISABLE and known[1] != raw_digest(item.raw):
+            plan.revised.append((known[0], item))
+            counts.updated += 1
+        else:
+            counts.duplicates += 1
         return
     plan.known_sources.add(item.raw.external_id)
     key = item.interaction.dedupe_key
     plan.sources.append((key, item.raw.external_id, raw_digest(item.raw)))
+    for native in item.interaction.extra.get("native_ids") or ():
+        plan.native_ids.append((key, str(native)[:200]))
     if key in plan.by_key or key in plan.new_items:
         counts.duplicates += 1
         return

@@ -356,6 +356,21 @@ class SourceRow(Base):
     )
 
 
+class NativeIdRow(Base):
+    """A call's or message's own id in the system that reported it (a Twilio CallSid, an
+    Asterisk uniqueid or linkedid), so that a script holding that id finds the item: one
+    call can have several (its legs, a PBX and a carrier), one id one row per item."""
+
+    __tablename__ = "native_ids"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    native_id: Mapped[str] = mapped_column(String(200))
+    __table_args__ = (
+        UniqueConstraint("native_id", "interaction_id"),
+        Index("ix_native_ids_item", "interaction_id"),
+    )
+
+
 class AttachmentRow(Base):
     __tablename__ = "attachments"
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.model import Channel
+
 Schema = dict[str, Any]
 
 
@@ -35,7 +37,7 @@ WHEN: Schema = {"type": "string", "format": "date-time"}
 MAYBE_STR: Schema = {"type": ["string", "null"]}
 MAYBE_INT: Schema = {"type": ["integer", "null"]}
 MAYBE_WHEN: Schema = {"type": ["string", "null"], "format": "date-time"}
-CHANNEL: Schema = {"enum": ["email", "call", "sms", "meeting", "fax", "note"]}
+CHANNEL: Schema = {"enum": [channel.value for channel in Channel]}
 VISIBILITY: Schema = {
     "enum": ["metadata", "subject", "full"],
     "description": "how much of the item the caller sees (DESIGN.md, Who sees what); "
