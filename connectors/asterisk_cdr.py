@@ -23,7 +23,7 @@ from connectors.base import (
     file_mark,
     resume_offset,
 )
-from connectors.calls import Call, call_interaction
+from connectors.calls import DISPOSITIONS, Call, call_interaction
 from hub.model import Interaction, RawItem
 
 COLUMNS = (
@@ -112,16 +112,6 @@ class AsteriskCdrConnector(FileConnector):
                 extra={"uniqueid": uniqueid} if uniqueid else {},
             )
         )
-
-
-# Asterisk's dispositions as the shared call statuses (CONGESTION: the network refused it).
-DISPOSITIONS = {
-    "ANSWERED": "completed",
-    "NO ANSWER": "no-answer",
-    "BUSY": "busy",
-    "FAILED": "failed",
-    "CONGESTION": "failed",
-}
 
 
 _CUT = "cut:"  # external id prefix of a record cut off mid-write

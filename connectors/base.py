@@ -459,3 +459,30 @@ class SentFolder(Connector):
 
     async def _append_sent(self, data: bytes) -> str:
         raise NotImplementedError
+
+
+class Listener(Connector):
+    """A source that pushes its items live and does not replay what was missed (a PBX's
+    manager interface): not a fetch after a cursor, so the base class's paging and retries do
+    not apply.
+
+    Implement `listen()`: an async generator yielding each batch of RawItems as it arrives,
+    running until cancelled. Connection trouble is handled inside (reconnect with `backoff`,
+    log a warning), never raised: the scheduler (hub.jobs) runs one listener per connector and
+    stores each batch through `hub.pipeline.ingest_pushed`. `_fetch` yields nothing, so that a
+    scheduled sync of the connector is harmless; override `_check` with a cheap login.
+
+    `pushes` tells the connector contract test (which drives cursors) that the kind has none.
+    """
+
+    pushes: ClassVar[bool] = True
+
+    async def listen(self) -> AsyncGenerator[list[RawItem], None]:
+        raise NotImplementedError
+        yield []  # pragma: no cover
+
+    async def _fetch(
+        self, cursor: dict[str, Any]
+    ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
+        return
+        yield  # pragma: no cover - a listener's items arrive through listen()

@@ -26,6 +26,14 @@ STATUSES = (
     "ringing",
     "in-progress",
 )
+# Asterisk's dispositions as the shared call statuses (CONGESTION: the network refused it).
+DISPOSITIONS = {
+    "ANSWERED": "completed",
+    "NO ANSWER": "no-answer",
+    "BUSY": "busy",
+    "FAILED": "failed",
+    "CONGESTION": "failed",
+}
 OPEN_STATUSES = frozenset({"queued", "ringing", "in-progress"})  # not over yet: polled again
 _SHOWN = {
     "completed": "answered",
@@ -50,7 +58,15 @@ class Call:
     channel: Channel = Channel.CALL  # CALL, SMS or IM
     text: str = ""  # a message's body
     native_ids: tuple[str, ...] = ()  # CallSid, MessageSid, Asterisk uniqueid and linkedid
+    # Which party the source knows to be us ("caller", "callee", "both"; "" when it does not
+    # say): a Twilio number or a DID is a full number that matching would take for a customer.
+    own_side: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # what else the source adds
+
+
+def own_side(direction: Direction) -> str:
+    """The side that is us, for a source that states the direction from our point of view."""
+    return {Direction.OUTBOUND: "caller", Direction.INBOUND: "callee"}.get(direction, "both")
 
 
 def shown_status(status: str) -> str:
@@ -62,8 +78,20 @@ def call_interaction(call: Call) -> Interaction:
     """The Interaction of one call or message: both parties by number (matching normalises
     them), the outcome in `extra["disposition"]` as the timeline shows it, the talk time."""
     participants = [
-        Participant(Role.CALLER, call.caller, AddressKind.PHONE, call.caller_name),
-        Participant(Role.CALLEE, call.callee, AddressKind.PHONE, call.callee_name),
+        Participant(
+            Role.CALLER,
+            call.caller,
+            AddressKind.PHONE,
+            call.caller_name,
+            ours=call.own_side in ("caller", "both"),
+        ),
+        Participant(
+            Role.CALLEE,
+            call.callee,
+            AddressKind.PHONE,
+            call.callee_name,
+            ours=call.own_side in ("callee", "both"),
+        ),
     ]
     extra: dict[str, Any] = {**call.extra, "disposition": shown_status(call.status)}
     extra["status"] = call.status

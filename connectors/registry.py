@@ -16,6 +16,9 @@ KINDS: dict[str, str] = {
     "smtp": "connectors.smtp:SmtpConnector",
     "exchange": "connectors.exchange:ExchangeConnector",
     "m365": "connectors.m365:M365Connector",
+    "twilio": "connectors.twilio:TwilioConnector",
+    "pbx-webhook": "connectors.pbx_webhook:PbxWebhookConnector",
+    "asterisk-ami": "connectors.asterisk_ami:AsteriskAmiConnector",
 }
 
 

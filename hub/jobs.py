@@ -1,7 +1,10 @@
 """Who runs syncs on the embedded default: an in-process scheduler.
 
 Every `sync_interval` it passes over all enabled connectors; connectors that can push (IMAP
-IDLE) also get a watcher that syncs them as soon as the source reports new items. A lock per
+IDLE) also get a watcher that syncs them as soon as the source reports new items, and live
+sources that replay nothing (`connectors.base.Listener`: the Asterisk Manager Interface) a
+listener that stores each batch they push as it arrives (`hub.pipeline.ingest_pushed`). A
+watcher or listener whose connector's settings changed is started again. A lock per
 connector keeps the scheduled pass and a watcher from syncing the same connector at once; the
 run's claim in the database (hub.connector_runs) keeps any other process from it too.
 Each pass ends with retention (`retention_days`): items past their channel's period go.
@@ -13,13 +16,15 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
-from connectors.base import ConnectorError
+from connectors.base import Connector, ConnectorError, Listener
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.connector_runs import run_sync
-from hub.pipeline import SyncReport
+from hub.pipeline import SyncReport, ingest_pushed
 from hub.retention import apply_retention
 from storage.connectors_state import enabled_rows
 from storage.maintenance import optimize
@@ -34,6 +39,8 @@ class Scheduler:
         self.hub = hub
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.watchers: dict[str, asyncio.Task[None]] = {}
+        self.listeners: dict[str, asyncio.Task[None]] = {}
+        self.started_as: dict[str, tuple[str, str, object]] = {}  # task name -> its row's state
 
     async def sync(self, name: str) -> SyncReport | None:
         """One recorded pass (hub.connector_runs); None when a run of the connector is going
@@ -60,9 +67,10 @@ class Scheduler:
                 await self.tidy()
                 await asyncio.sleep(self.hub.settings.sync_interval)
         finally:
-            for task in self.watchers.values():
+            tasks = [*self.watchers.values(), *self.listeners.values()]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self.watchers.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def retain(self) -> None:
         """Retention once per pass; a failure is logged and tried again on the next pass."""
@@ -90,19 +98,39 @@ class Scheduler:
             return await enabled_rows(session)
 
     def _keep_watchers(self, rows: list[ConnectorRow]) -> None:
+        """A watcher for each enabled kind that watches, a listener for each that listens."""
+        self._keep(self.watchers, rows, lambda cls: cls.watches, self._watch, "watch")
+        self._keep(
+            self.listeners, rows, lambda cls: issubclass(cls, Listener), self._listen, "listen"
+        )
+
+    def _keep(
+        self,
+        tasks: dict[str, asyncio.Task[None]],
+        rows: list[ConnectorRow],
+        wants: Callable[[type[Connector]], bool],
+        start: Callable[[ConnectorRow], Coroutine[Any, Any, None]],
+        verb: str,
+    ) -> None:
         wanted = {}
         for row in rows:
             try:
-                if connector_class(row.kind).watches:
+                if wants(connector_class(row.kind)):
                     wanted[row.name] = row
             except ConnectorError:
                 continue  # the pass reports an unknown kind
-        for name in list(self.watchers):
-            if name not in wanted or self.watchers[name].done():
-                self.watchers.pop(name).cancel()
+        for name in list(tasks):
+            now = wanted.get(name)
+            if (
+                now is None
+                or tasks[name].done()
+                or self.started_as[f"{verb} {name}"] != _state(now)
+            ):
+                tasks.pop(name).cancel()
         for name, row in wanted.items():
-            if name not in self.watchers:
-                self.watchers[name] = asyncio.create_task(self._watch(row), name=f"watch {name}")
+            if name not in tasks:
+                self.started_as[f"{verb} {name}"] = _state(row)
+                tasks[name] = asyncio.create_task(start(row), name=f"{verb} {name}")
 
     async def _watch(self, row: ConnectorRow) -> None:
         try:
@@ -115,6 +143,32 @@ class Scheduler:
             raise
         except Exception:  # a job edge: the next pass starts a new watcher
             log.exception("watching %s failed", row.name)
+
+    async def _listen(self, row: ConnectorRow) -> None:
+        """Store each batch a live source pushes; the listener reconnects by itself."""
+        try:
+            connector = self.hub.connector(row)
+            assert isinstance(connector, Listener)
+            async with contextlib.aclosing(connector.listen()) as batches:
+                async for raws in batches:
+                    try:
+                        report = await ingest_pushed(self.hub, row.name, raws)
+                    except Exception:  # a job edge: keep listening, say what was not stored
+                        ids = ", ".join(raw.external_id for raw in raws[:10])
+                        log.exception(
+                            "%s: storing %d pushed items (%s) failed", row.name, len(raws), ids
+                        )
+                        continue
+                    log.debug("%s: pushed %s", row.name, report.as_json())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a job edge: the next pass starts a new listener
+            log.exception("listening to %s failed", row.name)
+
+
+def _state(row: ConnectorRow) -> tuple[str, str, object]:
+    """What a watcher or listener was built from: a change means starting it again."""
+    return row.kind, repr(sorted((row.settings or {}).items())), row.secrets
 
 
 async def scheduler_loop(hub: Hub) -> None:

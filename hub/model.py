@@ -54,6 +54,9 @@ class Participant:
     address: str
     kind: AddressKind = AddressKind.EMAIL
     name: str = ""
+    # The source knows this party is us: a number of our own Twilio account, a PBX extension
+    # the PBX names. A full number otherwise looks like any customer's.
+    ours: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from matching.index import IdentityIndex
 from storage.connectors_state import connector_names, connector_row
 from storage.ingest import IngestCounts, Provenance, StoredItem
 from storage.maintenance import after_ingest
+from storage.missed_calls import follow_up
 from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,9 @@ async def _store_batch(
     provenance: Provenance,
 ) -> IngestCounts:
     counts = await hub.store.ingest(name, decided, bad, cursor, provenance)
+    if decided:  # missed calls opened and closed by what the batch stored (storage.missed_calls)
+        async with hub.sessions() as session, session.begin():
+            await follow_up(session, name, [i.raw.external_id for i in decided])
     await follow_late_parents(hub, decided, index)
     if earlier:
         await rematch(hub, earlier, index)

@@ -241,7 +241,7 @@ def _as_tuple(item: Translated | Quarantined | Skipped) -> tuple[Any, ...]:
     values[_CHANNEL] = it.channel.value
     values[_DIRECTION] = it.direction.value
     values[_PARTICIPANTS] = [
-        (p.role.value, p.address, p.kind.value, p.name) for p in it.participants
+        (p.role.value, p.address, p.kind.value, p.name, p.ours) for p in it.participants
     ]
     values[_ATTACHMENTS] = [
         (a.filename, a.content_type, a.size, None, a.digest, a.packed)
@@ -281,8 +281,8 @@ def received(items: list[tuple[Any, ...]]) -> list[Translated | Quarantined | Sk
         values[_CHANNEL] = Channel(values[_CHANNEL])
         values[_DIRECTION] = Direction(values[_DIRECTION])
         values[_PARTICIPANTS] = [
-            Participant(Role(role), address, AddressKind(kind), name)
-            for role, address, kind, name in values[_PARTICIPANTS]
+            Participant(Role(role), address, AddressKind(kind), name, ours)
+            for role, address, kind, name, ours in values[_PARTICIPANTS]
         ]
         values[_ATTACHMENTS] = [_received_attachment(a) for a in values[_ATTACHMENTS]]
         interaction = PackedInteraction(*values, packed_body=packed_body)

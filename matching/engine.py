@@ -62,11 +62,12 @@ class Decision:
 
 
 def resolve(participant: Participant, index: IdentityIndex) -> tuple[str | None, bool]:
-    """Normalised address and whether it is one of ours (staff address or extension)."""
+    """Normalised address and whether it is one of ours (staff address, extension, or a
+    number the source says is ours)."""
     if participant.kind is AddressKind.PHONE:
         if is_internal_extension(participant.address):
             return participant.address.strip(), True
-        return normalize_phone(participant.address, index.region), False
+        return normalize_phone(participant.address, index.region), participant.ours
     address = normalize_email(participant.address)
     if address is None:
         return None, False

@@ -35,11 +35,14 @@ from storage.tables import (
     AuditRow,
     BlobRow,
     BlocklistRow,
+    CallNoteRow,
+    CallPartiesRow,
     ContactEmailRow,
     ContactPhoneRow,
     ContactRow,
     ErasedIdentityRow,
     InteractionRow,
+    MissedCallRow,
     ParticipantRow,
     QuarantineRow,
     ReviewIgnoredRow,
@@ -233,6 +236,10 @@ async def _redact(session: AsyncSession, subject: Subject, ids: list[int]) -> in
     m = subject.mentions
     blobs = await blobs_of(session, ids)
     await session.execute(delete(AttachmentRow).where(AttachmentRow.interaction_id.in_(ids)))
+    # What agents wrote about the calls, the calls' number pair (kept to join one call from two
+    # systems) and their missed-call reminders are about the person, like the body: gone.
+    for table in (CallNoteRow, CallPartiesRow, MissedCallRow):
+        await session.execute(delete(table).where(table.interaction_id.in_(ids)))
     await session.execute(
         update(ParticipantRow)
         .where(ParticipantRow.interaction_id.in_(ids), subject.participant())
@@ -265,7 +272,7 @@ async def _redact(session: AsyncSession, subject: Subject, ids: list[int]) -> in
                 thread_id=None if m.in_text(thread_id) else thread_id,
                 in_reply_to=[r for r in in_reply_to or [] if not m.in_text(r)],
                 references=[r for r in references or [] if not m.in_text(r)],
-                extra=m.scrub(extra or {}),
+                extra={k: v for k, v in m.scrub(extra or {}).items() if k != "notes"},
             )
             .execution_options(synchronize_session=False)
         )

@@ -69,7 +69,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from hub.model import ReadScope
 from storage.packing import unpack_text
-from storage.tables import InteractionRow, UtcDateTime
+from storage.tables import CallNoteRow, InteractionRow, UtcDateTime
 from storage.visibility import body_readable, subject_readable
 
 MAX_WORD = 64  # longer "words" are encoded data (base64, hashes), never typed in a search
@@ -290,10 +290,14 @@ async def forget_items(session: AsyncSession, ids: Iterable[int]) -> None:
 
 
 async def reindex_items(session: AsyncSession, ids: Iterable[int]) -> None:
-    """Index these items anew from their stored text (after it was rewritten: an erasure)."""
+    """Index these items anew from their stored text (after it was rewritten: an erasure, a
+    call note added). A call's notes are part of its body: who may read a call's notes may
+    read its body (hub.policy.shows_body), so they are searched alike."""
     ordered = sorted(set(ids))
     await forget_items(session, ordered)
     for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        notes = await _note_texts(session, chunk)
         rows = await session.execute(
             select(
                 InteractionRow.id,
@@ -301,12 +305,32 @@ async def reindex_items(session: AsyncSession, ids: Iterable[int]) -> None:
                 InteractionRow.subject,
                 InteractionRow.snippet,
                 InteractionRow.body,
-            ).where(InteractionRow.id.in_(ordered[start : start + CHUNK]))
+            ).where(InteractionRow.id.in_(chunk))
         )
         await index_items(
             session,
-            [ItemText(i, at, s or "", n or "", unpack_text(b)) for i, at, s, n, b in rows],
+            [
+                ItemText(i, at, s or "", n or "", _with_notes(unpack_text(b), notes.get(i)))
+                for i, at, s, n, b in rows
+            ],
         )
+
+
+def _with_notes(body: str, notes: str | None) -> str:
+    return f"{body}\n{notes}" if notes else body
+
+
+async def _note_texts(session: AsyncSession, ids: list[int]) -> dict[int, str]:
+    """Each call's notes as one text: outcome words and note texts (storage.call_notes)."""
+    found: dict[int, list[str]] = {}
+    rows = await session.execute(
+        select(CallNoteRow.interaction_id, CallNoteRow.outcome, CallNoteRow.text)
+        .where(CallNoteRow.interaction_id.in_(ids))
+        .order_by(CallNoteRow.interaction_id, CallNoteRow.id)
+    )
+    for item, outcome, text in rows:
+        found.setdefault(item, []).append(f"{outcome} {text}".strip())
+    return {item: "\n".join(parts) for item, parts in found.items()}
 
 
 # --- searching ----------------------------------------------------------------------------

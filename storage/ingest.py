@@ -26,6 +26,7 @@ from hub.model import (
     ReviewCase,
 )
 from storage.blobs import Blob, store_blobs
+from storage.call_merge import PARTY_COLUMNS, SameCall, party_rows, same_calls, wins
 from storage.fulltext import ItemText, index_items
 from storage.packing import (
     PackedAttachment,
@@ -40,6 +41,7 @@ from storage.review import open_cases
 from storage.tables import (
     AttachmentRow,
     AttributionRow,
+    CallPartiesRow,
     ConnectorRow,
     InteractionRow,
     NativeIdRow,
@@ -117,6 +119,7 @@ class _Plan:
     known_sha: dict[str, tuple[int, str]] = field(default_factory=dict)  # eid -> item, sha
     native_ids: list[tuple[str, str]] = field(default_factory=list)  # key, native id
     revised: list[tuple[int, StoredItem]] = field(default_factory=list)  # item id, new state
+    same_calls: dict[str, SameCall] = field(default_factory=dict)  # key -> another's call
 
 
 class SqlInteractionStore:
@@ -142,6 +145,7 @@ class SqlInteractionStore:
             plan = await self._plan(session, connector, items)
             for item in items:
                 _sort(item, plan, counts)
+            _join_same_calls(plan, items)
             blobs = await store_blobs(
                 session,
                 [_blob(i.raw) for i in plan.new_items.values()]
@@ -200,6 +204,15 @@ class SqlInteractionStore:
                 plan.known_sources.add(external_id)
                 plan.known_sha[external_id] = (interaction_id, sha)
         plan.by_key.update(await stored_ids(session, InteractionRow.__table__, "dedupe_key", keys))
+        unknown = [
+            i
+            for i in items
+            if i.raw.external_id not in plan.known_sources
+            and i.interaction.dedupe_key not in plan.by_key
+        ]
+        plan.same_calls = await same_calls(session, connector, unknown)
+        for key, same in plan.same_calls.items():
+            plan.by_key[key] = same.interaction_id
         return plan
 
     async def _insert(
@@ -255,6 +268,9 @@ class SqlInteractionStore:
         )
         for table, values in rows:
             await insert_rows(session, table.__table__, _COLUMNS[table], values)
+        await insert_rows(
+            session, CallPartiesRow.__table__, PARTY_COLUMNS, party_rows(by_key, new_items)
+        )
         await _add_native_ids(session, {(by_key[k], n) for k, n in plan.native_ids})
         await _revise(session, source[0], plan.revised)
         await index_items(session, [_text(by_key[k], i) for k, i in new_items])
@@ -382,6 +398,15 @@ def _blob(raw: RawItem) -> Blob:
     return Blob.of(raw.data)
 
 
+def _join_same_calls(plan: _Plan, items: list[StoredItem]) -> None:
+    """A report of a call another system reported first is one more source of it (sorted as a
+    duplicate); where it knows more (storage.call_merge.wins), it revises the stored call."""
+    for item in items:
+        same = plan.same_calls.get(item.interaction.dedupe_key)
+        if same is not None and wins(item.interaction, same):
+            plan.revised.append((same.interaction_id, item))
+
+
 def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
     """New interaction, another source of a known one, or a re-delivery of a known source."""
     if item.raw.external_id in plan.known_sources:
@@ -429,6 +454,7 @@ async def _times(session: AsyncSession, plan: _Plan) -> dict[str, datetime]:
     """Each source's item time, copied onto the source for the owner's newest-first listing:
     that of the new item, or, for one more source of a stored item, the stored item's."""
     times = {key: item.interaction.occurred_at for key, item in plan.new_items.items()}
+    times.update((key, same.occurred_at) for key, same in plan.same_calls.items())
     stored = sorted({key for key, _, _ in plan.sources} - times.keys())
     for start in range(0, len(stored), 500):
         rows = await session.execute(

@@ -478,3 +478,71 @@ class LoginThrottleRow(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CallNoteRow(Base):
+    """What an agent wrote about a call, with the outcome word they chose (storage.call_notes
+    OUTCOMES): it stays with the call, in the order written, and its words find the call."""
+
+    __tablename__ = "call_notes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(320))
+    written_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    outcome: Mapped[str] = mapped_column(String(32), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (Index("ix_call_notes_item", "interaction_id", "id"),)
+
+
+class CallPartiesRow(Base):
+    """A call's two normalised numbers, sorted and joined (`pair`), at its start: the same
+    call reported by a PBX and by a carrier is found as a range of (pair, time) within 60 s
+    (storage.call_merge), not by reading every call of the minute."""
+
+    __tablename__ = "call_parties"
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True
+    )
+    pair: Mapped[str] = mapped_column(String(80))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    __table_args__ = (Index("ix_call_parties_pair_time", "pair", "occurred_at"),)
+
+
+class MissedCallRow(Base):
+    """An inbound call from a known customer that nobody answered: open (closed_at NULL) until
+    a later answered call or a mail with the customer, or its owner's "done", closes it.
+
+    `owner` is the contact's owner, else its account's, when the call came in: whose start
+    page lists it (storage.missed_calls)."""
+
+    __tablename__ = "missed_calls"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(
+        ForeignKey("interactions.id", ondelete="CASCADE"), unique=True
+    )
+    # SET NULL: a merged-away contact leaves its open calls on the owner's page, to close by hand.
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    owner: Mapped[str] = mapped_column(String(320), default="")
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What closed it: "interaction:ID" (a later call or mail) or "user:EMAIL" (done).
+    closed_by: Mapped[str] = mapped_column(String(340), default="")
+    __table_args__ = (
+        # The start page: an owner's open ones, newest first. Partial: closed rows are history.
+        Index(
+            "ix_missed_calls_owner_open",
+            "owner",
+            "occurred_at",
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+        # Closing: a contact's open ones older than the item that answers them.
+        Index(
+            "ix_missed_calls_contact_open",
+            "contact_id",
+            "occurred_at",
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+    )

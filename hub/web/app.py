@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from hub.bootstrap import Hub, secret_key_for
 from hub.connector_runs import SyncRuns
-from hub.web import api, pages
+from hub.web import api, hooks_pbx, hooks_twilio, pages
 from hub.web.endpoints import Endpoint, routes
 from hub.web.html import error_page
 from hub.web.http import MAX_JSON_BYTES, error_json
@@ -21,7 +21,12 @@ from hub.web.openapi import build
 from hub.web.security import SESSION_COOKIE, BodyLimit, SecurityHeaders
 
 log = logging.getLogger(__name__)
-ENDPOINTS: list[Endpoint] = [*api.ENDPOINTS, *pages.ENDPOINTS]
+ENDPOINTS: list[Endpoint] = [
+    *api.ENDPOINTS,
+    *pages.ENDPOINTS,
+    *hooks_pbx.ENDPOINTS,
+    *hooks_twilio.ENDPOINTS,
+]
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.model import Channel
+from storage.call_notes import OUTCOMES
 
 Schema = dict[str, Any]
 
@@ -195,6 +196,14 @@ AUDIT_ENTRY = obj(
     after={"type": "object"},
 )
 
+CALL_NOTE = obj(
+    id=INT,
+    author={"type": "string", "description": "the user who wrote it"},
+    written_at=WHEN,
+    outcome={"enum": ["", *OUTCOMES]},
+    text=STR,
+)
+
 COMPONENTS: dict[str, Schema] = {
     "Error": obj(error=obj(code=STR, message=STR)),
     "Account": ACCOUNT,
@@ -213,7 +222,30 @@ COMPONENTS: dict[str, Schema] = {
         query=obj(phone=MAYBE_STR, email=MAYBE_STR),
         contacts=array(ref("Contact")),
         accounts=array(ref("Account")),
+        owner={
+            "type": ["string", "null"],
+            "description": "whom the caller belongs to: the contact's owner, else its account's",
+        },
         latest=array(ref("Interaction")),
+        questions={
+            **array(
+                obj(
+                    kind=REVIEW_CASE["properties"]["kind"],
+                    key=STR,
+                    name=STR,
+                    reason=STR,
+                    count=INT,
+                    complete={
+                        "type": "boolean",
+                        "description": "count is all open items, not only the newest 50",
+                    },
+                    latest_at=MAYBE_WHEN,
+                    interaction_ids=array(INT),
+                )
+            ),
+            "description": "open review questions about the number or address, or the "
+            "contact's; empty for roles that do not review (callcenter)",
+        },
     ),
     "SearchResults": obj(
         accounts=array(ref("Account")),
@@ -295,5 +327,13 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "BlockCounts": obj(
         entry=STR, user=STR, added={"type": "boolean"}, items_deleted=INT, sources_removed=INT
+    ),
+    "CallNote": CALL_NOTE,
+    "CallNotes": obj(
+        interaction_id=INT,
+        notes={
+            "oneOf": [array(ref("CallNote")), {"type": "null"}],
+            "description": "oldest first; null for a caller who sees the call's metadata only",
+        },
     ),
 }

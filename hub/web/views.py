@@ -155,6 +155,9 @@ class InteractionView:
     owned: bool  # the viewer is among the owners: the item is in their own mailbox
     location: str | None = None  # a meeting's place; None when the subject is withheld
     outcome: str = ""  # a call's disposition as the PBX logged it ("answered", "no answer")
+    # The latest call note's outcome and words, and how many notes (storage.call_notes keeps
+    # them on the call); None where the viewer may not read the call's notes.
+    note: dict[str, Any] | None = None
 
     @property
     def title(self) -> str | None:
@@ -299,6 +302,7 @@ def interaction_view(
         owned=any(viewer.owns(s.owner) for s in row.sources),
         location=str(extra.get("location") or "") if shows_subject(level) else None,
         outcome=str(extra.get("disposition") or "").lower(),
+        note=extra.get("notes") if body and isinstance(extra.get("notes"), dict) else None,
     )
 
 

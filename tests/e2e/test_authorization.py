@@ -120,6 +120,21 @@ TABLE: list[Case] = [
         roles(ABSENT, admin=FORBIDDEN, sales=ALLOWED),
         {"action": "add"},
     ),
+    *(  # call notes (issue 15): those who may correct, on calls they see; admins read metadata
+        Case(
+            method,
+            "/api/interactions/{id:int}/notes",
+            f"/api/interactions/{{{call}}}/notes",
+            expect,
+            {"outcome": "bogus"} if method == "POST" else None,
+        )
+        for method, call, expect in (
+            ("GET", "piet_call", EVERYONE),
+            ("GET", "stranger_call", roles(ABSENT, admin=OK)),
+            ("POST", "piet_call", roles(ALLOWED, admin=FORBIDDEN)),
+            ("POST", "stranger_call", roles(ABSENT, admin=FORBIDDEN)),
+        )
+    ),
     Case(
         "GET",
         "/api/attachments/{id:int}",
@@ -187,6 +202,12 @@ TABLE: list[Case] = [
         roles(FORBIDDEN, admin=OK),
         {"subject": "nobody@nowhere.example"},
     ),
+    Case(  # a PBX call has no recording; who may hear one is tests/integration/test_twilio.py
+        "GET",
+        "/api/interactions/{id:int}/recording",
+        "/api/interactions/{piet_call}/recording",
+        roles(ABSENT),
+    ),
     # The web view
     Case("GET", "/login", "/login", roles(OK, anonymous=OK)),
     Case(
@@ -207,6 +228,8 @@ TABLE: list[Case] = [
     Case("GET", "/interactions/{id:int}", "/interactions/{stranger_call}", roles(ABSENT, admin=OK)),
     Case("GET", "/unmatched", "/unmatched", EVERYONE),
     Case("GET", "/search", "/search?q=Angebot", EVERYONE),
+    Case("GET", "/pop", "/pop?phone=0171%202233445", EVERYONE),
+    Case("POST", "/pop", "/pop", roles(FORBIDDEN, manager=ALLOWED, sales=ALLOWED), {"phone": "x"}),
     # Settings: one's own time zone; every role, each for itself (a 422 for a bad zone shows
     # the guard let the role through to the handler).
     Case("GET", "/settings", "/settings", EVERYONE),
@@ -242,6 +265,20 @@ TABLE: list[Case] = [
         roles(ABSENT, admin=FORBIDDEN, sales=ALLOWED),
         {"action": "", "account": "No such account"},
     ),
+    *(  # the call page's note form; "done" on a missed call that is nobody's here
+        Case(
+            "POST",
+            "/interactions/{id:int}/notes",
+            f"/interactions/{{{call}}}/notes",
+            expect,
+            {"outcome": "bogus"},
+        )
+        for call, expect in (
+            ("piet_call", roles(ALLOWED, admin=FORBIDDEN)),
+            ("stranger_call", roles(ABSENT, admin=FORBIDDEN)),
+        )
+    ),
+    Case("POST", "/missed-calls/{id:int}/done", "/missed-calls/999999/done", roles(ABSENT), {}),
     Case("GET", "/review", "/review", roles(FORBIDDEN, manager=OK, sales=OK)),
     Case(
         "POST",
@@ -304,6 +341,17 @@ TABLE: list[Case] = [
     ),
     Case("GET", "/static/{name}", "/static/connectors.js", roles(OK, anonymous=OK)),
     Case("GET", "/static/{name}", "/static/..secret.key", roles(ABSENT, anonymous=ABSENT)),
+    Case("POST", "/hooks/pbx/{connector}", "/hooks/pbx/pbx", roles(FORBIDDEN, FORBIDDEN), {}),
+    *(  # Twilio's callbacks, unsigned: refused whoever is logged in (not a twilio connector)
+        Case(
+            "POST",
+            f"/hooks/twilio/{{connector}}/{what}",
+            f"/hooks/twilio/pbx/{what}",
+            roles(FORBIDDEN, FORBIDDEN),
+            {},
+        )
+        for what in ("voice", "sms")
+    ),
 ]
 
 

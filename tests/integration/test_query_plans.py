@@ -20,15 +20,20 @@ import pytest
 from sqlalchemy import event, insert, update
 
 from hub.bootstrap import Hub
-from hub.model import Disclosure, ReadScope
-from storage import directory_search, maintenance, overview, queries, review
+from hub.model import Channel, Disclosure, Interaction, RawItem, ReadScope
+from storage import directory_search, lookup, maintenance, missed_calls, overview, queries, review
+from storage.call_merge import same_calls
+from storage.ingest import MatchedParticipant, StoredItem
 from storage.maintenance import optimize
 from storage.tables import (
     AccountRow,
     AttributionRow,
+    CallPartiesRow,
     ContactPhoneRow,
     ContactRow,
     InteractionRow,
+    MissedCallRow,
+    NativeIdRow,
     ParticipantRow,
     ReviewItemRow,
     SourceRow,
@@ -425,3 +430,103 @@ async def test_a_timelines_header_reads_the_accounts_range_only(filled: Hub) -> 
     for plan in (counts, ends):
         assert not _scanned(plan) - {"anon_1", "CONSTANT"}, plan
     assert "interactions" in counts or "INTEGER PRIMARY KEY" in counts, counts
+
+
+async def test_a_call_from_another_system_is_found_by_its_pair_and_time(filled: Hub) -> None:
+    """storage.call_merge: a range of ix_call_parties_pair_time per pair, and missed calls
+    read from the partial indexes of open rows: the start page by owner, closing by contact."""
+    calls = list(range(3, 3000, 3))
+    async with filled.sessions() as session, session.begin():
+        await session.execute(
+            insert(CallPartiesRow),
+            [
+                {
+                    "interaction_id": n,
+                    "pair": f"+4922100{n % 300:05d}|+49511000",
+                    "occurred_at": T0 + timedelta(minutes=7 * n),
+                }
+                for n in calls
+            ],
+        )
+        await session.execute(
+            insert(MissedCallRow),
+            [
+                {
+                    "interaction_id": n,
+                    "contact_id": n % 300 + 1,
+                    "owner": SALES.email if n % 2 else "tom@ourco.example",
+                    "occurred_at": T0 + timedelta(minutes=7 * n),
+                    "closed_at": None if n % 5 else T0,
+                    "closed_by": "",
+                }
+                for n in calls
+            ],
+        )
+    await optimize(filled.engine)
+    if filled.engine.dialect.name == "postgresql":
+        async with filled.engine.connect() as connection:
+            await connection.exec_driver_sql("ANALYZE")
+            await connection.commit()
+    n = calls[100]
+    at = T0 + timedelta(minutes=7 * n, seconds=20)
+    parties = [
+        MatchedParticipant("caller", "phone", "x", "", f"+4922100{n % 300:05d}", None),
+        MatchedParticipant("callee", "phone", "y", "", "+49511000", None),
+    ]
+    call = Interaction(Channel.CALL, at, "other:new")
+    item = StoredItem(RawItem("new", b"{}"), call, parties, [], "inbound", "")
+
+    async def find(session: Any) -> None:
+        found = await same_calls(session, "pbx", [item])
+        assert [s.interaction_id for s in found.values()] == [n]
+        assert await missed_calls.open_for(session, SALES.email, 10)
+        closing = missed_calls._Item(n, "email", "inbound", at, "")
+        await missed_calls._close(session, [(n % 300 + 1, closing)])
+        await missed_calls._later_closers(session, [(n % 300 + 1, closing)])
+
+    plans = await _plans(filled, find)
+    (pair,) = plans.of("call_parties")
+    assert "ix_call_parties_pair_time" in pair and not _scanned(pair), pair
+    (closers,) = [plan for sql, plan in plans.plans if "FROM interactions JOIN attributions" in sql]
+    assert "ix_attributions_contact_timeline" in closers, closers
+    assert not _scanned(closers) - {"CONSTANT"}, closers
+    for plan in plans.of("missed_calls"):
+        assert not _scanned(plan), plan
+        assert "ix_missed_calls_owner_open" in plan or "ix_missed_calls_contact_open" in plan, plan
+
+
+async def test_the_lookups_open_questions_are_a_range_of_the_open_index(filled: Hub) -> None:
+    async def questions(session: Any) -> Any:
+        found = await lookup.open_questions(session, SALES, ["sender10", "+492210000007"])
+        assert [q.key for q in found] == ["sender10"] and found[0].count > 0
+        return found
+
+    plans = await _plans(filled, questions)
+    walks = plans.of("review_items")
+    assert len(walks) == 2, plans.plans
+    for plan in walks:  # one key's open rows, newest first: no scan, no sort
+        assert "ix_review_items_open" in plan, plan
+        assert not _scanned(plan), plan
+        assert "TEMP B-TREE" not in plan and '"Sort"' not in plan, plan
+
+
+async def test_an_external_id_is_looked_up_not_walked_for(filled: Hub) -> None:
+    async with filled.sessions() as session, session.begin():
+        await session.execute(insert(NativeIdRow), [{"interaction_id": 42, "native_id": "CA42"}])
+
+    async def by_ids(session: Any) -> Any:
+        for external_id, expected in (("CA42", [42]), ("e43", [43])):
+            page = await queries.list_interactions(session, SALES, external_id=external_id)
+            assert [i.id for i in page.items] == expected
+        page = await queries.list_interactions(session, SALES, connector="mail", external_id="e43")
+        assert [i.id for i in page.items] == [43]
+
+    plans = await _plans(filled, by_ids)
+    for sql, plan in plans.plans:
+        assert not _scanned(plan) - {"native_ids", "named_connectors"}, (sql, plan)
+    native = [p for sql, p in plans.plans if "FROM native_ids" in sql]
+    assert native and all("native_id" in p for p in native), native
+    named = [p for sql, p in plans.plans if sql.startswith("SELECT interactions.occurred_at")]
+    assert len(named) == 3, plans.plans
+    for plan in named:  # the named items by key, never the time index of every item
+        assert "ix_interactions_occurred" not in plan, plan

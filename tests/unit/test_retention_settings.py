@@ -29,7 +29,7 @@ def test_file_table_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("mail=30", "'mail' is not a channel; use email, call, sms, meeting, fax, note"),
+        ("mail=30", "'mail' is not a channel; use email, call, sms, im, meeting, fax, note"),
         ("call=0", "call='0': expected a whole number of days above 0"),
         ("call=-5", "call='-5': expected a whole number"),
         ("call=ninety", "call='ninety'"),

@@ -13,7 +13,9 @@ from hub.web.api import (
     directory,
     interactions,
     messages,
+    notes,
     privacy,
+    recordings,
     review,
     search,
     sources,
@@ -56,6 +58,7 @@ ENDPOINTS: list[Endpoint] = [
     *directory.ENDPOINTS,
     *search.ENDPOINTS,
     *interactions.ENDPOINTS,
+    *notes.ENDPOINTS,
     *messages.ENDPOINTS,
     *review.ENDPOINTS,
     *sources.ENDPOINTS,
@@ -63,4 +66,5 @@ ENDPOINTS: list[Endpoint] = [
     *audit.ENDPOINTS,
     *blocklist.ENDPOINTS,
     *privacy.ENDPOINTS,
+    *recordings.ENDPOINTS,
 ]

@@ -24,9 +24,9 @@ from hub.web.http import (
     time_cursor,
     timeline_filter,
 )
+from hub.web.lookup import identity_of, look_up
 from hub.web.reads import account_or_404, contact_or_404, id_or_404, page_of_views, scope_of
 from hub.web.views import account_view, contact_view
-from matching.identities import normalize_email, normalize_phone, parent_domains
 from storage import queries
 from storage.tables import MAX_ID, AccountRow, ContactRow
 
@@ -95,38 +95,10 @@ async def contact_timeline(request: Request) -> Response:
 
 
 async def lookup(request: Request) -> Response:
-    """Call-center screen pop: who is this number or address, and what happened lately."""
-    hub = hub_of(request)
-    phone, email = search_words(request, "phone"), search_words(request, "email")
-    if not phone and not email:
-        raise ApiError(400, "missing_query", "give phone=... or email=...")
-    key_phone = normalize_phone(phone, hub.settings.default_region) if phone else None
-    key_email = normalize_email(email) if email else None
-    if not key_phone and not key_email:
-        raise ApiError(400, "bad_identity", "that is not a phone number or an email address")
-    scope = scope_of(request)
-    async with hub.reads() as session, session.begin():
-        contacts = await queries.contacts_by_identity(session, email=key_email, phone=key_phone)
-        account_rows = await queries.accounts_by_ids(
-            session, {c.account_id for c in contacts if c.account_id}
-        )
-        if not contacts and key_email:
-            domain = key_email.rpartition("@")[2]
-            if domain not in hub.free_mail:
-                for row in await queries.accounts_by_domains(session, parent_domains(domain)):
-                    account_rows[row.id] = row
-        latest = await queries.latest_of(
-            session, scope, [c.id for c in contacts], [] if contacts else list(account_rows), 10
-        )
-        views, _ = await page_of_views(request, session, queries.Page(latest, None), "lookup")
-    return JSONResponse(
-        {
-            "query": {"phone": key_phone, "email": key_email},
-            "contacts": [contact_view(c).as_json() for c in contacts],
-            "accounts": [account_view(a).as_json() for a in account_rows.values()],
-            "latest": [v.as_json() for v in views],
-        }
-    )
+    """Call-center screen pop: who is this number or address, and what happened lately
+    (hub.web.lookup, shared with the /pop page)."""
+    phone, email = identity_of(request)
+    return JSONResponse((await look_up(request, phone, email)).as_json())
 
 
 async def _merge_from(request: Request, what: str) -> int:
@@ -233,9 +205,14 @@ ENDPOINTS = [
         "/api/lookup",
         lookup,
         Permission.READ,
-        summary="who is this phone number or address, with the latest interactions (screen pop)",
-        params=(Param("phone"), Param("email")),
-        ok=Answer(200, "matching contacts and accounts and the latest items", "Lookup"),
+        summary="who is this phone number or address (screen pop): contacts, accounts, the "
+        "owner, the latest interactions as far as the caller may see them, and the open review "
+        "questions about it (for roles that review)",
+        params=(
+            Param("phone", doc="any format: national, +E.164, 00-prefixed, spaces, dashes, (0)"),
+            Param("email"),
+        ),
+        ok=Answer(200, "contacts, accounts, the latest items, open questions", "Lookup"),
         errors={400: "neither phone nor email, or neither can be read"},
     ),
     _merge("account", "domains, contacts", merge_account),

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.policy import Permission, item_disclosure, shows_attachments
+from hub.web.call_notes import notes_shown
 from hub.web.commands import correct_link
 from hub.web.endpoints import ID, PAGING, TIMELINE, Answer, Endpoint, Param
 from hub.web.http import (
@@ -31,6 +32,7 @@ from hub.web.http import (
 from hub.web.reads import note_reads, page_of_views, read_interaction, scope_of
 from storage import queries
 from storage.blobs import read_blob
+from storage.call_notes import notes_of
 from storage.tables import AttachmentRow, InteractionRow
 
 
@@ -56,7 +58,14 @@ async def interactions(request: Request) -> Response:
 
 
 async def interaction(request: Request) -> Response:
-    return JSONResponse((await read_interaction(request)).as_json(full=True))
+    """The item; a call also with its notes (null where the caller may not read them)."""
+    view = await read_interaction(request)
+    doc = view.as_json(full=True)
+    if view.channel == "call":
+        async with hub_of(request).reads() as session:
+            shown = await notes_of(session, view.id) if notes_shown(view) else None
+        doc["notes"] = None if shown is None else [n.as_json() for n in shown]
+    return JSONResponse(doc)
 
 
 async def attachment(request: Request) -> Response:
@@ -125,7 +134,12 @@ ENDPOINTS = [
         params=(
             Param("message_id"),
             Param("connector"),
-            Param("external_id"),
+            Param(
+                "external_id",
+                doc="with connector: the item's id in that source; without: its id in any "
+                "source, or the call's own id (a Twilio CallSid, an Asterisk uniqueid or "
+                "linkedid). An item the caller may not see is simply not listed",
+            ),
             Param("unmatched", kind="boolean"),
             *TIMELINE,
             *PAGING,

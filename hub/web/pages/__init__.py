@@ -9,6 +9,7 @@ from hub.web.pages import (
     assets,
     browse,
     connectors,
+    pop,
     review,
     session,
     settings,
@@ -25,4 +26,5 @@ ENDPOINTS: list[Endpoint] = [
     *connectors.ENDPOINTS,
     *assets.ENDPOINTS,
     *settings.ENDPOINTS,
+    *pop.ENDPOINTS,
 ]

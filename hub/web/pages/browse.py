@@ -15,6 +15,7 @@ from hub.display import mail_html
 from hub.policy import Permission
 from hub.search import search
 from hub.sending import own_mail_connectors
+from hub.web.call_notes import notes_shown
 from hub.web.endpoints import Endpoint
 from hub.web.html import PAGE_SIZE, render
 from hub.web.http import (
@@ -27,6 +28,7 @@ from hub.web.http import (
     timeline_filter,
     viewer_of,
 )
+from hub.web.pages import notes
 from hub.web.reads import (
     account_names,
     account_or_404,
@@ -45,6 +47,7 @@ from hub.web.views import (
     thread_rows,
 )
 from storage import queries
+from storage.call_notes import OUTCOMES, CallNote, notes_of
 from storage.items import bodies_of
 
 
@@ -210,6 +213,9 @@ async def interaction(request: Request) -> Response:
                 readable = [m.id for m in thread if m.snippet is not None and m.id != view.id]
                 bodies = await bodies_of(session, readable)
         names = await account_names(session, [view])
+        call_notes: list[CallNote] | None = None
+        if notes_shown(view):
+            call_notes = await notes_of(session, view.id)
     html = None
     if view.body_text is not None:
         html = await mail_html(hub_of(request), row, remote_images=remote)
@@ -227,6 +233,8 @@ async def interaction(request: Request) -> Response:
         remote_images=remote,
         accounts=names,
         may_correct=viewer_of(request).may(Permission.CORRECT),
+        call_notes=call_notes,
+        outcomes=OUTCOMES,
         thread=thread,
         bodies=bodies,
         reply=reply,
@@ -300,4 +308,5 @@ ENDPOINTS = [
     Endpoint("/interactions/{id:int}", interaction, Permission.READ),
     Endpoint("/unmatched", unmatched, Permission.READ),
     Endpoint("/search", search_page, Permission.READ),
+    *notes.ENDPOINTS,
 ]

@@ -5,7 +5,9 @@ days, the latest activity on those accounts, their mailbox's unmatched items and
 review questions they may answer, each with a count. Who sees what: the accounts and counts
 are directory facts every role may read; items go through the policy like everywhere else
 (page_of_views), unmatched items are the viewer's own, and review cases are only shown to
-roles that review, as far as they may see the items.
+roles that review, as far as they may see the items. Missed calls (storage.missed_calls) are
+those whose contact or account names the viewer as owner, still open, each shown only if the
+viewer may see the call; "done" closes one of the viewer's own, nobody else's (404).
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from hub.policy import Permission
 from hub.web.endpoints import Endpoint
 from hub.web.html import render
-from hub.web.http import hub_of, viewer_of
+from hub.web.http import hub_of, not_found, object_id, viewer_of
 from hub.web.reads import page_of_views, scope_of
-from storage import overview, queries, review
+from storage import missed_calls, overview, queries, review
 from storage.items import stored_interactions
 
 RECENT_DAYS = 30
@@ -40,6 +42,14 @@ async def start(request: Request) -> Response:
             session, scope, unmatched=True, limit=WAITING
         )
         unmatched, more_unmatched = await page_of_views(request, session, unmatched_page, "start")
+        missed = await missed_calls.open_for(session, viewer.email, WAITING + 1)
+        more_missed = len(missed) > WAITING
+        missed = missed[:WAITING]
+        calls = queries.Page(
+            await stored_interactions(session, [m.interaction_id for m in missed]), None
+        )
+        missed_views, _ = await page_of_views(request, session, calls, "start")
+        shown = {view.id: view for view in missed_views}
         cases = None
         if viewer.may(Permission.REVIEW):
             cases = await review.list_open(session, scope, None, None, WAITING)
@@ -55,7 +65,20 @@ async def start(request: Request) -> Response:
         cases=cases.items if cases else None,
         more_cases=bool(cases and cases.next_cursor),
         waiting=WAITING,
+        missed=[(m, shown[m.interaction_id]) for m in missed if m.interaction_id in shown],
+        more_missed=more_missed,
     )
 
 
-ENDPOINTS = [Endpoint("/", start, Permission.READ)]
+async def missed_call_done(request: Request) -> Response:
+    """The owner has dealt with a missed call: it leaves their start page."""
+    async with hub_of(request).sessions() as session, session.begin():
+        if not await missed_calls.mark_done(session, object_id(request), viewer_of(request).email):
+            raise not_found(f"open missed call {object_id(request)} of yours")
+    return RedirectResponse("/#missed", 303)
+
+
+ENDPOINTS = [
+    Endpoint("/", start, Permission.READ),
+    Endpoint("/missed-calls/{id:int}/done", missed_call_done, Permission.READ, ("POST",)),
+]
