@@ -37,6 +37,7 @@ import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, BinaryIO, ClassVar, final
 
@@ -486,3 +487,45 @@ class Listener(Connector):
     ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
         return
         yield  # pragma: no cover - a listener's items arrive through listen()
+
+
+class CalendarWriter(Connector):
+    """The port the hub books meetings through (caldav, exchange, m365): one user's calendar.
+
+    `book` writes a new event into the calendar of `organizer` (a mailbox the connector reads,
+    see `MailSender.senders` for kinds that read many) and returns where it went (a calendar's
+    name); the invitation to the customer is crmhub's own iMIP mail, so a kind must not have
+    its server send one too. `free_busy` gives the organizer's busy times, or None when the
+    server offers none. Both are wrapped like `check`: whatever the source raises reaches the
+    user as a ConnectorError that names the connector.
+    """
+
+    @final
+    async def book(self, event: bytes, organizer: str) -> str:
+        """Write `event` (a VCALENDAR holding one VEVENT) into `organizer`'s calendar."""
+        try:
+            return await self._book(event, organizer)
+        except ConnectorError:
+            raise
+        except Exception as e:
+            raise self.readable(e) from e
+
+    @final
+    async def free_busy(
+        self, organizer: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]] | None:
+        """`organizer`'s busy periods between `start` and `end`, or None when unknown."""
+        try:
+            return await self._free_busy(organizer, start, end)
+        except ConnectorError:
+            raise
+        except Exception as e:
+            raise self.readable(e) from e
+
+    async def _book(self, event: bytes, organizer: str) -> str:
+        raise NotImplementedError
+
+    async def _free_busy(
+        self, organizer: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]] | None:
+        return None
