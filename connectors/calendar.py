@@ -120,6 +120,14 @@ class Meeting:
     location: str = ""
     organizer: Attendee | None = None
     attendees: list[Attendee] = field(default_factory=list)
+    # iCalendar STATUS (tentative, confirmed, cancelled; "" when the source says none) and
+    # SEQUENCE (the organizer's revision number): storage revises a stored occurrence from
+    # them, and never with an older revision than the one it holds.
+    status: str = ""
+    sequence: int | None = None
+    # The day of an all-day event: a date, not a time. `start` is its midnight in the hub's
+    # zone (for ordering); pages show this day, in whatever zone the reader is.
+    all_day: date | None = None
 
 
 def meeting_interaction(meeting: Meeting) -> Interaction:
@@ -143,6 +151,12 @@ def meeting_interaction(meeting: Meeting) -> Interaction:
     extra: dict[str, Any] = {"location": meeting.location}
     if answers:
         extra["answers"] = answers
+    if meeting.status:
+        extra["status"] = meeting.status.lower()
+    if meeting.sequence is not None:
+        extra["sequence"] = meeting.sequence
+    if meeting.all_day is not None:
+        extra["all_day"] = meeting.all_day.isoformat()
     return Interaction(
         channel=Channel.MEETING,
         occurred_at=meeting.start,
@@ -169,11 +183,12 @@ def translate_event(context: ConnectorContext, data: bytes, occurrence: str) -> 
         raise MalformedItem("event without DTSTART")
     organizer = event.get("ORGANIZER")
     attendees = event.get("ATTENDEE") or []
+    start = _dt(event["DTSTART"])
     return meeting_interaction(
         Meeting(
             occurrence=occurrence,
             uid=str(event.get("UID", occurrence)),
-            start=as_datetime(_dt(event["DTSTART"]), tz),
+            start=as_datetime(start, tz),
             end=as_datetime(_dt(event["DTEND"]), tz) if "DTEND" in event else None,
             subject=str(event.get("SUMMARY", "")),
             description=str(event.get("DESCRIPTION", "")),
@@ -189,5 +204,19 @@ def translate_event(context: ConnectorContext, data: bytes, occurrence: str) -> 
                 )
                 for attendee in (attendees if isinstance(attendees, list) else [attendees])
             ],
+            status=str(event.get("STATUS", "")).strip(),
+            sequence=_sequence(event.get("SEQUENCE")),
+            all_day=start if isinstance(start, date) and not isinstance(start, datetime) else None,
         )
     )
+
+
+def _sequence(value: Any) -> int | None:
+    """SEQUENCE as a number; absent or unreadable is None (RFC 5545 3.8.7.4: default 0, but
+    None lets a source that never sends one be told from one that sent 0)."""
+    if value is None:
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError as e:
+        raise MalformedItem(f"SEQUENCE {str(value)[:40]!r} is not a number") from e

@@ -59,6 +59,8 @@ CALENDAR_FIELDS = (
     "optional_attendees",
     "sensitivity",
     "categories",
+    "is_cancelled",
+    "is_all_day",
 )
 # A CalendarView answers at most 1,000 occurrences and may span at most two years; 60 days a
 # request keeps a busy calendar well below both.
@@ -310,6 +312,8 @@ def occurrence_json(item: Any, occurrence: str) -> bytes:
             "location": str(item.location or ""),
             "organizer": person(item.organizer) if item.organizer else None,
             "attendees": attendees,
+            "cancelled": bool(getattr(item, "is_cancelled", False)),
+            "all_day": _day(item.start) if getattr(item, "is_all_day", False) else None,
         },
         sort_keys=True,
     ).encode()
@@ -329,7 +333,14 @@ def meeting_from_json(data: bytes) -> Meeting:
         location=fields.get("location", ""),
         organizer=Attendee(organizer["address"], organizer["name"]) if organizer else None,
         attendees=[Attendee(a["address"], a["name"], a["answer"]) for a in fields["attendees"]],
+        status="cancelled" if fields.get("cancelled") else "",
+        all_day=date.fromisoformat(fields["all_day"]) if fields.get("all_day") else None,
     )
+
+
+def _day(value: Any) -> str:
+    """The day of an all-day item as Exchange wrote it (its start's date, not in UTC)."""
+    return (value if not isinstance(value, datetime) else value.date()).isoformat()
 
 
 def _aware(value: Any) -> datetime:

@@ -50,9 +50,10 @@ from exchangelib.errors import (  # type: ignore[import-untyped]
     UnauthorizedError,
 )
 
-from connectors import ews
+from connectors import ews, ews_calendar
 from connectors.base import (
     SWITCH,
+    CalendarWriter,
     ConfigurationError,
     ConnectorError,
     MailSender,
@@ -60,7 +61,8 @@ from connectors.base import (
     SendResult,
     TransientError,
 )
-from connectors.calendar import meeting_interaction
+from connectors.booked import appointment_of
+from connectors.calendar import meeting_interaction, translate_event
 from connectors.mail import translate_in
 from hub.model import Interaction, RawItem
 
@@ -71,6 +73,7 @@ MIME_CHUNK = 20  # items per GetItem MimeContent call: 20 large mails stay a few
 MAIL_FIELDS = ("sensitivity", "categories")
 CALENDAR_SYNC_FIELDS = ("uid", "sensitivity", "categories")
 JSON = "application/json"
+ICS = "text/calendar"
 T = TypeVar("T")
 
 _TRANSIENT = (
@@ -84,7 +87,7 @@ _TRANSIENT = (
 )
 
 
-class ExchangeConnector(MailSender):
+class ExchangeConnector(MailSender, CalendarWriter):
     kind = "exchange"
     options: ClassVar[dict[str, str]] = {
         "server": "the Exchange server's name (EWS at https://SERVER/EWS/Exchange.asmx)",
@@ -376,6 +379,8 @@ class ExchangeConnector(MailSender):
             except (KeyError, ValueError, TypeError) as e:
                 raise MalformedItem(f"calendar item fields cannot be read: {e}") from e
             return meeting_interaction(meeting)
+        if raw.content_type == ICS:  # a meeting booked through crmhub (hub.booking)
+            return translate_event(self.context, raw.data, raw.external_id)
         return translate_in(self.context, raw.data)
 
     async def _check(self) -> list[str]:
@@ -438,6 +443,39 @@ class ExchangeConnector(MailSender):
         finally:
             await asyncio.to_thread(ews.close, account)
         return SendResult(recipients, {}, sent_folder="Sent Items")
+
+    async def _book(self, event: bytes, organizer: str) -> str:
+        """CreateItem in the organizer's calendar (impersonated), SendToNone: crmhub invites."""
+        mailbox = self._own_mailbox(organizer)
+        appointment = appointment_of(event)
+        account = await asyncio.to_thread(ews.open_account, self._login(), mailbox)
+        try:
+            folder = await asyncio.to_thread(ews_calendar.create_appointment, account, appointment)
+        except (EWSError, requests.RequestException) as e:
+            raise self._explain(e, mailbox) from e
+        finally:
+            await asyncio.to_thread(ews.close, account)
+        return f"{mailbox}/{folder}"
+
+    async def _free_busy(
+        self, organizer: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]] | None:
+        mailbox = self._own_mailbox(organizer)
+        account = await asyncio.to_thread(ews.open_account, self._login(), mailbox)
+        try:
+            return await asyncio.to_thread(ews_calendar.busy_periods, account, mailbox, start, end)
+        except (EWSError, requests.RequestException) as e:
+            raise self._explain(e, mailbox) from e
+        finally:
+            await asyncio.to_thread(ews.close, account)
+
+    def _own_mailbox(self, address: str) -> str:
+        known = {m.lower(): m for m in self.mailboxes}
+        if address.lower() not in known:
+            raise ConfigurationError(
+                f"{self.name}: {address} is not one of the mailboxes {', '.join(self.mailboxes)}"
+            )
+        return known[address.lower()]
 
     def readable(self, error: Exception) -> ConnectorError:
         if isinstance(error, EWSError | requests.RequestException):

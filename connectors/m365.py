@@ -31,14 +31,17 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from connectors import m365_booking
 from connectors.base import (
     SWITCH,
+    CalendarWriter,
     ConfigurationError,
     ConnectorError,
     MailSender,
     SendResult,
     TransientError,
 )
+from connectors.calendar import translate_event as translate_ics
 from connectors.m365_events import SERIES_UID, private_reason, translate_event
 from connectors.m365_graph import (
     GraphError,
@@ -63,7 +66,7 @@ WINDOW_SLACK = timedelta(days=7)  # the calendar window moves when now drifts th
 SENT_ITEMS = "Sent Items"
 
 
-class M365Connector(MailSender):
+class M365Connector(MailSender, CalendarWriter):
     kind = "m365"
     options: ClassVar[dict[str, str]] = {
         "tenant_id": "the directory (tenant) id, or a verified domain such as ourco.example",
@@ -441,12 +444,55 @@ class M365Connector(MailSender):
                 )
                 masters[master] = str(found.get("iCalUId") or "")
             event = {**event, SERIES_UID: masters[master]}
+        elif m365_booking.booked_uid(event):  # booked through crmhub: keep crmhub's UID
+            event = {**event, SERIES_UID: m365_booking.booked_uid(event)}
         return RawItem(ident, json.dumps(event).encode(), "application/json", owner=mailbox)
 
     def translate(self, raw: RawItem) -> Interaction:
         if raw.content_type == "application/json":
             return translate_event(raw.data)
+        if raw.content_type == "text/calendar":  # a meeting booked through crmhub (hub.booking)
+            return translate_ics(self.context, raw.data, raw.external_id)
         return translate_in(self.context, raw.data)
+
+    # --- booking (CalendarWriter) ---------------------------------------------------------
+
+    async def _book(self, event: bytes, organizer: str) -> str:
+        """POST /users/{organizer}/events; see m365_booking for why without attendees."""
+        mailbox = self._own_mailbox(organizer)
+        async with client_for(self.graph) as client:
+            await self._request(
+                client,
+                "POST",
+                f"/users/{quote(mailbox)}/events",
+                "book",
+                mailbox,
+                json=m365_booking.event_json(event),
+            )
+        return f"{mailbox}/Calendar"
+
+    async def _free_busy(
+        self, organizer: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]] | None:
+        mailbox = self._own_mailbox(organizer)
+        async with client_for(self.graph) as client:
+            response = await self._request(
+                client,
+                "POST",
+                f"/users/{quote(mailbox)}/calendar/getSchedule",
+                "calendar",
+                mailbox,
+                json=m365_booking.schedule_request(mailbox, start, end),
+            )
+        return m365_booking.busy_of(response.json(), mailbox)
+
+    def _own_mailbox(self, address: str) -> str:
+        listed = {m.lower(): m for m in _split(self.settings.get("mailboxes", ""))}
+        if listed and address.lower() not in listed:
+            raise ConfigurationError(
+                f"{self.name}: {address} is not one of the mailboxes {', '.join(listed)}"
+            )
+        return listed.get(address.lower(), address)
 
     # --- sending and checking -------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -105,5 +105,17 @@ def translate_event(data: bytes) -> Interaction:
             location=str(location),
             organizer=organizer,
             attendees=attendees,
+            status="cancelled" if event.get("isCancelled") else "",
+            all_day=_day(event["start"]) if event.get("isAllDay") else None,
         )
     )
+
+
+def _day(value: Any) -> date | None:
+    """The day of an all-day event as Graph writes it: the date of its start in the event's
+    own zone (midnight there), not converted to UTC."""
+    text = str(value.get("dateTime") if isinstance(value, dict) else value or "")
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None

@@ -207,6 +207,7 @@ PERMISSION_FOR = {
     "mailbox": "Mail.Read",
     "send": "Mail.Send",
     "calendar": "Calendars.Read",
+    "book": "Calendars.ReadWrite",
     "group": "GroupMember.Read.All",
 }
 
@@ -258,7 +259,7 @@ def check_answer(
             status,
             code,
         )
-    if status == 404 and what in ("mailbox", "messages", "calendar", "send"):
+    if status == 404 and what in ("mailbox", "messages", "calendar", "send", "book"):
         if code in ("ErrorInvalidUser", "ResourceNotFound", "MailboxNotEnabledForRESTAPI"):
             raise GraphError(
                 f"{name}: mailbox {mailbox!r} not found in tenant {settings.tenant_id} "

@@ -19,8 +19,11 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
+from typing import Any
 
 from connectors.base import ConnectorContext, MalformedItem, PrivateItem
+from connectors.imip import EXTRA_KEY as IMIP_REPLY
+from connectors.imip import is_reply_part, reply_facts
 from connectors.mime import parse_message
 from hub.model import AddressKind, Attachment, Channel, Interaction, Participant, Role
 
@@ -212,14 +215,18 @@ def _filename(part: Message) -> str | None:
 
 def _bodies(
     msg: Message, keep_attachments: bool, keep_html: bool
-) -> tuple[str, str, list[Attachment]]:
-    """Text, HTML and attachments; the HTML is decoded only when wanted or the only text."""
+) -> tuple[str, str, list[Attachment], Message | None]:
+    """Text, HTML, attachments and an iMIP REPLY part (connectors.imip), if any; the HTML is
+    decoded only when wanted or the only text."""
     text, attachments = "", []
     html_part: Message | None = None
+    reply: Message | None = None
     for part in msg.walk():
         if part.is_multipart():
             continue
         ctype = part.get_content_type()
+        if reply is None and is_reply_part(ctype, str(part.get_param("method") or "")):
+            reply = part
         filename = _filename(part)
         disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         if filename or disposition == "attachment" or ctype == "message/rfc822":
@@ -242,7 +249,7 @@ def _bodies(
     html = ""
     if html_part is not None and (keep_html or not text):
         html = decode_text(_payload(html_part), html_part.get_content_charset())
-    return text[:BODY_TEXT_CHARS], html[:BODY_TEXT_CHARS], attachments
+    return text[:BODY_TEXT_CHARS], html[:BODY_TEXT_CHARS], attachments, reply
 
 
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "sender"})
@@ -356,6 +363,7 @@ def translate_message(
     max_message_bytes: int = 25_000_000,
     keep_html: bool = True,
     fast: bool = True,
+    timezone: str = "UTC",
 ) -> Interaction:
     """Translate one message; raise MalformedItem when it is not a mail at all, PrivateItem
     when it is marked private (that goes first: a private mail is not even quarantined).
@@ -363,7 +371,7 @@ def translate_message(
     `keep_html=False` leaves `body_html` empty (the text still comes from the HTML when there
     is no plain part). `fast=False` parses with the standard library's feedparser alone: the
     fast path must give the same Interaction, and the tests and bench/translate.py compare the
-    two.
+    two. `timezone` reads a floating RECURRENCE-ID of an iMIP reply (the hub's zone).
     """
     capped = _cap_headers(data, max_header_bytes)
     msg = parse_message(capped, fast=fast)
@@ -387,7 +395,10 @@ def translate_message(
         raise MalformedItem("no sender or recipient address in From, Sender, To or Cc")
     own_ids = message_ids(decode_header_value(msg.get("Message-ID", "")))
     message_id = own_ids[0] if own_ids else None
-    text, html, attachments = _bodies(msg, len(data) <= max_message_bytes, keep_html)
+    text, html, attachments, reply = _bodies(msg, len(data) <= max_message_bytes, keep_html)
+    extra: dict[str, Any] = {}
+    if reply is not None and (facts := reply_facts(_payload(reply), timezone)):
+        extra[IMIP_REPLY] = facts
     if not text and html:
         text = html_to_text(html)
         html = html if keep_html else ""
@@ -409,6 +420,7 @@ def translate_message(
         thread_key=(references or in_reply_to or [message_id or dedupe])[0],
         attachments=attachments,
         headers={k: decode_header_value(msg[k]) for k in KEPT_HEADERS if msg.get(k) is not None},
+        extra=extra,
     )
 
 
@@ -422,6 +434,7 @@ def translate_in(
         max_header_bytes=context.max_header_bytes,
         max_message_bytes=context.max_message_bytes,
         keep_html=context.keep_html,
+        timezone=context.timezone,
     )
 
 

@@ -19,6 +19,7 @@ KINDS: dict[str, str] = {
     "twilio": "connectors.twilio:TwilioConnector",
     "pbx-webhook": "connectors.pbx_webhook:PbxWebhookConnector",
     "asterisk-ami": "connectors.asterisk_ami:AsteriskAmiConnector",
+    "caldav": "connectors.caldav:CalDavConnector",
 }
 
 

@@ -18,6 +18,7 @@ from hub.deciding import (
     decide_batch,
     follow_late_parents,
 )
+from hub.meeting_replies import apply_replies, mark_replies
 from hub.model import Quarantined, RawItem, Skipped, Translated
 from hub.rematch import rematch
 from hub.screening import load_screen, screen_items, screen_quarantined
@@ -200,10 +201,12 @@ async def _store_batch(
     earlier: set[int],
     provenance: Provenance,
 ) -> IngestCounts:
+    decided = mark_replies(decided)  # attendees' replies by mail: not logged as mail
     counts = await hub.store.ingest(name, decided, bad, cursor, provenance)
     if decided:  # missed calls opened and closed by what the batch stored (storage.missed_calls)
         async with hub.sessions() as session, session.begin():
             await follow_up(session, name, [i.raw.external_id for i in decided])
+        await apply_replies(hub, decided)  # their answers go to the meetings
     await follow_late_parents(hub, decided, index)
     if earlier:
         await rematch(hub, earlier, index)

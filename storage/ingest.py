@@ -28,6 +28,7 @@ from hub.model import (
 from storage.blobs import Blob, store_blobs
 from storage.call_merge import PARTY_COLUMNS, SameCall, party_rows, same_calls, wins
 from storage.fulltext import ItemText, index_items
+from storage.meeting_revision import revise_meetings
 from storage.packing import (
     PackedAttachment,
     PackedRaw,
@@ -272,7 +273,13 @@ class SqlInteractionStore:
             session, CallPartiesRow.__table__, PARTY_COLUMNS, party_rows(by_key, new_items)
         )
         await _add_native_ids(session, {(by_key[k], n) for k, n in plan.native_ids})
-        await _revise(session, source[0], plan.revised)
+        meeting = Channel.MEETING
+        await _revise(
+            session, source[0], [r for r in plan.revised if r[1].interaction.channel != meeting]
+        )
+        await revise_meetings(
+            session, source[0], [r for r in plan.revised if r[1].interaction.channel == meeting]
+        )
         await index_items(session, [_text(by_key[k], i) for k, i in new_items])
         await open_cases(
             session,
@@ -335,9 +342,10 @@ def _attachment_blob(attachment: Attachment) -> Blob:
 
 
 # Channels whose items change after they are first seen: a call goes from ringing to completed,
-# a text from queued to delivered. The same source delivering other content revises the item;
-# a mail or a meeting occurrence never changes under the same source id.
-REVISABLE = frozenset({Channel.CALL, Channel.SMS, Channel.IM})
+# a text from queued to delivered, a meeting occurrence is moved, answered or cancelled. The
+# same source delivering other content revises the item (meetings: storage.meeting_revision);
+# a mail never changes under the same source id.
+REVISABLE = frozenset({Channel.CALL, Channel.SMS, Channel.IM, Channel.MEETING})
 # A call's status once it is over; a late "ringing" callback must not turn it back.
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 

@@ -7,7 +7,7 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -36,6 +36,7 @@ from storage.directory_reads import (
 from storage.items import bound_in, bound_list, stored_interactions
 from storage.lookup import items_named
 from storage.tables import (
+    MAX_ID,
     AccountDomainRow,
     AccountRow,
     AttributionRow,
@@ -83,6 +84,9 @@ class Page:
     # shows them (None for the first page).
     has_newer: bool = False
     newer_cursor: str | None = None
+    # A timeline's first page starts with what is still ahead (next first, at most UPCOMING);
+    # True when more is ahead than it shows (the `until` filter reads further).
+    more_upcoming: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,13 +252,20 @@ async def _with_newer(
     page: Page,
     first: Position | None,
     limit: int,
+    now: Position | None = None,
 ) -> Page:
     """The page with its way back: the `limit` items just newer than its first make the page
-    before it, which starts after the item newer still (or is the first page)."""
+    before it, which starts after the item newer still (or is the first page). Past `now`
+    (when given) is the first page's upcoming block, not a page of its own."""
     if first is None:
         return page
     ranges = [await _oldest_newer(session, w, bounds, first, limit + 1) for w in walks]
     unique = sorted({id_: (at, id_) for found in ranges for at, id_ in found}.values())
+    if now is not None and unique:
+        ahead = len(unique)
+        unique = [p for p in unique if p <= now]
+        if not unique and ahead:
+            return Page(page.items, page.next_cursor, True, None)
     newer = unique[: limit + 1]
     if not newer:
         return page
@@ -382,26 +393,6 @@ async def _account_positions(
     return await _merged(session, walks, {"key": account_id}, before, want)
 
 
-async def account_timeline(
-    session: AsyncSession,
-    scope: ReadScope,
-    account_id: int,
-    f: TimelineFilter,
-    cursor: str | None,
-    limit: int,
-) -> Page:
-    """Every item here is attributed, so it exists for every user (DESIGN.md "Who sees what");
-    only a text search must stay within what the user may read. One range of
-    ix_attributions_account_timeline per page, whatever the page and the table size."""
-    found = await _account_positions(session, scope, account_id, f, _position(cursor), limit + 1)
-    page = await _page_of(session, found, limit)
-    if cursor is None:
-        return page
-    walks = _ranges("account", scope if f.q else None, f, _batch(limit + 1))
-    start = _first(found) or _position(cursor)
-    return await _with_newer(session, walks, {"key": account_id}, page, start, limit)
-
-
 async def _contact_positions(
     session: AsyncSession,
     scope: ReadScope,
@@ -412,6 +403,69 @@ async def _contact_positions(
 ) -> list[Position]:
     walks = _ranges("contact", scope, f, _batch(want))
     return await _merged(session, walks, {"key": contact_id}, before, want)
+
+
+UPCOMING = 5  # items still ahead that a timeline's first page shows, next first
+
+
+async def _timeline(
+    session: AsyncSession,
+    kind: str,
+    scope: ReadScope | None,
+    key: int,
+    f: TimelineFilter,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    """A timeline page. The first one (no cursor, no `until`) starts at now: what is still
+    ahead comes first, next first (at most UPCOMING, read as the timeline's own index ranges
+    backwards from now), then the past, newest first, up to `limit` in all; later pages go on
+    into the past. With `until` the page starts there, future or not."""
+    bounds = {"key": key}
+    before = _position(cursor)
+    ceiling: Position | None = None
+    ahead: list[Position] = []
+    more_ahead = False
+    if before is None and f.until is None:
+        before = ceiling = (datetime.now(UTC), MAX_ID)
+        want = min(UPCOMING, limit)
+        upcoming = _ranges(kind, scope, f, _batch(want + 1))
+        found_ahead = [await _oldest_newer(session, w, bounds, ceiling, want + 1) for w in upcoming]
+        ahead = sorted({i: (at, i) for found in found_ahead for at, i in found}.values())
+        more_ahead = len(ahead) > want
+        ahead = ahead[:want]
+    want = limit - len(ahead) + 1
+    past = await _merged(session, _ranges(kind, scope, f, _batch(want)), bounds, before, want)
+    shown_past = past[: limit - len(ahead)]
+    items = await stored_interactions(session, [i for _, i in ahead + shown_past])
+    next_cursor = None
+    if len(past) > len(shown_past):
+        last = shown_past[-1] if shown_past else before
+        assert last is not None
+        next_cursor = encode_cursor([last[0].isoformat(), last[1]])
+    page = Page(items, next_cursor, more_upcoming=more_ahead)
+    if cursor is None:
+        return page
+    walks = _ranges(kind, scope, f, _batch(limit + 1))
+    start = _first(shown_past) or _position(cursor)
+    if f.until is None:
+        ceiling = (datetime.now(UTC), MAX_ID)
+    return await _with_newer(session, walks, bounds, page, start, limit, ceiling)
+
+
+async def account_timeline(
+    session: AsyncSession,
+    scope: ReadScope,
+    account_id: int,
+    f: TimelineFilter,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    """Every item here is attributed, so it exists for every user (DESIGN.md "Who sees what");
+    only a text search must stay within what the user may read. One range of
+    ix_attributions_account_timeline per page, whatever the page and the table size (and on
+    the first page the same range read ahead from now: `_timeline`)."""
+    return await _timeline(session, "account", scope if f.q else None, account_id, f, cursor, limit)
 
 
 async def contact_timeline(
@@ -425,13 +479,7 @@ async def contact_timeline(
     """The items that name the contact, as attribution or as participant: two ranges of the
     (contact, time, item) indexes, merged. An item linked only as participant need not be
     attributed, so here the visibility condition is checked on each row read."""
-    found = await _contact_positions(session, scope, contact_id, f, _position(cursor), limit + 1)
-    page = await _page_of(session, found, limit)
-    if cursor is None:
-        return page
-    walks = _ranges("contact", scope, f, _batch(limit + 1))
-    start = _first(found) or _position(cursor)
-    return await _with_newer(session, walks, {"key": contact_id}, page, start, limit)
+    return await _timeline(session, "contact", scope, contact_id, f, cursor, limit)
 
 
 COUNTED = 1_000  # items a timeline's head counts at most, the newest

@@ -546,3 +546,19 @@ class MissedCallRow(Base):
             postgresql_where=text("closed_at IS NULL"),
         ),
     )
+
+
+class CalendarFeedRow(Base):
+    """A read-only iCalendar subscription to one account's meetings (storage.calendar_feeds):
+    the token is in the feed's URL and stored as SHA-256 only. The feed shows what its creator
+    may see, as their role is now; revoked (revoked_at set), the URL answers 404."""
+
+    __tablename__ = "calendar_feeds"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

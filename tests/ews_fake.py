@@ -145,6 +145,7 @@ class FakeEws:
         self.requests: list[str] = []  # operation names, in order
         self.downloaded: list[str] = []  # item ids whose MimeContent was served
         self.delay = 0.0  # seconds every answer takes, for tests that need a slow server
+        self.invitations: list[str] = []  # SendMeetingInvitations of each calendar CreateItem
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
         self._faults: list[tuple[str, int]] = []  # (operation, BackOffMilliseconds)
@@ -292,6 +293,8 @@ class FakeEws:
                     "ConvertId",
                     _error("ConvertId", "ErrorInvalidIdMalformed", "Id is malformed."),
                 )
+            if operation == "GetUserAvailabilityRequest":  # its element is named so
+                return 200, self._GetUserAvailability(request)
             box = self.mailboxes.get((impersonated or "").lower())
             if impersonated and (impersonated or "").lower() in self.denied:
                 return 500, _fault(
@@ -445,6 +448,8 @@ class FakeEws:
         )
 
     def _CreateItem(self, box: FakeMailbox, request: Any) -> str:
+        if request.find(f"{{{M}}}Items/{{{T}}}CalendarItem") is not None:
+            return self._create_calendar_item(box, request)
         assert request.get("MessageDisposition") == "SendAndSaveCopy"
         saved = request.find(f"{{{M}}}SavedItemFolderId")[0]
         folder = self._folder_of(box, saved)
@@ -455,6 +460,99 @@ class FakeEws:
         box.mails[item_id] = FakeMail(item_id, folder.folder_id, mime)
         folder.changes.append(("Create", item_id))
         return _ok("CreateItem", "<m:Items/>")
+
+    def _create_calendar_item(self, box: FakeMailbox, request: Any) -> str:
+        """`createitem-operation-calendar-item`: the appointment lands in the calendar folder
+        (SavedItemFolderId, default calendar); SendMeetingInvitations is required, and this
+        fake records it (`invitations`) instead of mailing anyone."""
+        mode = request.get("SendMeetingInvitations")
+        assert mode in ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy"), mode
+        self.invitations.append(mode)
+        item = request.find(f"{{{M}}}Items/{{{T}}}CalendarItem")
+        start = _parse_when(item.findtext(f"{{{T}}}Start") or "")
+        end = _parse_when(item.findtext(f"{{{T}}}End") or "")
+        item_id = self.new_id()
+        required = [
+            FakeAttendee(
+                a.findtext(f"{{{T}}}Mailbox/{{{T}}}EmailAddress") or "",
+                a.findtext(f"{{{T}}}Mailbox/{{{T}}}Name") or "",
+            )
+            for a in item.iterfind(f"{{{T}}}RequiredAttendees/{{{T}}}Attendee")
+        ]
+        event = FakeEvent(
+            item_id,
+            item.findtext(f"{{{T}}}UID") or f"server-uid-{item_id}",
+            item.findtext(f"{{{T}}}Subject") or "",
+            start,
+            int((end - start).total_seconds() // 60),
+            organizer=FakeAttendee(box.address, response="Organizer"),
+            required=required,
+            body=item.findtext(f"{{{T}}}Body") or "",
+            location=item.findtext(f"{{{T}}}Location") or "",
+        )
+        box.events[item_id] = event
+        box.folder("calendar").changes.append(("Create", item_id))
+        return _ok(
+            "CreateItem",
+            f'<m:Items><t:CalendarItem><t:ItemId Id="{item_id}" ChangeKey="CK"/>'
+            "</t:CalendarItem></m:Items>",
+        )
+
+    def _GetUserAvailability(self, request: Any) -> bytes:
+        """`getuseravailability-operation`, RequestedView FreeBusy: per MailboxData a
+        FreeBusyResponse whose CalendarEventArray lists the busy periods in the window, in the
+        request's time zone (the fake honours its Bias only: crmhub asks in UTC)."""
+        bias = timedelta(minutes=int(request.findtext(f"{{{T}}}TimeZone/{{{T}}}Bias") or 0))
+        window = request.find(f".//{{{T}}}TimeWindow")
+        start = _parse_when(window.findtext(f"{{{T}}}StartTime") or "", bias)
+        end = _parse_when(window.findtext(f"{{{T}}}EndTime") or "", bias)
+        out = []
+        for data in request.iterfind(f".//{{{T}}}MailboxData"):
+            address = (data.findtext(f"{{{T}}}Email/{{{T}}}Address") or "").lower()
+            box = self.mailboxes.get(address)
+            if box is None:
+                out.append(
+                    '<m:FreeBusyResponse><m:ResponseMessage ResponseClass="Error">'
+                    "<m:MessageText>The SMTP address has no mailbox associated with it."
+                    "</m:MessageText><m:ResponseCode>ErrorMailRecipientNotFound</m:ResponseCode>"
+                    "</m:ResponseMessage></m:FreeBusyResponse>"
+                )
+                continue
+            events = []
+            for _, event, original in self._occurrences(box):
+                begins = event.exceptions.get(original, {}).get("start") if original else None
+                begins = begins or original or event.start
+                ends = begins + timedelta(minutes=event.minutes)
+                if begins < end and ends > start:
+                    local = (begins - bias).replace(tzinfo=None), (ends - bias).replace(tzinfo=None)
+                    events.append(
+                        f"<t:CalendarEvent><t:StartTime>{local[0]:%Y-%m-%dT%H:%M:%S}</t:StartTime>"
+                        f"<t:EndTime>{local[1]:%Y-%m-%dT%H:%M:%S}</t:EndTime>"
+                        "<t:BusyType>Busy</t:BusyType></t:CalendarEvent>"
+                    )
+            out.append(
+                '<m:FreeBusyResponse><m:ResponseMessage ResponseClass="Success">'
+                "<m:ResponseCode>NoError</m:ResponseCode></m:ResponseMessage><m:FreeBusyView>"
+                "<t:FreeBusyViewType>FreeBusy</t:FreeBusyViewType>"
+                f"<t:CalendarEventArray>{''.join(events)}</t:CalendarEventArray>"
+                "</m:FreeBusyView></m:FreeBusyResponse>"
+            )
+        return (
+            f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}">'
+            f"<s:Header>{VERSION_HEADER}</s:Header><s:Body>"
+            f'<m:GetUserAvailabilityResponse xmlns:m="{M}" xmlns:t="{T}">'
+            f"<m:FreeBusyResponseArray>{''.join(out)}</m:FreeBusyResponseArray>"
+            "</m:GetUserAvailabilityResponse></s:Body></s:Envelope>"
+        ).encode()
+
+
+def _parse_when(value: str, bias: timedelta = timedelta(0)) -> datetime:
+    """An xs:dateTime as EWS sends it: with Z or an offset, or local to the request's zone
+    (`bias` minutes west of UTC, as EWS counts it)."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC) + bias
+    return parsed.astimezone(UTC)
 
 
 def _under(box: FakeMailbox, folder: FakeFolder, parent: FakeFolder) -> bool:

@@ -24,6 +24,9 @@ the wire formats the Microsoft Learn Graph reference documents, and only those:
   (learn.microsoft.com/graph/json-batching): at most 20 requests, non-JSON bodies base64.
 - `POST /users/{id}/sendMail` with base64 MIME as text/plain, 202 Accepted, a copy in Sent
   Items: "user: sendMail" (learn.microsoft.com/graph/api/user-sendmail).
+- `POST /users/{id}/events`: "Create event" (learn.microsoft.com/graph/api/user-post-events),
+  201 with the event; `POST /users/{id}/calendar/getSchedule`: "calendar: getSchedule"
+  (learn.microsoft.com/graph/api/calendar-getschedule), busy `scheduleItems` per schedule.
 - `GET /groups/{id}/members/microsoft.graph.user`: "List group members"
   (learn.microsoft.com/graph/api/group-list-members).
 - 429 with Retry-After: "Microsoft Graph throttling guidance" (learn.microsoft.com/graph/
@@ -44,6 +47,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -53,7 +57,9 @@ import trustme
 
 from tests.connector_contract import ContractSource
 
-ALL_ROLES = frozenset({"Mail.Read", "Mail.Send", "Calendars.Read", "GroupMember.Read.All"})
+ALL_ROLES = frozenset(
+    {"Mail.Read", "Mail.Send", "Calendars.Read", "Calendars.ReadWrite", "GroupMember.Read.All"}
+)
 Answer = tuple[int, dict[str, str], bytes]
 
 
@@ -134,6 +140,7 @@ class GraphState:
         self._tokens: dict[str, frozenset[str]] = {}
         self._rounds: dict[tuple[Any, ...], list[tuple[int, dict[str, Any]]]] = {}
         self.log_requests = True
+        self.created: list[dict[str, Any]] = []  # bodies of POST /users/{id}/events
         self.base = ""
 
     # --- tenant content -------------------------------------------------------------------
@@ -327,6 +334,8 @@ class GraphState:
             if rest == "/sendMail"
             else ("Calendars.Read" if rest.startswith(("/calendar", "/events")) else "Mail.Read")
         )
+        if method == "POST" and rest == "/events":
+            wants = "Calendars.ReadWrite"
         if wants not in roles:
             return denied
         box = self.mailboxes.get(address)
@@ -371,6 +380,10 @@ class GraphState:
                 return self._event_delta(box, query, page)
             if rest == "/calendar":
                 return _json(200, {"id": "AAMkcal", "name": "Calendar"})
+            if rest == "/events" and method == "POST":
+                return self._create_event(box, json.loads(body))
+            if rest == "/calendar/getSchedule" and method == "POST":
+                return self._schedule(json.loads(body))
             if m := re.match(r"^/events/([^/]+)$", rest):
                 master = box.masters.get(m.group(1))
                 if master is None:
@@ -493,6 +506,66 @@ class GraphState:
             )
         return _json(200, doc)
 
+    def _create_event(self, box: Mailbox, doc: dict[str, Any]) -> Answer:
+        """ "Create event" (learn.microsoft.com/graph/api/user-post-events): 201 with the event,
+        its `id` and `iCalUId` made by the server, `transactionId` kept as given. Graph would
+        invite the attendees itself; the fake records what it was asked (`created`)."""
+        for key in ("start", "end"):
+            if not isinstance(doc.get(key), dict) or not doc[key].get("dateTime"):
+                return _json(400, _error("ErrorInvalidRequest", f"{key} is required."))
+        n = next(self._ids)
+        event = {
+            **doc,
+            "id": f"AAMkevent{n:06d}=",
+            "iCalUId": f"040000008200E00074C5B7101A82E0080000000000000000000000000000{n:06d}",
+            "type": "singleInstance",
+            "isOrganizer": True,
+            "organizer": {"emailAddress": {"address": box.address, "name": ""}},
+            "attendees": doc.get("attendees") or [],
+            "bodyPreview": str((doc.get("body") or {}).get("content", ""))[:255],
+        }
+        self.created.append(doc)
+        self.add_event(box.address, event)
+        return _json(201, event)
+
+    def _schedule(self, doc: dict[str, Any]) -> Answer:
+        """ "calendar: getSchedule" (learn.microsoft.com/graph/api/calendar-getschedule): per
+        schedule its busy `scheduleItems` in the window, times in the zone asked (UTC only
+        here), or an `error` for an address without a mailbox."""
+        if doc.get("startTime", {}).get("timeZone") != "UTC":
+            return _json(400, _error("ErrorInvalidRequest", "the fake answers in UTC only"))
+        start = _utc(doc["startTime"]["dateTime"])
+        end = _utc(doc["endTime"]["dateTime"])
+        out = []
+        for address in doc.get("schedules") or []:
+            box = self.mailboxes.get(str(address).lower())
+            if box is None:
+                out.append(
+                    {
+                        "scheduleId": address,
+                        "error": {
+                            "message": "The SMTP address has no mailbox associated with it.",
+                            "responseCode": "ErrorMailRecipientNotFound",
+                        },
+                    }
+                )
+                continue
+            items = []
+            for event, _ in box.events.values():
+                begins, ends = _utc(event["start"]["dateTime"]), _utc(event["end"]["dateTime"])
+                if begins < end and ends > start:
+                    items.append(
+                        {
+                            "isPrivate": False,
+                            "status": event.get("showAs") or "busy",
+                            "subject": event.get("subject", ""),
+                            "start": {"dateTime": event["start"]["dateTime"], "timeZone": "UTC"},
+                            "end": {"dateTime": event["end"]["dateTime"], "timeZone": "UTC"},
+                        }
+                    )
+            out.append({"scheduleId": address, "availabilityView": "", "scheduleItems": items})
+        return _json(200, {"value": out})
+
     def _groups(self, route: str, query: dict[str, list[str]]) -> Answer:
         if route == "/groups":
             wanted = re.findall(r"mail eq '([^']*)'", query.get("$filter", [""])[0])
@@ -553,6 +626,11 @@ def _message_row(message: Message, folder: Folder, selected: list[str]) -> dict[
         "subject": "(not selected)",
     }
     return {k: v for k, v in full.items() if k in selected or k in ("@odata.type", "id")}
+
+
+def _utc(value: str) -> datetime:
+    """A Graph dateTime (seven fractional digits at most) read as UTC."""
+    return datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
 
 
 def _first(row: tuple[int, Any]) -> int:

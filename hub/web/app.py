@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from hub.bootstrap import Hub, secret_key_for
 from hub.connector_runs import SyncRuns
-from hub.web import api, hooks_pbx, hooks_twilio, pages
+from hub.web import api, calendar_feeds, hooks_pbx, hooks_twilio, pages
 from hub.web.endpoints import Endpoint, routes
 from hub.web.html import error_page
 from hub.web.http import MAX_JSON_BYTES, error_json
@@ -26,6 +26,7 @@ ENDPOINTS: list[Endpoint] = [
     *pages.ENDPOINTS,
     *hooks_pbx.ENDPOINTS,
     *hooks_twilio.ENDPOINTS,
+    *calendar_feeds.ENDPOINTS,
 ]
 
 

@@ -58,7 +58,10 @@ CONTACT = obj(
 INTERACTION = obj(
     id=INT,
     channel=CHANNEL,
-    direction={"enum": ["inbound", "outbound", "internal"]},
+    direction={
+        "enum": ["inbound", "outbound", "internal", None],
+        "description": "null for a meeting: a meeting has no direction",
+    },
     occurred_at=WHEN,
     ends_at=MAYBE_WHEN,
     subject=MAYBE_STR,
@@ -87,6 +90,13 @@ INTERACTION = obj(
         obj(id=INT, filename=STR, content_type=STR, size=INT, downloadable={"type": "boolean"})
     ),
     visibility=VISIBILITY,
+    cancelled={"type": "boolean", "description": "a meeting its organizer cancelled"},
+    all_day={
+        "type": ["string", "null"],
+        "format": "date",
+        "description": "an all-day meeting's day (occurred_at is its midnight in the hub's "
+        "zone); null for anything else",
+    },
 )
 WITH_TEXT = {
     **INTERACTION,
@@ -217,6 +227,14 @@ COMPONENTS: dict[str, Schema] = {
     "Interaction": INTERACTION,
     "InteractionWithText": WITH_TEXT,
     "InteractionPage": page("Interaction"),
+    "CalendarFeedCreated": obj(
+        id=INT,
+        account_id=INT,
+        created_by=STR,
+        created_at=WHEN,
+        url={"type": "string", "description": "the subscription link; shown only here"},
+    ),
+    "CalendarFeedRevoked": obj(account_id=INT, revoked=INT),
     "Corrected": {"oneOf": [ref("InteractionWithText"), HIDDEN_NOW]},
     "Lookup": obj(
         query=obj(phone=MAYBE_STR, email=MAYBE_STR),
@@ -278,6 +296,54 @@ COMPONENTS: dict[str, Schema] = {
         sent_folder=STR,
         sent_copy_error=STR,
         not_logged={"type": "string", "description": "why it is not logged (a blocklist)"},
+    ),
+    "NewMeeting": obj(
+        ["start", "subject"],
+        contact_id={"type": "integer", "description": "the customer to invite (or account_id)"},
+        account_id={"type": "integer", "description": "with attendee: one of its contacts"},
+        attendee={
+            "type": "string",
+            "description": "the address to invite; default the contact's first",
+        },
+        start={
+            "type": "string",
+            "description": "ISO date-time; without offset, in the caller's time zone",
+        },
+        duration={
+            "type": "integer",
+            "minimum": 5,
+            "maximum": 480,
+            "description": "minutes, default 30",
+        },
+        subject=STR,
+        note={"type": "string", "description": "text of the invitation"},
+        confirm={"type": "boolean", "description": "book even when the calendar is busy then"},
+        calendar_connector={
+            "type": "string",
+            "description": "a calendar connector the caller "
+            "owns (caldav, exchange, m365); optional when they own one",
+        },
+        mail_connector={
+            "type": "string",
+            "description": "the connector the invitation goes through; optional when they own one",
+        },
+    ),
+    "BookedMeeting": obj(
+        interaction_id={
+            "type": ["integer", "null"],
+            "description": "the logged meeting; null when the attendee is blocklisted",
+        },
+        uid={"type": "string", "description": "the event's iCalendar UID"},
+        start=WHEN,
+        end=WHEN,
+        calendar_connector=STR,
+        calendar={"type": "string", "description": "where the calendar put it"},
+        mail_connector=STR,
+        invited=array(STR),
+        invitation_error={
+            "type": "string",
+            "description": "booked and logged, but the customer got no invitation: why",
+        },
     ),
     "ReviewCase": REVIEW_CASE,
     "ReviewCasePage": page("ReviewCase"),

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from hub.model import Disclosure
+from hub.model import Channel, Disclosure
 from hub.policy import Viewer, item_disclosure, shows_attachments, shows_body, shows_subject
 from storage.directory_reads import StoredAccount, StoredContact
 from storage.items import StoredInteraction, StoredParticipant
@@ -138,7 +138,7 @@ class InteractionView:
     id: int
     disclosure: Disclosure
     channel: str
-    direction: str
+    direction: str | None  # None for a meeting: nobody sends one to the other
     occurred_at: datetime
     ends_at: datetime | None
     duration_seconds: int | None
@@ -158,6 +158,15 @@ class InteractionView:
     # The latest call note's outcome and words, and how many notes (storage.call_notes keeps
     # them on the call); None where the viewer may not read the call's notes.
     note: dict[str, Any] | None = None
+    cancelled: bool = False  # a meeting its organizer cancelled: it stays, marked
+    # An all-day meeting's day (ISO date): shown as that day, not as a time in any zone.
+    all_day: str | None = None
+
+    @property
+    def upcoming(self) -> bool:
+        """Whether the item is still ahead (a meeting booked for later): the timeline shows
+        it above the past, next first."""
+        return self.occurred_at > datetime.now(UTC)
 
     @property
     def title(self) -> str | None:
@@ -227,6 +236,8 @@ class InteractionView:
                 for a in self.attachments
             ],
             "visibility": self.disclosure.name.lower(),
+            "cancelled": self.cancelled,
+            "all_day": self.all_day,
         }
         if full:
             doc["body_text"] = self.body_text
@@ -263,7 +274,7 @@ def interaction_view(
         id=row.id,
         disclosure=level,
         channel=row.channel,
-        direction=row.direction,
+        direction=None if row.channel == Channel.MEETING else row.direction,
         occurred_at=row.occurred_at,
         ends_at=row.ends_at,
         duration_seconds=row.duration_seconds,
@@ -303,7 +314,17 @@ def interaction_view(
         location=str(extra.get("location") or "") if shows_subject(level) else None,
         outcome=str(extra.get("disposition") or "").lower(),
         note=extra.get("notes") if body and isinstance(extra.get("notes"), dict) else None,
+        cancelled=extra.get("status") == "cancelled",
+        all_day=_day(extra.get("all_day")),
     )
+
+
+def _day(value: Any) -> str | None:
+    """The stored all-day date, when it is one (a value that is not a date shows the time)."""
+    try:
+        return date.fromisoformat(value).isoformat() if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

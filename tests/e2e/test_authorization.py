@@ -149,6 +149,13 @@ TABLE: list[Case] = [
     ),
     # Every role sends, through its own mailbox only; nobody owns an smtp connector here.
     Case("POST", "/api/messages", "/api/messages", roles(status(403)), {"to": ["a@b.example"]}),
+    Case(  # booking (issue 16): every role, in its own calendar only; no customer named here
+        "POST",
+        "/api/meetings",
+        "/api/meetings",
+        roles(status(422)),
+        {"subject": "x", "start": "2030-01-07T10:00"},
+    ),
     Case("GET", "/api/review", "/api/review", roles(FORBIDDEN, manager=OK, sales=OK)),
     Case(
         "POST",
@@ -244,6 +251,14 @@ TABLE: list[Case] = [
         for what, target in (("accounts", "elbe"), ("contacts", "jana"))
     ),
     Case("POST", "/settings", "/settings", roles(status(422)), {"timezone": "Mars/Olympus"}),
+    Case("GET", "/meetings/new", "/meetings/new?contact_id={jana}", EVERYONE),
+    Case(
+        "POST",
+        "/meetings",
+        "/meetings",
+        roles(status(422)),
+        {"subject": "x", "start": "2030-01-07T10:00"},
+    ),
     Case(
         "POST",
         "/send",
@@ -351,6 +366,33 @@ TABLE: list[Case] = [
             {},
         )
         for what in ("voice", "sms")
+    ),
+    # Calendar export: the link's token is the credential; managers make and revoke links
+    # (asked about an account that does not exist, so the table changes nothing).
+    Case("GET", "/calendars/{token}.ics", "/calendars/not-a-token.ics", roles(ABSENT, ABSENT)),
+    *(
+        Case(method, route, url, roles(FORBIDDEN, manager=status(404)))
+        for method, route, url in (
+            ("POST", "/api/accounts/{id:int}/calendar-feed", "/api/accounts/999999/calendar-feed"),
+            (
+                "DELETE",
+                "/api/accounts/{id:int}/calendar-feed",
+                "/api/accounts/999999/calendar-feed",
+            ),
+            ("GET", "/accounts/{id:int}/calendar-feed", "/accounts/999999/calendar-feed"),
+            ("POST", "/accounts/{id:int}/calendar-feed", "/accounts/999999/calendar-feed"),
+            (
+                "POST",
+                "/accounts/{id:int}/calendar-feed/revoke",
+                "/accounts/999999/calendar-feed/revoke",
+            ),
+        )
+    ),
+    Case(
+        "GET",
+        "/accounts/{id:int}/calendar-feed",
+        "/accounts/{elbe}/calendar-feed",
+        roles(FORBIDDEN, manager=OK),
     ),
 ]
 

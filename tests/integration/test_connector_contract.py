@@ -22,6 +22,7 @@ from tests.ews_fake import ews_source
 from tests.file_sources import CdrSource, EmlSource, IcsSource, MaildirSource, MboxSource
 from tests.graph_fake import graph_source
 from tests.integration.contract_drivers import dovecot_source, file_driver
+from tests.radicale import radicale_source
 from tests.twilio_fake import twilio_source
 
 DRIVERS: dict[str, Driver] = {
@@ -34,6 +35,7 @@ DRIVERS: dict[str, Driver] = {
     "exchange": ews_source,
     "m365": graph_source,
     "twilio": twilio_source,
+    "caldav": radicale_source,
 }
 # A calendar file is exported whole: when it changed, every event in it is fetched again and
 # recognised as a duplicate; every other kind fetches only what came after its cursor.

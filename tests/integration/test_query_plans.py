@@ -530,3 +530,54 @@ async def test_an_external_id_is_looked_up_not_walked_for(filled: Hub) -> None:
     assert len(named) == 3, plans.plans
     for plan in named:  # the named items by key, never the time index of every item
         assert "ix_interactions_occurred" not in plan, plan
+
+
+async def test_a_timelines_upcoming_block_reads_its_ranges_ahead_from_now(filled: Hub) -> None:
+    """The first page reads what is ahead (next first) as the timeline's own index ranges read
+    backwards from now, and the past as the range before now: no scan, no sort, whatever the
+    size of the account (issue 16)."""
+    ahead = datetime.now(UTC) + timedelta(days=3)
+    first_id = 900_000
+    async with filled.sessions() as session, session.begin():
+        for n in range(8):
+            at = ahead + timedelta(hours=n)
+            await session.execute(insert(InteractionRow), [item_row(first_id + n, at, "meeting")])
+            await session.execute(insert(AttributionRow), [link_row(first_id + n, at, 1, 2)])
+            await session.execute(
+                insert(ParticipantRow),
+                [
+                    {
+                        "interaction_id": first_id + n,
+                        "role": "attendee",
+                        "kind": "email",
+                        "address": "p2@x.example",
+                        "normalized": "p2@x.example",
+                        "name": "",
+                        "contact_id": 2,
+                        "occurred_at": at,
+                    }
+                ],
+            )
+
+    async def first_pages(session: Any) -> None:
+        page = await queries.account_timeline(
+            session, SALES, BIG_ACCOUNT, queries.TimelineFilter(), None, 25
+        )
+        assert [i.id for i in page.items[:5]] == list(range(first_id, first_id + 5))
+        assert page.more_upcoming and page.items[5].id < first_id
+        person = await queries.contact_timeline(
+            session, SALES, 2, queries.TimelineFilter(), None, 25
+        )
+        assert person.items[0].id == first_id
+
+    plans = await _plans(filled, first_pages)
+    ahead_plans = [plan for sql, plan in plans.plans if "occurred_at ASC" in sql]
+    assert len(ahead_plans) == 3, [sql for sql, _ in plans.plans]  # account; contact: two
+    indexes = ("ix_attributions_account_timeline", "ix_attributions_contact_timeline")
+    for plan in ahead_plans:
+        index = next((i for i in indexes if i in plan), "ix_participants_contact_timeline")
+        _ordered_range(plan, index)
+        assert "(occurred_at,interaction_id)>(?,?)" in plan or "ROW(" in plan, plan
+    for plan in plans.timeline("attributions"):
+        _ordered_range(plan, "ix_attributions_")
+        _row_bound(plan)

@@ -178,7 +178,8 @@ ENDPOINTS = [
         "/api/accounts/{id:int}/timeline",
         account_timeline,
         Permission.READ,
-        summary="the account's combined timeline, newest first, as far as the caller may see",
+        summary="the account's combined timeline: the next upcoming items first (up to 5, "
+        "soonest first), then the past newest first, as far as the caller may see",
         params=(*ID, *TIMELINE, *PAGING),
         ok=Answer(200, "a page of interactions", "InteractionPage"),
         errors={404: "no such account"},
@@ -196,7 +197,8 @@ ENDPOINTS = [
         "/api/contacts/{id:int}/timeline",
         contact_timeline,
         Permission.READ,
-        summary="the contact's timeline, newest first, as far as the caller may see",
+        summary="the contact's timeline: the next upcoming items first, then the past newest "
+        "first, as far as the caller may see",
         params=(*ID, *TIMELINE, *PAGING),
         ok=Answer(200, "a page of interactions", "InteractionPage"),
         errors={404: "no such contact"},

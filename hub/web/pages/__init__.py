@@ -9,6 +9,7 @@ from hub.web.pages import (
     assets,
     browse,
     connectors,
+    meetings,
     pop,
     review,
     session,
@@ -27,4 +28,5 @@ ENDPOINTS: list[Endpoint] = [
     *assets.ENDPOINTS,
     *settings.ENDPOINTS,
     *pop.ENDPOINTS,
+    *meetings.ENDPOINTS,
 ]

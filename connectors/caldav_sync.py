@@ -1,0 +1,326 @@
+"""CalDAV resources -> occurrence items, and what the caldav cursor remembers of a calendar.
+
+A calendar object resource (one href) holds one event or one recurring series. It becomes one
+raw item per occurrence, keyed like every calendar source (`occurrence_key`: UID, plus
+RECURRENCE-ID for an occurrence of a series), so the same meeting from several calendars,
+users or kinds is one interaction with several sources.
+
+The cursor keeps per href `[etag, [occurrence ids], start]`: the ETag tells a changed resource
+from an unchanged one when the server has no usable sync token; the occurrence ids say which
+meetings a deleted or changed resource took away; `start` (DTSTART of a single event as
+iCalendar text, "" for a series) lets a deleted single event be reported cancelled at its time.
+What a resource took away is reported as a cancellation (the occurrence's VEVENT with
+`STATUS:CANCELLED`, under the same external id), once every calendar of the pass is read, and
+only when no other href of the connector still holds it: an event moved between two calendars
+is not a cancelled meeting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit
+
+import icalendar
+from caldav.collection import Calendar
+from caldav.elements import dav
+from caldav.lib import error as dav_error
+
+from connectors.calendar import as_datetime, occurrence_key, occurrences
+from hub.model import RawItem
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/calendar"
+RETRY_SYNC_AFTER = timedelta(days=1)  # a server that refused sync-collection is asked again
+TRANSIENT = (429, 500, 502, 503, 504)  # a busy or broken server: retried, not a mode change
+UNREADABLE = "resource:"  # external id prefix of a resource that is no iCalendar at all
+DELETED_MARK = "X-CRMHUB-DELETED"  # on a cancellation made for a deleted resource
+PRIVATE_CLASSES = ("PRIVATE", "CONFIDENTIAL")
+T = TypeVar("T")
+Entry = list[Any]  # [etag, [occurrence ids], start]
+
+
+@dataclass
+class Resource:
+    """One resource read: its raw items, what the cursor keeps of it, and the cancellations
+    of occurrences it no longer holds (occurrence id -> VEVENT text)."""
+
+    items: list[RawItem] = field(default_factory=list)
+    entry: Entry = field(default_factory=list)
+    cancelled: dict[str, str] = field(default_factory=dict)
+
+
+def read_resource(
+    name: str,
+    data: str,
+    etag: str,
+    old: Entry | None,
+    *,
+    timezone: str,
+    window_days: int,
+    private_markers: frozenset[str],
+    now: datetime,
+) -> Resource:
+    """Expand one resource's events within the window; compare with what `old` held."""
+    try:
+        calendar = icalendar.Calendar.from_ical(data)
+    except ValueError:
+        # Not iCalendar at all: handed on as it is, so that translation quarantines it.
+        return Resource([RawItem(UNREADABLE + name, data.encode(), CONTENT_TYPE)], [etag, [], ""])
+    resource = Resource()
+    ids: list[str] = []
+    masters = [e for e in calendar.walk("VEVENT") if e.get("RECURRENCE-ID") is None]
+    start = _start_text(masters[0]) if len(masters) == 1 and not _recurs(masters[0]) else ""
+    try:
+        for event in occurrences(calendar, window_days, now):
+            key = occurrence_key(event, timezone)
+            if key in ids:
+                continue
+            ids.append(key)
+            reason = private_reason(event, private_markers)
+            payload = b"" if reason else event.to_ical()
+            resource.items.append(RawItem(key, payload, CONTENT_TYPE, private=reason))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # An event the expansion cannot place (a RECURRENCE-ID that is no date): quarantined
+        # whole by translation, as an .ics file's would be, instead of stopping the calendar.
+        return Resource([RawItem(UNREADABLE + name, data.encode(), CONTENT_TYPE)], [etag, [], ""])
+    resource.entry = [etag, ids, start]
+    if old:
+        floor = now - timedelta(days=window_days)
+        master = masters[0] if len(masters) == 1 and _recurs(masters[0]) else None
+        for gone in set(old[1]) - set(ids):
+            rid = recurrence_of(gone)
+            if rid is not None and rid < floor:
+                continue  # fell out of the window's back: over, not cancelled
+            text = _cancelled_occurrence(master, rid) if master is not None else None
+            resource.cancelled[gone] = text or cancelled_event(gone, str(old[2] or ""))
+    return resource
+
+
+def private_reason(event: icalendar.Component, markers: frozenset[str]) -> str:
+    """Why an event is never stored, or "": CLASS PRIVATE or CONFIDENTIAL (what calendar
+    clients write for "private"), or a category that `private_marker` names."""
+    klass = str(event.get("CLASS", "")).strip().upper()
+    if klass in PRIVATE_CLASSES:
+        return f"iCalendar CLASS:{klass}"
+    categories = event.get("CATEGORIES")
+    for group in categories if isinstance(categories, list) else [categories]:
+        for category in getattr(group, "cats", []) or []:
+            if str(category).strip().casefold() in markers:
+                return f"category {category!r} (private_marker)"
+    return ""
+
+
+def recurrence_of(occurrence: str) -> datetime | None:
+    """The RECURRENCE-ID (UTC) in an occurrence id, None for a single event."""
+    _, bar, stamp = occurrence.rpartition("|")
+    if not bar:
+        return None
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def cancelled_event(occurrence: str, start: str) -> str:
+    """The VEVENT of a deleted resource's occurrence: UID, RECURRENCE-ID and DTSTART (the
+    recurrence's time, or the single event's `start`) with STATUS:CANCELLED; what else the
+    meeting said, storage keeps from before."""
+    rid = recurrence_of(occurrence)
+    uid = occurrence.rpartition("|")[0] if rid is not None else occurrence
+    event = icalendar.Event()
+    event.add("UID", uid)
+    if rid is not None:
+        event.add("RECURRENCE-ID", rid)
+        event.add("DTSTART", rid)
+    elif len(start) == 8:
+        event.add("DTSTART", datetime.strptime(start, "%Y%m%d").date())
+    elif start:
+        event.add("DTSTART", _parse_start(start))
+    event.add("STATUS", "CANCELLED")
+    event.add(DELETED_MARK, "TRUE")
+    return str(event.to_ical().decode())
+
+
+def pending_cancellations(
+    pending: Mapping[str, str], calendars: Iterable[Mapping[str, Any]]
+) -> list[RawItem]:
+    """Cancellations of the occurrences that no href of any calendar holds any more."""
+    held: set[str] = set()
+    for state in calendars:
+        for entry in (state.get("hrefs") or {}).values():
+            held.update(entry[1])
+    return [
+        RawItem(occurrence, text.encode(), CONTENT_TYPE)
+        for occurrence, text in sorted(pending.items())
+        if occurrence not in held
+    ]
+
+
+def _recurs(event: icalendar.Component) -> bool:
+    return bool(event.get("RRULE") or event.get("RDATE"))
+
+
+def _start_text(event: icalendar.Component) -> str:
+    """DTSTART as compact text for the cursor: YYYYMMDD for a day, UTC or floating time."""
+    prop = event.get("DTSTART")
+    value = getattr(prop, "dt", None)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.strftime("%Y%m%dT%H%M%S")
+        return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if isinstance(value, date):
+        return value.strftime("%Y%m%d")
+    return ""
+
+
+def _parse_start(text: str) -> datetime:
+    parsed = datetime.strptime(text.rstrip("Z"), "%Y%m%dT%H%M%S")
+    return parsed.replace(tzinfo=UTC) if text.endswith("Z") else parsed
+
+
+_NOT_COPIED = frozenset({"RRULE", "RDATE", "EXDATE", "DTSTART", "DTEND", "DURATION", "STATUS"})
+
+
+def _cancelled_occurrence(master: icalendar.Component, rid: datetime | None) -> str | None:
+    """A removed occurrence of a series that still exists (an EXDATE, a shortened RRULE),
+    made from its master: its subject and parties, at its time, marked cancelled."""
+    if rid is None:
+        return None
+    event = icalendar.Event()
+    for name, value in master.items():
+        if name not in _NOT_COPIED:
+            event[name] = value
+    begin, until = (
+        getattr(master.get("DTSTART"), "dt", None),
+        getattr(master.get("DTEND"), "dt", None),
+    )
+    duration = getattr(master.get("DURATION"), "dt", None)
+    if begin is None:
+        return None
+    if until is not None:
+        duration = as_datetime(until, "UTC") - as_datetime(begin, "UTC")
+    length = duration if isinstance(duration, timedelta) else None
+    event.add("RECURRENCE-ID", rid)
+    event.add("DTSTART", rid)
+    if length is not None:
+        event.add("DTEND", rid + length)
+    event.add("STATUS", "CANCELLED")
+    return str(event.to_ical().decode())
+
+
+# -- listing what changed in a calendar -------------------------------------------------------
+
+
+@dataclass
+class Listing:
+    """What changed in one calendar since its cursor state, and its token and mode after."""
+
+    changed: dict[str, str] = field(default_factory=dict)  # resource name -> ETag
+    deleted: set[str] = field(default_factory=set)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def list_changes(calendar: Calendar, state: Mapping[str, Any], today: date) -> Listing:
+    """Changes by sync-collection, or by ETags when the server offers no usable token.
+
+    A calendar in ETag mode (`mode: etag`) is asked for sync-collection again once its `retry`
+    day has come; a token the server forgot restarts the listing without a token, which lists
+    every href with its ETag, so only what differs from the cursor is fetched again.
+    """
+    token = str(state.get("token") or "")
+    if token.startswith("fake-"):  # never ours, but a cursor from elsewhere might hold one
+        token = ""
+    if state.get("mode") == "etag" and str(state.get("retry", "")) > today.isoformat():
+        return by_etags(calendar, state, str(state.get("retry", "")))
+    try:
+        return _by_token(calendar, state, token or None)
+    except dav_error.DAVError as e:
+        if isinstance(e, dav_error.NotFoundError) or e.status == 401 or e.status in TRANSIENT:
+            raise
+        failure: dav_error.DAVError = e
+        if token and _expired(e):
+            log.info("the sync token of %s expired; listing it anew", calendar.url)
+            try:
+                return _by_token(calendar, state, None)
+            except dav_error.DAVError as again:
+                failure = again
+        log.info("%s offers no sync-collection (%s); comparing ETags", calendar.url, failure)
+        return by_etags(calendar, state, (today + RETRY_SYNC_AFTER).isoformat())
+
+
+def _by_token(calendar: Calendar, state: Mapping[str, Any], token: str | None) -> Listing:
+    found = answered(
+        calendar.get_objects_by_sync_token(token, load_objects=False, disable_fallback=True)
+    )
+    new_token = str(found.sync_token or "")
+    if new_token.startswith("fake-"):
+        raise dav_error.ReportError(reason="the library answered with a made-up token")
+    listing = Listing(state={"mode": "sync", "token": new_token})
+    listing.deleted = {resource_name(str(url)) for url in found.deleted_urls}
+    for obj in found:
+        name = resource_name(str(obj.url))
+        if name and name not in listing.deleted:
+            listing.changed[name] = str(obj.props.get(dav.GetEtag.tag) or "")
+    if token is None:  # a full listing: what the cursor holds and it lacks is gone
+        listing.deleted |= set(state.get("hrefs") or {}) - listing.changed.keys()
+    return listing
+
+
+def by_etags(calendar: Calendar, state: Mapping[str, Any], retry: str) -> Listing:
+    """Every member's ETag (PROPFIND, Depth 1) compared with the cursor's."""
+    answer: Any = answered(
+        calendar.get_properties([dav.GetEtag()], depth=1, parse_response_xml=False)
+    )
+    own = unquote(urlsplit(str(calendar.url)).path).rstrip("/")
+    listing = Listing(state={"mode": "etag", "retry": retry})
+    for href, props in answer.expand_simple_props([dav.GetEtag()]).items():
+        parent, _, name = unquote(urlsplit(str(href)).path).rstrip("/").rpartition("/")
+        if parent == own and name:
+            listing.changed[name] = str(props.get(dav.GetEtag.tag) or "")
+    listing.deleted = set(state.get("hrefs") or {}) - listing.changed.keys()
+    return listing
+
+
+def multiget(calendar: Calendar, names: list[str]) -> dict[str, tuple[str, str]]:
+    """name -> (iCalendar text, ETag) of those resources that still exist (calendar-multiget)."""
+    base = calendar.url
+    if base is None:
+        raise ValueError("a calendar without URL")
+    urls = [base.join(quote(name)) for name in names]
+    found: dict[str, tuple[str, str]] = {}
+    objects: list[Any] = answered(calendar.multiget(urls))
+    for obj in objects:
+        if obj.data:
+            etag = str((obj.props or {}).get(dav.GetEtag.tag) or "")
+            found[resource_name(str(obj.url))] = (str(obj.data), etag)
+    return found
+
+
+def forget(hrefs: dict[str, Any], name: str, pending: dict[str, str]) -> None:
+    """A deleted resource: each occurrence it held becomes a pending cancellation."""
+    entry = hrefs.pop(name, None)
+    if entry:
+        for occurrence in entry[1]:
+            pending[occurrence] = cancelled_event(occurrence, str(entry[2] or ""))
+
+
+def answered(value: T | Coroutine[Any, Any, T]) -> T:
+    """What a caldav call answered. The library types every call "maybe a coroutine" (its
+    async client shares the classes); the sync client crmhub uses answers at once."""
+    if isinstance(value, Coroutine):
+        value.close()
+        raise TypeError("the caldav client is synchronous; got a coroutine")
+    return value
+
+
+def resource_name(url: str) -> str:
+    return unquote(urlsplit(url).path).rstrip("/").rpartition("/")[2]
+
+
+def _expired(e: dav_error.DAVError) -> bool:
+    return dav.ValidSyncToken.tag in e.preconditions or e.status in (409, 412)
