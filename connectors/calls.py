@@ -56,7 +56,7 @@ class Call:
     caller_name: str = ""
     callee_name: str = ""
     channel: Channel = Channel.CALL  # CALL, SMS or IM
-    text: str = ""  # a message's body
+    text: str = ""  # a message's body; a call's transcription
     native_ids: tuple[str, ...] = ()  # CallSid, MessageSid, Asterisk uniqueid and linkedid
     # Which party the source knows to be us ("caller", "callee", "both"; "" when it does not
     # say): a Twilio number or a DID is a full number that matching would take for a customer.
@@ -119,6 +119,7 @@ def call_interaction(call: Call) -> Interaction:
         subject=f"Call {call.caller or 'withheld'} → {call.callee} "
         f"({shown_status(call.status)}, {minutes}:{rest:02d})",
         snippet=f"{shown_status(call.status)} after {seconds} s",
+        body_text=call.text,  # a transcription: the call's content, shown as a call's notes are
         participants=participants,
         duration_seconds=call.talk_seconds,
         extra=extra,

@@ -220,6 +220,7 @@ def translate_call(doc: Mapping[str, Any]) -> Call:
         ]
     if recordings:
         extra["recordings"] = recordings
+    texts = [str(t["text"]) for t in doc.get("transcriptions") or () if t.get("text")]
     duration = call.get("duration")
     return Call(
         key=f"twilio:{sid}",
@@ -232,6 +233,7 @@ def translate_call(doc: Mapping[str, Any]) -> Call:
         talk_seconds=int(duration) if str(duration or "").isdigit() else None,
         caller_name=str(call.get("caller_name") or ""),
         native_ids=(sid, *(str(leg["sid"]) for leg in legs if leg.get("sid"))),
+        text="\n\n".join(texts),
         extra=extra,
     )
 

@@ -34,6 +34,7 @@ class _Group:
     call: dict[str, Any]
     legs: list[dict[str, Any]] = field(default_factory=list)
     recordings: list[dict[str, Any]] = field(default_factory=list)
+    transcriptions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def sid(self) -> str:
@@ -53,6 +54,7 @@ class _Group:
                 self.call.get("status"),
                 parts,
                 sorted(str(r.get("sid")) for r in self.recordings),
+                sorted((str(t.get("sid")), str(t.get("status"))) for t in self.transcriptions),
             ]
         )
 
@@ -62,7 +64,16 @@ class _Group:
 
     def raw(self) -> RawItem:
         legs = sorted(self.legs, key=lambda leg: str(leg.get("sid")))
-        doc = {"call": self.call, "legs": legs, "recordings": self.recording_sids()}
+        doc = {
+            "call": self.call,
+            "legs": legs,
+            "recordings": self.recording_sids(),
+            "transcriptions": [
+                {"sid": t["sid"], "recording_sid": t.get("recording_sid"), "text": text}
+                for t in sorted(self.transcriptions, key=lambda t: str(t.get("sid")))
+                if (text := t.get("transcription_text"))
+            ],
+        }
         return RawItem(self.sid, json.dumps(doc, sort_keys=True).encode(), "application/json")
 
     def recording_sids(self) -> list[str]:
@@ -150,7 +161,23 @@ async def _fold(
     for recording in recordings:
         if group := owner.get(recording.get("call_sid")):
             group.recordings.append(recording)
+            group.transcriptions += await _transcriptions(api, str(recording.get("sid") or ""))
     return list(groups.values())
+
+
+async def _transcriptions(api: TwilioApi, recording_sid: str) -> list[dict[str, Any]]:
+    """A recording's finished transcriptions (listed below the recording: one request per
+    recording of the window, as Twilio's list of all transcriptions has no time filter)."""
+    if not recording_sid:
+        return []
+    try:
+        page = await api.get(f"Recordings/{recording_sid}/Transcriptions.json")
+    except TwilioRefused as e:
+        if e.status != 404:
+            raise
+        return []
+    found = page.get("transcriptions") if isinstance(page, dict) else None
+    return [t for t in found or () if isinstance(t, dict) and t.get("status") == "completed"]
 
 
 def _root(calls: Mapping[str, Mapping[str, Any]], sid: str) -> str:

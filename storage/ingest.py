@@ -27,7 +27,7 @@ from hub.model import (
 )
 from storage.blobs import Blob, store_blobs
 from storage.call_merge import PARTY_COLUMNS, SameCall, party_rows, same_calls, wins
-from storage.fulltext import ItemText, index_items
+from storage.fulltext import ItemText, index_items, reindex_items
 from storage.meeting_revision import revise_meetings
 from storage.packing import (
     PackedAttachment,
@@ -375,21 +375,24 @@ async def _revise(
         select(InteractionRow.id, InteractionRow.extra).where(InteractionRow.id.in_(ids))
     )
     stored: dict[int, dict[str, Any]] = {item_id: extra or {} for item_id, extra in rows}
+    texts: list[int] = []
     for item_id, item in revised:
         old = stored.get(item_id) or {}
         new = item.interaction
         if old.get("status") in FINAL_STATUSES and new.extra.get("status") not in FINAL_STATUSES:
             continue
+        values: dict[str, Any] = {
+            "subject": new.subject,
+            "snippet": new.snippet,
+            "duration_seconds": new.duration_seconds,
+            "ends_at": new.ends_at,
+            "extra": {**old, **new.extra},
+        }
+        if body_text(new):  # a transcription that came later; a report without one keeps it
+            values["body"] = stored_body(new)
+            texts.append(item_id)
         await session.execute(
-            update(InteractionRow)
-            .where(InteractionRow.id == item_id)
-            .values(
-                subject=new.subject,
-                snippet=new.snippet,
-                duration_seconds=new.duration_seconds,
-                ends_at=new.ends_at,
-                extra={**old, **new.extra},
-            )
+            update(InteractionRow).where(InteractionRow.id == item_id).values(**values)
         )
         await session.execute(
             update(SourceRow)
@@ -397,6 +400,8 @@ async def _revise(
             .values(content_sha256=raw_digest(item.raw))
         )
         stored[item_id] = {**old, **new.extra}
+    if texts:
+        await reindex_items(session, sorted(set(texts)))  # the search finds the new words
 
 
 def _blob(raw: RawItem) -> Blob:

@@ -132,11 +132,31 @@ def recording(sid: str, call_sid: str, created: datetime) -> dict[str, Any]:
     }
 
 
+def transcription(
+    sid: str, recording_sid: str, text: str, status: str = "completed"
+) -> dict[str, Any]:
+    """A Transcription resource as Twilio's docs show it (twilio.com/docs/voice/api/recording-
+    transcription): listed below its recording, `Recordings/{Sid}/Transcriptions.json`."""
+    return {
+        "sid": sid,
+        "account_sid": ACCOUNT,
+        "recording_sid": recording_sid,
+        "status": status,
+        "transcription_text": text if status == "completed" else None,
+        "type": "fast",
+        "duration": "42",
+        "date_created": rfc2822(datetime(2026, 12, 1, tzinfo=UTC)),
+        "date_updated": rfc2822(datetime(2026, 12, 1, tzinfo=UTC)),
+        "uri": f"/2010-04-01/Accounts/{ACCOUNT}/Transcriptions/{sid}.json",
+    }
+
+
 @dataclass
 class FakeTwilioState:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     recordings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transcriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     page_size: int = 2  # so that a handful of records spans pages
     throttle: int = 0  # how many of the next requests answer 429
     retry_after: str = "1"
@@ -147,7 +167,12 @@ class FakeTwilioState:
     def add(self, *records: dict[str, Any]) -> None:
         with self.lock:
             for r in records:
-                table = {"CA": self.calls, "SM": self.messages, "MM": self.messages}
+                table = {
+                    "CA": self.calls,
+                    "SM": self.messages,
+                    "MM": self.messages,
+                    "TR": self.transcriptions,
+                }
                 table.get(r["sid"][:2], self.recordings)[r["sid"]] = r
 
 
@@ -156,7 +181,9 @@ LISTS = {
     "Messages": ("messages", "DateSent>", "date_sent"),
     "Recordings": ("recordings", "DateCreated>", "date_created"),
 }
-_PATH = re.compile(rf"^/2010-04-01/Accounts/{ACCOUNT}(?:/(\w+)(?:/(\w+))?)?\.(json|mp3)$")
+_PATH = re.compile(
+    rf"^/2010-04-01/Accounts/{ACCOUNT}(?:/(\w+)(?:/(\w+)(?:/(Transcriptions))?)?)?\.(json|mp3)$"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -188,7 +215,12 @@ class _Handler(BaseHTTPRequestHandler):
         match = _PATH.match(parts.path)
         if match is None:
             return _error(404, 20404, f"The requested resource {parts.path} was not found")
-        resource, sid, ext = match.groups()
+        resource, sid, below, ext = match.groups()
+        if below:
+            if resource != "Recordings" or sid not in state.recordings:
+                return _error(404, 20404, f"The requested resource {parts.path} was not found")
+            found = [t for t in state.transcriptions.values() if t["recording_sid"] == sid]
+            return _json({"transcriptions": found, "next_page_uri": None, "page": 0})
         if resource is None:
             return _json({"sid": ACCOUNT, "friendly_name": "Fake Account", "status": "active"})
         if ext == "mp3":

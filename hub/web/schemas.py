@@ -100,7 +100,15 @@ INTERACTION = obj(
 )
 WITH_TEXT = {
     **INTERACTION,
-    "properties": {**INTERACTION["properties"], "body_text": MAYBE_STR},
+    "properties": {
+        **INTERACTION["properties"],
+        "body_text": MAYBE_STR,
+        "recordings": {
+            **array(obj(sid=STR, url=STR)),
+            "description": "a call's recordings, streamed through crmhub (only for calls, and "
+            "empty where the caller may not hear them)",
+        },
+    },
     "required": [*INTERACTION["required"], "body_text"],
 }
 HIDDEN_NOW = obj(

@@ -161,6 +161,9 @@ class InteractionView:
     cancelled: bool = False  # a meeting its organizer cancelled: it stays, marked
     # An all-day meeting's day (ISO date): shown as that day, not as a time in any zone.
     all_day: str | None = None
+    # A call's recordings (Twilio RecordingSids), heard through /api/interactions/{id}/recording;
+    # () where the viewer may not hear them (as a call's notes: hub.policy.shows_body).
+    recordings: tuple[str, ...] = ()
 
     @property
     def upcoming(self) -> bool:
@@ -316,6 +319,7 @@ def interaction_view(
         note=extra.get("notes") if body and isinstance(extra.get("notes"), dict) else None,
         cancelled=extra.get("status") == "cancelled",
         all_day=_day(extra.get("all_day")),
+        recordings=tuple(str(r) for r in extra.get("recordings") or ()) if body else (),
     )
 
 

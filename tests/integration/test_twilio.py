@@ -30,6 +30,7 @@ from tests.twilio_fake import (
     message,
     recording,
     start_twilio_fake,
+    transcription,
 )
 
 DATA = Path(__file__).parent.parent / "data"
@@ -341,6 +342,49 @@ async def test_the_recording_streams_through_crmhub_to_those_who_may_hear_it(
     }
     detail = await _detail(hub, item.id)
     assert TOKEN not in str(detail) and "twilio.com" not in str(detail)
+    assert detail["recordings"] == [
+        {
+            "sid": "RE" + "a" * 32,
+            "url": f"/api/interactions/{item.id}/recording?sid={'RE' + 'a' * 32}",
+        }
+    ]
+    async with logged_in(hub, "it@ourco.example", "admin") as client:
+        admin = (await client.get(f"/api/interactions/{item.id}")).json()
+    assert admin["recordings"] == [], "an admin sees that a call happened, not what was said"
+
+
+async def test_a_transcription_is_the_calls_text_for_those_who_may_read_it(
+    hub: Hub, phones: FakeTwilio
+) -> None:
+    """Twilio transcribes after the call: the first sync sees the call with a transcription in
+    progress, a later one the text, which then revises the stored call and its search."""
+    sid, recorded = "CA" + "c" * 32, "RE" + "c" * 32
+    start = NOW - timedelta(hours=1)
+    pending = transcription("TR" + "c" * 32, recorded, "", status="in-progress")
+    phones.state.add(
+        call(sid, start, PIET, OURS),
+        recording(recorded, sid, start + timedelta(minutes=1)),
+        pending,
+    )
+    await _sync(hub)
+    assert (await _by_native(hub, sid)).body_text == ""
+    phones.state.add(
+        transcription("TR" + "c" * 32, recorded, "Bitte Angebot für Lager Nord schicken")
+    )
+    revised = await _sync(hub)
+    assert (revised.fetched, revised.new, revised.counts.updated) == (1, 0, 1)
+    item = await _by_native(hub, sid)
+    assert item.body_text == "Bitte Angebot für Lager Nord schicken"
+    found: dict[str, list[int]] = {}
+    for role in ("sales", "callcenter", "admin"):
+        async with logged_in(hub, f"{role}@ourco.example", role) as client:
+            answer = await client.get("/api/interactions", params={"q": "Lager Nord"})
+            found[role] = [i["id"] for i in answer.json()["items"]]
+            detail = (await client.get(f"/api/interactions/{item.id}")).json()
+            assert (detail["body_text"] is not None) == (role != "admin"), role
+    assert found == {"sales": [item.id], "callcenter": [item.id], "admin": []}
+    again = await _sync(hub)
+    assert (again.fetched, again.new) == (0, 0), "a finished transcription is read once"
 
 
 async def _detail(hub: Hub, item_id: int) -> dict[str, Any]:

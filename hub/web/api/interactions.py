@@ -58,13 +58,18 @@ async def interactions(request: Request) -> Response:
 
 
 async def interaction(request: Request) -> Response:
-    """The item; a call also with its notes (null where the caller may not read them)."""
+    """The item; a call also with its notes (null where the caller may not read them) and its
+    recordings, each a link that streams it through crmhub (none where they may not)."""
     view = await read_interaction(request)
     doc = view.as_json(full=True)
     if view.channel == "call":
         async with hub_of(request).reads() as session:
             shown = await notes_of(session, view.id) if notes_shown(view) else None
         doc["notes"] = None if shown is None else [n.as_json() for n in shown]
+        doc["recordings"] = [
+            {"sid": sid, "url": f"/api/interactions/{view.id}/recording?sid={sid}"}
+            for sid in view.recordings
+        ]
     return JSONResponse(doc)
 
 
