@@ -34,7 +34,7 @@ from hub.invitation import Booking, calendar_of, event_of, invitation, new_uid
 from hub.model import RawItem
 from hub.pipeline import ingest_pushed
 from hub.policy import Viewer, may_send_through
-from hub.sending import NoOwnMailConnector, own_mail_connectors
+from hub.sending import NoOwnMailConnector, own_mail_connectors, pick_own
 from matching.identities import normalize_email
 from storage.connectors_state import connector_row, kinds_and_settings
 from storage.tables import ConnectorRow, InteractionRow
@@ -120,20 +120,17 @@ async def own_calendar_connectors(hub: Hub, viewer: Viewer) -> list[str]:
 async def calendar_connector_for(hub: Hub, viewer: Viewer, name: str | None) -> str:
     """The named calendar connector, or the only one `viewer` owns. Somebody else's is
     answered like one that does not exist (as `hub.sending.sending_connector_for`)."""
-    mine = await own_calendar_connectors(hub, viewer)
-    if name:
-        if name in mine:
-            return name
-        raise BookingError(f"calendar: you have no calendar connector named {name[:100]!r}")
-    if len(mine) == 1:
-        return mine[0]
-    if not mine:
-        raise NoOwnCalendar(
+    return pick_own(
+        await own_calendar_connectors(hub, viewer),
+        name,
+        BookingError(f"calendar: you have no calendar connector named {(name or '')[:100]!r}"),
+        NoOwnCalendar(
             "you have no calendar of your own to book in; IT adds one with `crmhub connectors "
             f"add caldav NAME --set url=... --set username={viewer.email} --secret "
             "password=ENV_VAR` (or an exchange or m365 connector that reads your mailbox)"
-        )
-    raise BookingError(f"calendar: name one of {', '.join(mine)}")
+        ),
+        lambda names: BookingError(f"calendar: name one of {names}"),
+    )
 
 
 async def _connector(hub: Hub, name: str) -> tuple[ConnectorRow, Any]:

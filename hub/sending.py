@@ -12,6 +12,7 @@ setting names. A failure to file the copy does not unsend the mail, so it is rep
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -247,17 +248,37 @@ async def sending_connector_for(hub: Hub, viewer: Viewer, name: str | None) -> s
     A connector of somebody else is answered exactly like one that does not exist: the answer
     must not tell whether a name exists, nor whose mailbox it is.
     """
-    mine = await own_mail_connectors(hub, viewer)
-    if name:
-        if name in mine:
-            return name
-        raise SendError(f"connector: you have no connector to send through named {name[:100]!r}")
-    if len(mine) == 1:
-        return mine[0]
-    if not mine:
-        raise NoOwnMailConnector(
+    return pick_own(
+        await own_mail_connectors(hub, viewer),
+        name,
+        SendError(f"connector: you have no connector to send through named {(name or '')[:100]!r}"),
+        NoOwnMailConnector(
             "you have no mail connector of your own to send through; IT adds one with "
             f"`crmhub connectors add smtp NAME --set owner={viewer.email} --set host=... "
             "--secret password=ENV_VAR` (or an exchange or m365 connector for your mailbox)"
-        )
-    raise SendError(f"connector: name one of {', '.join(mine)}")
+        ),
+        lambda names: SendError(f"connector: name one of {names}"),
+    )
+
+
+def pick_own(
+    mine: list[str],
+    name: str | None,
+    unknown: Exception,
+    none: Exception,
+    several: Callable[[str], Exception],
+) -> str:
+    """`name` when it is one of the user's own connectors `mine`, else the only one they own.
+
+    A connector of somebody else is refused exactly like one that does not exist (`unknown`):
+    the answer must not tell whether a name exists, nor whose it is. Shared by sending and
+    booking, which pick a user's own mail and calendar connectors alike."""
+    if name:
+        if name in mine:
+            return name
+        raise unknown
+    if len(mine) == 1:
+        return mine[0]
+    if not mine:
+        raise none
+    raise several(", ".join(mine))
