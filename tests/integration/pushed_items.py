@@ -1,7 +1,7 @@
 """A test-only connector kind for calls and mails pushed as JSON through
 `hub.pipeline.ingest_pushed`, so that tests order the arrival of items as they need:
 
-    {"type": "call", "id", "start", "from", "to", "status", "seconds"}
+    {"type": "call", "id", "start", "from", "to", "status", "seconds", "legs"}
     {"type": "mail", "id", "start", "from", "to", "subject"}
 
 Calls go through the shared call translator (connectors.calls), as every telephony kind's do.
@@ -53,7 +53,7 @@ class JsonItems(Connector):
                 callee=item["to"],
                 status=item.get("status", "completed"),
                 talk_seconds=item.get("seconds"),
-                native_ids=(item["id"],),
+                native_ids=(item["id"], *item.get("legs", ())),
             )
         )
 

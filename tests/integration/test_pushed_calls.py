@@ -2,67 +2,36 @@
 sync batch, found again by their native ids, and brought up to date when the source reports a
 new state, without a late callback turning a finished call back to ringing.
 
-The connector is a test-only kind loaded by its dotted path, reading one JSON call per item
-through the shared call translator; SQLite, or PostgreSQL in CI.
+The connector is the test-only kind of tests/integration/pushed_items.py, loaded by its dotted
+path, reading one JSON call per item through the shared call translator; SQLite, or PostgreSQL
+in CI.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
-from connectors.base import Connector
-from connectors.calls import Call, call_interaction
 from hub.admin import add_connector
 from hub.bootstrap import Hub
-from hub.model import Interaction, RawItem
+from hub.model import RawItem
 from hub.pipeline import ingest_pushed
 from storage.tables import ConnectorRow, InteractionRow, NativeIdRow, SourceRow
-
-KIND = "tests.integration.test_pushed_calls:JsonCalls"
-
-
-class JsonCalls(Connector):
-    """Calls pushed as JSON: {"sid", "start", "from", "to", "status", "seconds"}."""
-
-    kind = KIND
-
-    async def _fetch(
-        self, cursor: dict[str, Any]
-    ) -> AsyncIterator[tuple[list[RawItem], dict[str, Any]]]:
-        return
-        yield  # pragma: no cover - pushed only
-
-    def translate(self, raw: RawItem) -> Interaction:
-        call = json.loads(raw.data)
-        return call_interaction(
-            Call(
-                key=f"test:{call['sid']}",
-                start=datetime.fromisoformat(call["start"]),
-                caller=call["from"],
-                callee=call["to"],
-                status=call["status"],
-                talk_seconds=call.get("seconds"),
-                native_ids=(call["sid"], *call.get("legs", ())),
-            )
-        )
+from tests.integration.pushed_items import KIND, pushed
 
 
 def _push(sid: str, status: str, seconds: int | None = None, **more: Any) -> RawItem:
-    call = {
-        "sid": sid,
-        "start": "2026-12-01T09:30:00+00:00",
-        "from": "+4917612345678",
-        "to": "+49511123456",
-        "status": status,
-        "seconds": seconds,
+    return pushed(
+        "call",
+        sid,
+        "2026-12-01T09:30:00+00:00",
+        "+4917612345678",
+        "+49511123456",
+        status=status,
+        seconds=seconds,
         **more,
-    }
-    return RawItem(sid, json.dumps(call).encode(), "application/json")
+    )
 
 
 async def _item(hub: Hub, native_id: str) -> tuple[int, str, dict[str, Any]]:
