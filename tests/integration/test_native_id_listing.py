@@ -13,7 +13,7 @@ from hub.bootstrap import Hub
 from hub.model import Disclosure, RawItem, ReadScope
 from hub.pipeline import ingest_pushed
 from storage import queries
-from tests.integration.test_pushed_calls import KIND
+from tests.integration.pushed_items import KIND
 
 ANNA = ReadScope("anna@ourco.example", Disclosure.FULL, Disclosure.NONE)  # owns the phones
 TOM = ReadScope("tom@ourco.example", Disclosure.FULL, Disclosure.NONE)  # sales, not the owner
@@ -23,7 +23,8 @@ ADMIN = ReadScope("it@ourco.example", Disclosure.METADATA, Disclosure.METADATA)
 def _call(source_id: str, sid: str, start: str, *legs: str) -> RawItem:
     """A call whose source id (`source_id`) differs from its native ids (`sid`, `legs`)."""
     call = {
-        "sid": sid,
+        "type": "call",
+        "id": sid,
         "legs": list(legs),
         "start": start,
         "from": "+4917612345678",
