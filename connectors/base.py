@@ -489,19 +489,32 @@ class Listener(Connector):
         yield  # pragma: no cover - a listener's items arrive through listen()
 
 
+@dataclass(frozen=True)
+class Booked:
+    """What `CalendarWriter.book` did with a meeting."""
+
+    calendar: str  # where it went, as the user knows it (a calendar's name)
+    uid: str  # the UID the calendar keeps it under: the one given, or the server's own
+    invited_by_server: bool  # the server invited the attendees itself: crmhub must not too
+
+
 class CalendarWriter(Connector):
     """The port the hub books meetings through (caldav, exchange, m365): one user's calendar.
 
     `book` writes a new event into the calendar of `organizer` (a mailbox the connector reads,
-    see `MailSender.senders` for kinds that read many) and returns where it went (a calendar's
-    name); the invitation to the customer is crmhub's own iMIP mail, so a kind must not have
-    its server send one too. `free_busy` gives the organizer's busy times, or None when the
-    server offers none. Both are wrapped like `check`: whatever the source raises reaches the
-    user as a ConnectorError that names the connector.
+    see `MailSender.senders` for kinds that read many) and says, as `Booked`, where it went,
+    under which UID the calendar keeps it, and whether the server invited the attendees. A
+    kind whose server can store an event without inviting anyone keeps the given UID and
+    invites nobody (caldav: SCHEDULE-AGENT=CLIENT, exchange: SendToNone): the invitation is
+    then crmhub's own iMIP mail. A kind whose server always invites (Graph) returns the UID the
+    server gave the event, the one its invitation carries, and `invited_by_server=True`.
+    `free_busy` gives the organizer's busy times, or None when the server offers none. Both
+    are wrapped like `check`: whatever the source raises reaches the user as a ConnectorError
+    that names the connector.
     """
 
     @final
-    async def book(self, event: bytes, organizer: str) -> str:
+    async def book(self, event: bytes, organizer: str) -> Booked:
         """Write `event` (a VCALENDAR holding one VEVENT) into `organizer`'s calendar."""
         try:
             return await self._book(event, organizer)
@@ -522,7 +535,7 @@ class CalendarWriter(Connector):
         except Exception as e:
             raise self.readable(e) from e
 
-    async def _book(self, event: bytes, organizer: str) -> str:
+    async def _book(self, event: bytes, organizer: str) -> Booked:
         raise NotImplementedError
 
     async def _free_busy(

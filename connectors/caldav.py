@@ -30,12 +30,14 @@ from caldav.elements import dav
 from caldav.lib import error as dav_error
 
 from connectors.base import (
+    Booked,
     CalendarWriter,
     ConfigurationError,
     ConnectorError,
     MalformedItem,
     TransientError,
 )
+from connectors.booked import appointment_of
 from connectors.caldav_sync import (
     TRANSIENT,
     UNREADABLE,
@@ -265,8 +267,9 @@ class CalDavConnector(CalendarWriter):
 
     # -- booking (CalendarWriter) --------------------------------------------------------------
 
-    async def _book(self, event: bytes, organizer: str) -> str:
-        return str(await self._io(self._put_event, event))
+    async def _book(self, event: bytes, organizer: str) -> Booked:
+        calendar = str(await self._io(self._put_event, event))  # the PUT checks the event
+        return Booked(calendar, appointment_of(event).uid, invited_by_server=False)
 
     def _put_event(self, event: bytes) -> str:
         """PUT the event as a new resource (never over another) into the booking calendar.

@@ -53,6 +53,7 @@ from exchangelib.errors import (  # type: ignore[import-untyped]
 from connectors import ews, ews_calendar
 from connectors.base import (
     SWITCH,
+    Booked,
     CalendarWriter,
     ConfigurationError,
     ConnectorError,
@@ -444,7 +445,7 @@ class ExchangeConnector(MailSender, CalendarWriter):
             await asyncio.to_thread(ews.close, account)
         return SendResult(recipients, {}, sent_folder="Sent Items")
 
-    async def _book(self, event: bytes, organizer: str) -> str:
+    async def _book(self, event: bytes, organizer: str) -> Booked:
         """CreateItem in the organizer's calendar (impersonated), SendToNone: crmhub invites."""
         mailbox = self._own_mailbox(organizer)
         appointment = appointment_of(event)
@@ -455,7 +456,7 @@ class ExchangeConnector(MailSender, CalendarWriter):
             raise self._explain(e, mailbox) from e
         finally:
             await asyncio.to_thread(ews.close, account)
-        return f"{mailbox}/{folder}"
+        return Booked(f"{mailbox}/{folder}", appointment.uid, invited_by_server=False)
 
     async def _free_busy(
         self, organizer: str, start: datetime, end: datetime

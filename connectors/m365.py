@@ -34,6 +34,7 @@ import httpx
 from connectors import m365_booking
 from connectors.base import (
     SWITCH,
+    Booked,
     CalendarWriter,
     ConfigurationError,
     ConnectorError,
@@ -444,8 +445,6 @@ class M365Connector(MailSender, CalendarWriter):
                 )
                 masters[master] = str(found.get("iCalUId") or "")
             event = {**event, SERIES_UID: masters[master]}
-        elif m365_booking.booked_uid(event):  # booked through crmhub: keep crmhub's UID
-            event = {**event, SERIES_UID: m365_booking.booked_uid(event)}
         return RawItem(ident, json.dumps(event).encode(), "application/json", owner=mailbox)
 
     def translate(self, raw: RawItem) -> Interaction:
@@ -457,11 +456,12 @@ class M365Connector(MailSender, CalendarWriter):
 
     # --- booking (CalendarWriter) ---------------------------------------------------------
 
-    async def _book(self, event: bytes, organizer: str) -> str:
-        """POST /users/{organizer}/events; see m365_booking for why without attendees."""
+    async def _book(self, event: bytes, organizer: str) -> Booked:
+        """POST /users/{organizer}/events with the attendees: Exchange Online invites them
+        from the organizer's mailbox, under the iCalUId it answers with (see m365_booking)."""
         mailbox = self._own_mailbox(organizer)
         async with client_for(self.graph) as client:
-            await self._request(
+            response = await self._request(
                 client,
                 "POST",
                 f"/users/{quote(mailbox)}/events",
@@ -469,7 +469,8 @@ class M365Connector(MailSender, CalendarWriter):
                 mailbox,
                 json=m365_booking.event_json(event),
             )
-        return f"{mailbox}/Calendar"
+        uid = m365_booking.created_uid(self.name, response.json())
+        return Booked(f"{mailbox}/Calendar", uid, invited_by_server=True)
 
     async def _free_busy(
         self, organizer: str, start: datetime, end: datetime

@@ -2,17 +2,18 @@
 `getSchedule`.
 
 Graph reference (learn.microsoft.com/graph/api/...): `user-post-events` ("Create event": "when
-an event is sent, the server sends invitations to all the attendees", and no request option
-turns that off) and `calendar-getschedule` (per schedule `scheduleItems` with `status` free,
-tentative, busy, oof, workingElsewhere or unknown, and `start`/`end` as dateTimeTimeZone in
-the zone asked for).
+an event is sent, the server sends invitations to all the attendees"; 201 with the event,
+its `iCalUId` and its attendees with response `none`), the `event` resource (`iCalUId`: "a
+unique identifier for an event across calendars", read-only) and `calendar-getschedule` (per
+schedule `scheduleItems` with `status` free, tentative, busy, oof, workingElsewhere or unknown,
+and `start`/`end` as dateTimeTimeZone in the zone asked for).
 
-So the event goes into the organizer's calendar *without* attendees, and crmhub's own iMIP
-request is the only invitation (`CalendarWriter`: the server must not send one too); the
-attendee is named in the event's text, and the meeting crmhub logs at booking keeps them as a
-participant. Graph gives the event an iCalUId of its own and never takes one; crmhub's UID
-rides in `transactionId` (set on create, returned with the event), and the calendar fetcher
-uses it as the meeting's UID, so the next sync finds the booked meeting under `ics:` + UID.
+So Exchange Online invites: the event is created with the customer as a required attendee,
+and Exchange sends the meeting request from the organizer's own mailbox, so the customer's
+answer comes back to that mailbox and shows on the event in Outlook. Graph never takes a UID
+from the caller: the booking's UID is the `iCalUId` Graph answers with, which its invitation
+carries too and the calendar delta reports, so the meeting crmhub logs at booking and the
+one the next sync reads are one (`ics:` + UID).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from connectors.base import ConnectorError
 from connectors.booked import appointment_of
 from connectors.m365_events import parse_time
 
-BOOKED_PREFIX = "crmhub-"  # the UIDs crmhub gives booked meetings (hub.invitation.UID_PREFIX)
 BUSY = ("busy", "tentative", "oof", "workingelsewhere")
 
 
@@ -33,27 +33,34 @@ def _graph_time(moment: datetime) -> dict[str, str]:
 
 
 def event_json(event: bytes) -> dict[str, Any]:
-    """The Graph event for the one VEVENT of `event` (a VCALENDAR), without attendees."""
+    """The Graph event for the one VEVENT of `event` (a VCALENDAR), its attendees required."""
     booked = appointment_of(event)
-    invited = ", ".join(f"{name} <{address}>".strip() for address, name in booked.attendees)
-    text = f"{booked.body}\n\nInvited by crmhub: {invited}".strip() if invited else booked.body
     doc: dict[str, Any] = {
         "subject": booked.subject,
-        "body": {"contentType": "text", "content": text},
+        "body": {"contentType": "text", "content": booked.body},
         "start": _graph_time(booked.start),
         "end": _graph_time(booked.end),
         "showAs": "busy",
-        "transactionId": booked.uid,
+        "attendees": [
+            {"emailAddress": {"address": address, "name": name}, "type": "required"}
+            for address, name in booked.attendees
+        ],
     }
     if booked.location:
         doc["location"] = {"displayName": booked.location}
     return doc
 
 
-def booked_uid(event: dict[str, Any]) -> str:
-    """crmhub's UID of an event it booked (its transactionId), or ""."""
-    value = str(event.get("transactionId") or "")
-    return value if value.startswith(BOOKED_PREFIX) else ""
+def created_uid(connector: str, doc: Any) -> str:
+    """The iCalUId of the event Graph created; ConnectorError when its answer has none."""
+    uid = str(doc.get("iCalUId") or "") if isinstance(doc, dict) else ""
+    if not uid:
+        raise ConnectorError(
+            f"{connector}: Graph created the event and invited its attendees, but answered "
+            f"without the event's iCalUId, so crmhub logs it with the next sync instead of now "
+            f"({str(doc)[:120]})"
+        )
+    return uid
 
 
 def schedule_request(mailbox: str, start: datetime, end: datetime) -> dict[str, Any]:

@@ -6,15 +6,19 @@ exactly as they send only through a mailbox of theirs (`hub.policy.may_send_thro
 
 1. the slot is checked against the user's free/busy when the calendar offers it (a collision is
    refused unless the request confirms it);
-2. the event (hub.invitation) is written into the user's calendar; a refusal stops here;
+2. the event (hub.invitation) is written into the user's calendar; a refusal stops here. The
+   calendar says under which UID it keeps the event (`connectors.base.Booked`): crmhub's own,
+   or, for Microsoft 365, the iCalUId Graph gave it;
 3. the meeting is logged at once through `hub.pipeline.ingest_pushed` under the calendar
-   connector, as `RawItem(UID, VEVENT, "text/calendar")` (every CalendarWriter kind translates
-   that with the shared calendar translator), so it is on the timeline as upcoming now, and the
-   next sync of that calendar finds the same `ics:UID` and adds nothing;
-4. the customer gets the iMIP REQUEST through the user's mail sender (`MailSender.send`, the
-   same connector replies go through). The invitation is not logged as a mail: the meeting is
-   the item. When sending fails, the meeting stays booked and logged, and the outcome says
-   that the customer got nothing.
+   connector, as `RawItem(UID, VEVENT, "text/calendar")` with that UID (every CalendarWriter
+   kind translates that with the shared calendar translator), so it is on the timeline as
+   upcoming now, and the next sync of that calendar finds the same `ics:UID` and adds nothing;
+4. when the calendar's server invited the customer itself (Exchange Online does, from the
+   user's own mailbox), that is the invitation. Otherwise the customer gets crmhub's iMIP
+   REQUEST through the user's mail sender (`MailSender.send`, the same connector replies go
+   through). The invitation is not logged as a mail: the meeting is the item. When sending
+   fails, the meeting stays booked and logged, and the outcome says that the customer got
+   nothing.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ class SlotTaken(Exception):
 @dataclass
 class BookingOutcome:
     """`invitation_error` is set, and `invited` empty, when the meeting is booked and logged
-    but the customer got no invitation."""
+    but the customer got no invitation. `mail_connector` is the calendar connector when the
+    calendar's server sent the invitation (m365)."""
 
     interaction_id: int | None
     uid: str
@@ -154,7 +159,9 @@ def _organizer(writer: CalendarWriter, settings: dict[str, str], viewer: Viewer)
 
 async def _mail_connector_for(hub: Hub, viewer: Viewer, name: str | None, calendar: str) -> str:
     """Named, else the only one, else the calendar connector when it also sends (exchange,
-    m365): checked before anything is booked, so a booking never lacks a way to invite."""
+    m365): checked before anything is booked, so a booking never lacks a way to invite. A
+    calendar whose server invites (m365) is a mail connector of the same user (`senders`),
+    so it never needs another: this finds it, and the booking sends nothing through it."""
     mine = await own_mail_connectors(hub, viewer)
     if name:
         if name in mine:
@@ -223,9 +230,9 @@ async def book_meeting(
                 "anyway (confirm)",
                 taken,
             )
-    uid = new_uid(organizer)
-    where = await writer.book(calendar_of(booking, uid, now), organizer)
-    log.info("booked %s in %s (%s) for %s", uid, name, where, organizer)
+    booked = await writer.book(calendar_of(booking, new_uid(organizer), now), organizer)
+    uid = booked.uid
+    log.info("booked %s in %s (%s) for %s", uid, name, booked.calendar, organizer)
     raw = RawItem(uid, event_of(booking, uid, now), "text/calendar", owner=organizer)
     await ingest_pushed(hub, name, [raw])
     async with hub.sessions() as session:
@@ -233,10 +240,20 @@ async def book_meeting(
             select(InteractionRow.id).where(InteractionRow.dedupe_key == f"ics:{uid}")
         )
         interaction_id = logged.scalar_one_or_none()
+    by_server = booked.invited_by_server  # then the calendar's server sent the invitation
     outcome = BookingOutcome(
-        interaction_id, uid, booking.start, booking.end, name, where, mail_name
+        interaction_id,
+        uid,
+        booking.start,
+        booking.end,
+        name,
+        booked.calendar,
+        name if by_server else mail_name,
     )
-    await _invite(hub, outcome, invitation(booking, uid, now, zone), booking.attendee)
+    if by_server:
+        outcome.invited = [booking.attendee]
+    else:
+        await _invite(hub, outcome, invitation(booking, uid, now, zone), booking.attendee)
     return outcome
 
 

@@ -5,7 +5,8 @@ Pure: no I/O. The event written into the organizer's calendar carries no METHOD 
 `METHOD:REQUEST` (RFC 5546 3.2.2, sent as RFC 6047 iMIP: a text/calendar part with the same
 method, next to a plain text part, plus the .ics as attachment for clients that show only
 attachments). Both hold the same UID, so the customer's answer, a later sync of the calendar
-and the meeting logged at booking are one meeting (`connectors.calendar`: `ics:` + UID).
+and the meeting logged at booking are one meeting (`connectors.calendar`: `ics:` + UID). A
+calendar that keeps a UID of its own (Microsoft 365) has the event logged under that one.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from connectors.m365_booking import BOOKED_PREFIX
 from matching.identities import email_domain
 
 PRODID = "-//crmhub//booking//EN"
-UID_PREFIX = BOOKED_PREFIX  # m365 knows a booked event by it (its transactionId)
+UID_PREFIX = "crmhub-"
 
 
 @dataclass(frozen=True)

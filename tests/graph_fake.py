@@ -25,8 +25,11 @@ the wire formats the Microsoft Learn Graph reference documents, and only those:
 - `POST /users/{id}/sendMail` with base64 MIME as text/plain, 202 Accepted, a copy in Sent
   Items: "user: sendMail" (learn.microsoft.com/graph/api/user-sendmail).
 - `POST /users/{id}/events`: "Create event" (learn.microsoft.com/graph/api/user-post-events),
-  201 with the event; `POST /users/{id}/calendar/getSchedule`: "calendar: getSchedule"
-  (learn.microsoft.com/graph/api/calendar-getschedule), busy `scheduleItems` per schedule.
+  201 with the event, its server-made `iCalUId` and its attendees (response `none`); "when an
+  event is sent, the server sends invitations to all the attendees", which the fake records
+  (`invitations`) instead of mailing; `POST /users/{id}/calendar/getSchedule`: "calendar:
+  getSchedule" (learn.microsoft.com/graph/api/calendar-getschedule), busy `scheduleItems` per
+  schedule.
 - `GET /groups/{id}/members/microsoft.graph.user`: "List group members"
   (learn.microsoft.com/graph/api/group-list-members).
 - 429 with Retry-After: "Microsoft Graph throttling guidance" (learn.microsoft.com/graph/
@@ -117,6 +120,20 @@ class Fault:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Invitation:
+    """A meeting request Exchange Online sends when an event with attendees is created."""
+
+    sender: str  # the organizer's mailbox
+    attendees: list[str]
+    ical_uid: str
+    event_id: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "innerError": {"date": "2024-01-08"}}}
 
@@ -141,6 +158,7 @@ class GraphState:
         self._rounds: dict[tuple[Any, ...], list[tuple[int, dict[str, Any]]]] = {}
         self.log_requests = True
         self.created: list[dict[str, Any]] = []  # bodies of POST /users/{id}/events
+        self.invitations: list[Invitation] = []  # what Exchange Online would have sent
         self.base = ""
 
     # --- tenant content -------------------------------------------------------------------
@@ -197,6 +215,17 @@ class GraphState:
     def add_series_master(self, address: str, master: dict[str, Any]) -> None:
         with self.lock:
             self.mailboxes[address].masters[master["id"]] = master
+
+    def answer(self, address: str, event_id: str, attendee: str, response: str) -> None:
+        """`attendee` answers the event in `address`'s calendar (accepted, declined,
+        tentativelyAccepted), as Exchange records a reply: the event changes, so the calendar
+        delta reports it again."""
+        with self.lock:
+            event, _ = self.mailboxes[address].events[event_id]
+            for entry in event["attendees"]:
+                if entry["emailAddress"]["address"].lower() == attendee.lower():
+                    entry["status"] = {"response": response, "time": _now()}
+            self.mailboxes[address].events[event_id] = (event, next(self._seq))
 
     def expire(self, address: str, folder: str | None = None) -> None:
         """Forget every delta link of a folder (or of the calendar): the next use answers 410."""
@@ -508,11 +537,21 @@ class GraphState:
 
     def _create_event(self, box: Mailbox, doc: dict[str, Any]) -> Answer:
         """ "Create event" (learn.microsoft.com/graph/api/user-post-events): 201 with the event,
-        its `id` and `iCalUId` made by the server, `transactionId` kept as given. Graph would
-        invite the attendees itself; the fake records what it was asked (`created`)."""
+        its `id` and `iCalUId` made by the server (a caller's UID is not taken), its attendees
+        with response `none`. Exchange Online would mail each attendee the meeting request
+        from the organizer's mailbox; the fake records it (`invitations`) and what it was
+        asked (`created`)."""
         for key in ("start", "end"):
             if not isinstance(doc.get(key), dict) or not doc[key].get("dateTime"):
                 return _json(400, _error("ErrorInvalidRequest", f"{key} is required."))
+        attendees = [
+            {
+                "type": str(entry.get("type") or "required").lower(),
+                "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+                "emailAddress": entry["emailAddress"],
+            }
+            for entry in doc.get("attendees") or []
+        ]
         n = next(self._ids)
         event = {
             **doc,
@@ -520,11 +559,21 @@ class GraphState:
             "iCalUId": f"040000008200E00074C5B7101A82E0080000000000000000000000000000{n:06d}",
             "type": "singleInstance",
             "isOrganizer": True,
+            "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
             "organizer": {"emailAddress": {"address": box.address, "name": ""}},
-            "attendees": doc.get("attendees") or [],
+            "attendees": attendees,
             "bodyPreview": str((doc.get("body") or {}).get("content", ""))[:255],
         }
         self.created.append(doc)
+        if attendees:
+            self.invitations.append(
+                Invitation(
+                    box.address,
+                    [a["emailAddress"]["address"] for a in attendees],
+                    event["iCalUId"],
+                    event["id"],
+                )
+            )
         self.add_event(box.address, event)
         return _json(201, event)
 

@@ -4,7 +4,8 @@ The user's calendar is a real Radicale (caldav), the exchange connector on FakeE
 connector on the Graph fake (both fakes answer with the documented wire formats; their
 docstrings name the pages); the invitation goes through a real aiosmtpd, and the test reads it
 as the customer's mail client would: METHOD:REQUEST, the attendee, the times, and the UID of
-the meeting crmhub logged.
+the meeting crmhub logged. Microsoft 365 invites by itself (Graph creates the event with the
+customer as attendee); the fake records that invitation, as Graph shows no mail for it.
 """
 
 from __future__ import annotations
@@ -213,37 +214,96 @@ async def test_a_busy_slot_is_refused_until_confirmed(
     assert len(ews.mailboxes[ANNA].events) == 2
 
 
-async def test_booking_in_m365_keeps_the_uid_and_lets_graph_invite_nobody(
+async def test_booking_in_m365_lets_exchange_online_invite_and_logs_the_meeting_once(
     hub: Hub, tmp_path: Path, graph: GraphFake, smtp: tuple[Controller, RecordingMailserver]
 ) -> None:
-    controller, recorder = smtp
+    """Graph invites every attendee of an event it creates, from the organizer's mailbox: the
+    customer is an attendee in Outlook, crmhub sends no iMIP of its own and needs no mail
+    connector besides the m365 one, and the meeting is logged under Graph's iCalUId."""
+    _, recorder = smtp
     ids = await _directory(hub, tmp_path)
     await add_connector(
         hub, "m365", "anna-365", graph.settings(mailboxes=ANNA, folders="inbox"), graph.secrets
     )
-    await _smtp_connector(hub, controller)
     start = _soon(days=5)
+    mailed, invited = len(recorder.received), len(graph.state.invitations)
     async with logged_in(hub, ANNA) as client:
         answer = await _book(
             client,
             contact_id=ids["jana"],
             start=start.isoformat(),
             subject="Review",
-            mail_connector="anna-send",
-            calendar_connector="anna-365",
+            note="Staffelpreise",
         )
         assert answer.status_code == 201, answer.text
         booked = answer.json()
         # getSchedule now shows the booked slot busy: the same slot again is refused.
         again = await _book(client, contact_id=ids["jana"], start=start.isoformat(),
-                            subject="Review", mail_connector="anna-send")  # fmt: skip
+                            subject="Review")  # fmt: skip
         assert again.status_code == 409, again.text
+    assert booked["invited"] == [JANA] and booked["invitation_error"] == ""
+    assert (booked["calendar_connector"], booked["mail_connector"]) == ("anna-365", "anna-365")
+    assert booked["calendar"] == f"{ANNA}/Calendar"
+
+    # The event in Anna's calendar has Jana as a required attendee; Exchange Online sent the
+    # request, under the iCalUId crmhub logged; nothing went through SMTP or sendMail.
     created = graph.state.created[-1]
-    assert "attendees" not in created and created["transactionId"] == booked["uid"]
-    _, _, event = _invitation(recorder)
-    assert str(event["UID"]) == booked["uid"]
+    assert created["attendees"] == [
+        {"emailAddress": {"address": JANA, "name": "Jana Ohlsen"}, "type": "required"}
+    ]
+    assert "transactionId" not in created and created["body"]["content"] == "Staffelpreise"
+    (sent,) = graph.state.invitations[invited:]
+    assert (sent.sender, sent.attendees, sent.ical_uid) == (ANNA, [JANA], booked["uid"])
+    assert len(recorder.received) == mailed and graph.state.mailboxes[ANNA].sent == []
+
+    (logged,) = await _meetings(hub, booked["uid"])
+    assert logged.id == booked["interaction_id"] and logged.channel == "meeting"
+    assert logged.occurred_at.replace(tzinfo=UTC) == start
+
+    # `crmhub sync` reads the event from the calendar delta: the same meeting, nothing new.
     (report,) = await sync_all(hub, ["anna-365"])
     assert report.error == "" and report.new == 0, report
+    (synced,) = await _meetings(hub, booked["uid"])
+    async with logged_in(hub, "manager@ourco.example", "manager") as client:
+        item = (await client.get(f"/api/interactions/{synced.id}")).json()
+        timeline = (await client.get(f"/api/contacts/{ids['jana']}/timeline")).json()["items"]
+    assert [i["id"] for i in timeline] == [synced.id] == [booked["interaction_id"]]
+    assert {(s["connector"], s["external_id"]) for s in item["sources"]} == {
+        ("anna-365", booked["uid"]),
+        ("anna-365", f"event:{sent.event_id}"),
+    }
+
+    # Jana accepts in her mail client: Exchange records it on Anna's event, the next sync
+    # shows her answer on the same meeting.
+    graph.state.answer(ANNA, sent.event_id, JANA, "accepted")
+    (report,) = await sync_all(hub, ["anna-365"])
+    assert report.error == "" and report.new == 0, report
+    (answered,) = await _meetings(hub, booked["uid"])
+    assert answered.extra["answers"] == {JANA: "accepted"}
+
+
+async def test_an_m365_booking_sends_nothing_through_a_named_mail_connector(
+    hub: Hub, tmp_path: Path, graph: GraphFake, smtp: tuple[Controller, RecordingMailserver]
+) -> None:
+    """A mail connector named in the request is checked as the user's, but Exchange Online
+    invites: the answer names the calendar connector as the one the invitation went through."""
+    controller, recorder = smtp
+    ids = await _directory(hub, tmp_path)
+    await add_connector(
+        hub, "m365", "anna-365", graph.settings(mailboxes=ANNA, folders="inbox"), graph.secrets
+    )
+    await _smtp_connector(hub, controller)
+    body = {"contact_id": ids["jana"], "start": _soon(days=8).isoformat(), "subject": "Termin"}
+    mailed = len(recorder.received)
+    async with logged_in(hub, ANNA) as client:
+        unknown = await _book(client, **body, mail_connector="nobody-send")
+        assert unknown.status_code == 422, unknown.text
+        answer = await _book(client, **body, mail_connector="anna-send")
+    assert answer.status_code == 201, answer.text
+    booked = answer.json()
+    assert booked["mail_connector"] == "anna-365" and booked["invited"] == [JANA]
+    assert graph.state.invitations[-1].ical_uid == booked["uid"]
+    assert len(recorder.received) == mailed
     assert len(await _meetings(hub, booked["uid"])) == 1
 
 

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, update
 
-from connectors.base import ConfigurationError, ConnectorContext
+from connectors.base import Booked, ConfigurationError, ConnectorContext
 from connectors.caldav import CalDavConnector
 from hub.admin import add_connector
 from hub.bootstrap import Hub
@@ -364,8 +364,8 @@ async def test_booking_writes_the_event_and_free_busy_shows_it(
     connector = CalDavConnector(
         "cal", _settings(user, book_calendar="Vertrieb"), {"password": user.password}
     )
-    where = await connector.book(invitation.encode(), user.name)
-    assert where == "Vertrieb"
+    booked = await connector.book(invitation.encode(), user.name)
+    assert booked == Booked("Vertrieb", "booked@ourco.example", invited_by_server=False)
     stored = user.get("sales", "booked@ourco.example.ics").decode()
     assert "SCHEDULE-AGENT=CLIENT" in stored and "METHOD" not in stored
     busy = await connector.free_busy(
