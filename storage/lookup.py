@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -44,37 +44,52 @@ class CallerQuestion:
 
 
 @functools.lru_cache(maxsize=64)
-def _open_rows(scope: ReadScope) -> Any:
-    """Open rows of the key bound as "key" whose items the scope may see: a range of the
-    partial index ix_review_items_open (key, kind, occurred_at), read backwards, so that each
-    kind's rows come newest first."""
-    return (
-        select(
-            ReviewItemRow.kind,
-            ReviewItemRow.name,
-            ReviewItemRow.reason,
-            ReviewItemRow.occurred_at,
-            ReviewItemRow.interaction_id,
+def _open_rows(scope: ReadScope, keys: int) -> Any:
+    """Open rows of the keys bound as "key0", "key1", ... whose items the scope may see, each
+    key tagged with its place: per key a range of the partial index ix_review_items_open (key,
+    kind, occurred_at), read backwards, so that each kind's rows come newest first. The keys'
+    ranges are one UNION ALL, each part with its own ORDER BY and LIMIT (and so its index
+    range): on PostgreSQL a round trip costs more than reading a range."""
+    parts = []
+    for n in range(keys):
+        rows = (
+            select(
+                ReviewItemRow.kind,
+                ReviewItemRow.name,
+                ReviewItemRow.reason,
+                ReviewItemRow.occurred_at,
+                ReviewItemRow.interaction_id,
+            )
+            .where(
+                ReviewItemRow.key == bindparam(f"key{n}"),
+                ReviewItemRow.settled_at.is_(None),
+                discloses(scope, item=ReviewItemRow.interaction_id, probed=True),
+            )
+            .order_by(ReviewItemRow.kind.desc(), ReviewItemRow.occurred_at.desc())
+            .limit(QUESTION_ROWS + 1)
+            .subquery(f"key{n}")
         )
-        .where(
-            ReviewItemRow.key == bindparam("key"),
-            ReviewItemRow.settled_at.is_(None),
-            discloses(scope, item=ReviewItemRow.interaction_id, probed=True),
-        )
-        .order_by(ReviewItemRow.kind.desc(), ReviewItemRow.occurred_at.desc())
-        .limit(QUESTION_ROWS + 1)
-    )
+        parts.append(select(literal_column(str(n)).label("asked"), *rows.c))
+    return parts[0] if keys == 1 else union_all(*parts)
 
 
 async def open_questions(
     session: AsyncSession, scope: ReadScope, keys: Iterable[str]
 ) -> list[CallerQuestion]:
     """The open questions about each of `keys` (normalised addresses and E.164 numbers), the
-    most recent first; one index range per key, of at most QUESTION_ROWS + 1 rows."""
+    most recent first; one statement, of at most QUESTION_ROWS + 1 rows per key."""
+    asked = list(dict.fromkeys(keys))[:KEYS]
+    if not asked:
+        return []
     connection = await session.connection()
+    per_key: list[list[Any]] = [[] for _ in asked]
+    bound = {f"key{n}": key for n, key in enumerate(asked)}
+    for row in await connection.execute(_open_rows(scope, len(asked)), bound):
+        per_key[row.asked].append(row)
     found: list[CallerQuestion] = []
-    for key in list(dict.fromkeys(keys))[:KEYS]:
-        rows = (await connection.execute(_open_rows(scope), {"key": key})).all()
+    for key, rows in zip(asked, per_key, strict=True):
+        # Each part took its rows in its own order, but a UNION ALL need not keep it.
+        rows.sort(key=lambda r: (r.kind, r.occurred_at), reverse=True)
         complete = len(rows) <= QUESTION_ROWS
         by_kind: dict[str, list[Any]] = {}
         for row in rows[:QUESTION_ROWS]:
