@@ -3,10 +3,11 @@
 Every `sync_interval` it passes over all enabled connectors; connectors that can push (IMAP
 IDLE) also get a watcher that syncs them as soon as the source reports new items, and live
 sources that replay nothing (`connectors.base.Listener`: the Asterisk Manager Interface) a
-listener that stores each batch they push as it arrives (`hub.pipeline.ingest_pushed`). A
-watcher or listener whose connector's settings changed is started again. A lock per
-connector keeps the scheduled pass and a watcher from syncing the same connector at once; the
-run's claim in the database (hub.connector_runs) keeps any other process from it too.
+listener that stores each batch they push as it arrives (`hub.pipeline.ingest_pushed`), in one
+process at a time: the one holding the connector's lease (hub.listener_lease). A watcher or
+listener whose connector's settings changed is started again. A lock per connector keeps the
+scheduled pass and a watcher from syncing the same connector at once; the run's claim in the
+database (hub.connector_runs) keeps any other process from it too.
 Each pass ends with retention (`retention_days`): items past their channel's period go.
 """
 
@@ -24,6 +25,7 @@ from connectors.base import Connector, ConnectorError, Listener
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
 from hub.connector_runs import run_sync
+from hub.listener_lease import holder_token, listen_while_held
 from hub.pipeline import SyncReport, ingest_pushed
 from hub.retention import apply_retention
 from storage.connectors_state import enabled_rows
@@ -40,6 +42,10 @@ class Scheduler:
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.watchers: dict[str, asyncio.Task[None]] = {}
         self.listeners: dict[str, asyncio.Task[None]] = {}
+        # A listener restarted here waits for the one it replaces to release the lease: they
+        # share this scheduler's holder token, so the lease alone cannot keep them apart.
+        self.leases: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.holder = holder_token()
         self.started_as: dict[str, tuple[str, str, object]] = {}  # task name -> its row's state
 
     async def sync(self, name: str) -> SyncReport | None:
@@ -145,25 +151,31 @@ class Scheduler:
             log.exception("watching %s failed", row.name)
 
     async def _listen(self, row: ConnectorRow) -> None:
+        """Listen to a live source while this process holds its lease, waiting for the lease
+        while another process listens."""
+        async with self.leases[row.name]:
+            try:
+                await listen_while_held(self.hub, row.name, self.holder, lambda: self._hear(row))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a job edge: the next pass starts a new listener
+                log.exception("listening to %s failed", row.name)
+
+    async def _hear(self, row: ConnectorRow) -> None:
         """Store each batch a live source pushes; the listener reconnects by itself."""
-        try:
-            connector = self.hub.connector(row)
-            assert isinstance(connector, Listener)
-            async with contextlib.aclosing(connector.listen()) as batches:
-                async for raws in batches:
-                    try:
-                        report = await ingest_pushed(self.hub, row.name, raws)
-                    except Exception:  # a job edge: keep listening, say what was not stored
-                        ids = ", ".join(raw.external_id for raw in raws[:10])
-                        log.exception(
-                            "%s: storing %d pushed items (%s) failed", row.name, len(raws), ids
-                        )
-                        continue
-                    log.debug("%s: pushed %s", row.name, report.as_json())
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a job edge: the next pass starts a new listener
-            log.exception("listening to %s failed", row.name)
+        connector = self.hub.connector(row)
+        assert isinstance(connector, Listener)
+        async with contextlib.aclosing(connector.listen()) as batches:
+            async for raws in batches:
+                try:
+                    report = await ingest_pushed(self.hub, row.name, raws)
+                except Exception:  # a job edge: keep listening, say what was not stored
+                    ids = ", ".join(raw.external_id for raw in raws[:10])
+                    log.exception(
+                        "%s: storing %d pushed items (%s) failed", row.name, len(raws), ids
+                    )
+                    continue
+                log.debug("%s: pushed %s", row.name, report.as_json())
 
 
 def _state(row: ConnectorRow) -> tuple[str, str, object]:

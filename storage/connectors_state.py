@@ -10,7 +10,8 @@ the size of the tables (tests/integration/test_connectors_state.py holds the pla
 
 A sync run is claimed in the connector's row by one statement that succeeds only when no other
 run is going on, or when the one going on stopped beating (its process died): web processes,
-the scheduler and workers on other machines all see the same claim.
+the scheduler and workers on other machines all see the same claim. A live source's listener
+is leased the same way (hub.listener_lease), to one holder at a time.
 """
 
 from __future__ import annotations
@@ -114,6 +115,51 @@ async def end_run(
         update(ConnectorRow)
         .where(*_ours(name, started))
         .values(run_beat_at=now, run_ended_at=now, run_progress=progress)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def claim_listener(
+    session: AsyncSession, name: str, holder: str, now: datetime, stale_before: datetime
+) -> bool:
+    """Lease listening to `name` to `holder` at `now`: when nobody holds it, its holder has
+    not renewed it since `stale_before` (died or stalled), or `holder` holds it already. One
+    statement, so two claimants racing cannot both win. False when another holds it, or there
+    is no such connector."""
+    result = await session.execute(
+        update(ConnectorRow)
+        .where(
+            ConnectorRow.name == name,
+            or_(
+                ConnectorRow.listener_holder.is_(None),
+                ConnectorRow.listener_holder == holder,
+                ConnectorRow.listener_beat_at < stale_before,
+            ),
+        )
+        .values(listener_holder=holder, listener_beat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return isinstance(result, CursorResult) and result.rowcount == 1
+
+
+async def renew_listener(session: AsyncSession, name: str, holder: str, now: datetime) -> bool:
+    """`holder` still listens at `now`. False when the lease is no longer its own: it stalled
+    past the stale time and another took over, so it must stop listening."""
+    result = await session.execute(
+        update(ConnectorRow)
+        .where(ConnectorRow.name == name, ConnectorRow.listener_holder == holder)
+        .values(listener_beat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return isinstance(result, CursorResult) and result.rowcount == 1
+
+
+async def release_listener(session: AsyncSession, name: str, holder: str) -> None:
+    """Free the lease for the next claimant at once; a no-op once it is not `holder`'s."""
+    await session.execute(
+        update(ConnectorRow)
+        .where(ConnectorRow.name == name, ConnectorRow.listener_holder == holder)
+        .values(listener_holder=None, listener_beat_at=None)
         .execution_options(synchronize_session=False)
     )
 

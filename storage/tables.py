@@ -416,6 +416,10 @@ class ConnectorRow(Base):
     run_progress: Mapped[dict[str, Any]] = mapped_column(
         JSON, default=dict, server_default=text("'{}'")
     )
+    # The process listening to a live source (connectors.base.Listener), one at a time across
+    # processes and machines (hub.listener_lease): a lease it renews; a stale one is free.
+    listener_holder: Mapped[str | None] = mapped_column(String(100))
+    listener_beat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class UserRow(Base):
