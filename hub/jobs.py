@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -188,12 +189,22 @@ async def scheduler_loop(hub: Hub) -> None:
 
 
 def run_worker(hub: Hub) -> int:
-    """`crmhub worker`: the scheduler without the web view (procrastinate comes with scale-out)."""
+    """`crmhub worker`: the scheduler without the web view (procrastinate comes with scale-out).
+
+    SIGTERM (a service manager's stop) ends it like Ctrl-C: the scheduler is cancelled, so its
+    listeners release their leases (hub.listener_lease) and another process takes over at
+    once instead of after the lease went stale."""
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             await optimize(hub.engine)
             await scheduler_loop(hub)
+        except asyncio.CancelledError:
+            log.info("crmhub worker stopped")
         finally:
             await hub.close()
 
