@@ -34,7 +34,7 @@ from hub.pipeline import ingest_pushed
 from hub.policy import Permission
 from hub.web.endpoints import Answer, Endpoint, Param
 from hub.web.http import JSONResponse, error_json, hub_of
-from storage import audit
+from hub.web.refusals import audit_refusal
 from storage.connectors_state import connector_row
 
 log = logging.getLogger(__name__)
@@ -85,15 +85,8 @@ async def _signature_problem(request: Request, name: str, body: bytes) -> str:
 
 async def _refuse(request: Request, name: str, problem: str) -> Response:
     client = request.client.host if request.client else ""
-    log.warning("POST /hooks/pbx/%r from %s refused: %s", name, client or "?", problem)
-    async with hub_of(request).sessions() as session, session.begin():
-        audit.record(
-            session,
-            "webhook",
-            "webhook.refused",
-            after={"hook": "pbx", "client": client, "reason": problem},
-            target=name,
-        )
+    after = {"hook": "pbx", "client": client, "reason": problem}
+    await audit_refusal(request, "webhook", name, after, problem)
     return error_json(403, "forbidden", REFUSED)
 
 

@@ -41,7 +41,7 @@ from hub.pipeline import ingest_pushed
 from hub.policy import Permission
 from hub.web.endpoints import Endpoint, Handler
 from hub.web.http import hub_of
-from storage import audit
+from hub.web.refusals import audit_refusal
 from storage.connectors_state import connector_row
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ async def _verified(request: Request) -> tuple[TwilioConnector, FormData]:
         if not RequestValidator(token).validate(url, form, signature):
             raise Refused(f"the signature does not fit {url} and the parameters sent")
     except (Refused, ConnectorError) as e:
-        await _audit_refusal(hub, request, name, form, str(e))
+        await _audit_refusal(request, name, form, str(e))
         raise Forbidden from e
     return connector, form
 
@@ -143,27 +143,23 @@ async def _twilio(hub: Hub, name: str) -> TwilioConnector:
     return connector
 
 
-async def _audit_refusal(
-    hub: Hub, request: Request, name: str, form: FormData, reason: str
-) -> None:
+async def _audit_refusal(request: Request, name: str, form: FormData, reason: str) -> None:
     """Who tried what: the sid named (not the parameters: they carry phone numbers), where
-    from (the peer, and what a proxy claims), and why it was refused."""
-    log.warning("refused a Twilio callback for %r: %s", name, reason)
-    async with hub.sessions() as session, session.begin():
-        audit.record(
-            session,
-            "twilio-webhook",
-            "webhook.refused",
-            after={
-                "connector": name[:100],
-                "path": request.url.path[:300],
-                "reason": reason[:500],
-                "sid": str(form.get("CallSid") or form.get("MessageSid") or "")[:64],
-                "peer": request.client.host if request.client else "",
-                "forwarded_for": request.headers.get("x-forwarded-for", "")[:200],
-            },
-            target=name[:100],
-        )
+    from (the peer, and what a proxy claims), and why it was refused (hub.web.refusals)."""
+    await audit_refusal(
+        request,
+        "twilio-webhook",
+        name[:100],
+        {
+            "connector": name[:100],
+            "path": request.url.path[:300],
+            "reason": reason[:500],
+            "sid": str(form.get("CallSid") or form.get("MessageSid") or "")[:64],
+            "peer": request.client.host if request.client else "",
+            "forwarded_for": request.headers.get("x-forwarded-for", "")[:200],
+        },
+        reason,
+    )
 
 
 class Forbidden(Exception):

@@ -14,6 +14,7 @@ import re
 import time
 import typing
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from hub.admin import add_connector
 from hub.bootstrap import Hub
 from hub.web.app import build_app
 from storage.tables import AuditRow, InteractionRow, NativeIdRow, SourceRow
+from storage.throttle import LIMIT, client_key, retry_after
 
 SECRET = "pbx-signing-secret-0123456789"
 DOC = Path(__file__).parents[2] / "docs" / "pbx-webhook.md"
@@ -203,6 +205,24 @@ async def test_a_connector_of_another_kind_or_without_a_secret_takes_nothing(
         "no enabled pbx-webhook connector named 'cdr'",
         "nosecret has no signing_secret stored",
     ]
+
+
+async def test_a_flood_of_forged_requests_is_audited_up_to_the_limit_and_real_calls_still_land(
+    hub: Hub, client: httpx.AsyncClient
+) -> None:
+    """Anybody can post to a webhook: a thousand forgeries must not write a thousand audit
+    entries (hub.web.refusals). Every one is still refused, and a signed call from the same
+    address (a reverse proxy's) is stored in the middle of the flood."""
+    body = _body(THREECX)
+    forged = [await _post(client, body, _sign(body, "guessed")) for _ in range(LIMIT + 15)]
+    assert {a.status_code for a in forged} == {403}
+    assert len(await _refusals(hub)) == LIMIT, "one entry per refusal up to the limit only"
+    signed = await _post(client, body, _sign(body))
+    assert signed.status_code == 200, signed.text
+    assert await _calls(hub) == 1
+    # The login of a user behind the same proxy is not blocked by the forger.
+    async with hub.sessions() as session:
+        assert await retry_after(session, [client_key("127.0.0.1")], datetime.now(UTC)) is None
 
 
 @pytest.mark.parametrize(
