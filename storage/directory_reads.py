@@ -116,3 +116,37 @@ async def contacts_where(
         StoredContact(i, name, account, tuple(json_value(e)), tuple(json_value(p)), owner, title)
         for i, name, account, e, p, owner, title in await connection.execute(statement)
     ]
+
+
+@functools.cache
+def _contacts_with_accounts(dialect: str) -> Any:
+    """A contact and its account in one row: the call-center look-up needs both, and on
+    PostgreSQL a second round trip costs more than the join."""
+    domains = _values(
+        dialect, AccountDomainRow.domain, AccountDomainRow.account_id == AccountRow.id, AccountRow
+    )
+    return (
+        _contacts(dialect)
+        .add_columns(AccountRow.id, AccountRow.name, domains, AccountRow.owner)
+        .outerjoin(AccountRow, AccountRow.id == ContactRow.account_id)
+    )
+
+
+async def contacts_with_accounts_where(
+    session: AsyncSession, *where: ColumnElement[bool], via: Any
+) -> tuple[list[StoredContact], dict[int, StoredAccount]]:
+    """`contacts_where` with each contact's account, in one statement."""
+    connection = await session.connection()
+    statement = (
+        _contacts_with_accounts(connection.dialect.name)
+        .join(via, via.contact_id == ContactRow.id)
+        .where(*where)
+    )
+    contacts, accounts = [], {}
+    for row in await connection.execute(statement):
+        i, name, account, emails, phones, owner, title, a_id, a_name, domains, a_owner = row
+        emails, phones = tuple(json_value(emails)), tuple(json_value(phones))
+        contacts.append(StoredContact(i, name, account, emails, phones, owner, title))
+        if a_id is not None:
+            accounts[a_id] = StoredAccount(a_id, a_name, tuple(json_value(domains)), a_owner)
+    return contacts, accounts

@@ -34,6 +34,7 @@ from storage.directory_reads import (
     StoredContact,
     accounts_where,
     contacts_where,
+    contacts_with_accounts_where,
 )
 from storage.items import bound_in, bound_list, stored_interactions
 from storage.lookup import items_named
@@ -849,18 +850,19 @@ async def quarantine(
 
 async def contacts_by_identity(
     session: AsyncSession, *, email: str | None = None, phone: str | None = None
-) -> list[StoredContact]:
+) -> tuple[list[StoredContact], dict[int, StoredAccount]]:
+    """The contacts with this address or number, and their accounts, by id."""
     via: type[ContactEmailRow | ContactPhoneRow]
     if email:
         named, via = ContactEmailRow.address == email, ContactEmailRow
     elif phone:
         named, via = ContactPhoneRow.e164 == phone, ContactPhoneRow
     else:
-        return []
+        return [], {}
     # One row per contact: (contact, address) and (contact, number) are unique. Sorted here:
     # an ORDER BY made PostgreSQL prefer the (contact, number) index, in contact order.
-    found = await contacts_where(session, named, via=via)
-    return sorted(found, key=lambda c: c.id)
+    found, accounts = await contacts_with_accounts_where(session, named, via=via)
+    return sorted(found, key=lambda c: c.id), accounts
 
 
 async def accounts_by_ids(session: AsyncSession, ids: set[int]) -> dict[int, StoredAccount]:

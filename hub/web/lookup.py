@@ -106,10 +106,7 @@ async def look_up(request: Request, phone: str | None, email: str | None) -> Cal
     hub, viewer, scope = hub_of(request), viewer_of(request), scope_of(request)
     may_review = viewer.may(Permission.REVIEW)
     async with hub.reads() as session, session.begin():
-        contacts = await queries.contacts_by_identity(session, email=email, phone=phone)
-        accounts = await queries.accounts_by_ids(
-            session, {c.account_id for c in contacts if c.account_id}
-        )
+        contacts, accounts = await queries.contacts_by_identity(session, email=email, phone=phone)
         if not contacts and email:
             domain = email.rpartition("@")[2]
             if domain not in hub.free_mail:

@@ -260,8 +260,8 @@ async def test_a_contact_timeline_reads_the_contacts_two_index_ranges(filled: Hu
 
 async def test_the_lookup_goes_from_the_number_to_the_contacts_latest_items(filled: Hub) -> None:
     async def lookup(session: Any) -> Any:
-        contacts = await queries.contacts_by_identity(session, phone="+492210000007")
-        assert [c.id for c in contacts] == [7]
+        contacts, accounts = await queries.contacts_by_identity(session, phone="+492210000007")
+        assert [c.id for c in contacts] == [7] and list(accounts) == [contacts[0].account_id]
         return await queries.latest_of(session, SALES, [7], [], 10)
 
     plans = await _plans(filled, lookup)
