@@ -42,6 +42,7 @@ from storage.tables import (
     ContactRow,
     ErasedIdentityRow,
     InteractionRow,
+    MeetingReplyRow,
     MissedCallRow,
     ParticipantRow,
     QuarantineRow,
@@ -237,8 +238,9 @@ async def _redact(session: AsyncSession, subject: Subject, ids: list[int]) -> in
     blobs = await blobs_of(session, ids)
     await session.execute(delete(AttachmentRow).where(AttachmentRow.interaction_id.in_(ids)))
     # What agents wrote about the calls, the calls' number pair (kept to join one call from two
-    # systems) and their missed-call reminders are about the person, like the body: gone.
-    for table in (CallNoteRow, CallPartiesRow, MissedCallRow):
+    # systems), their missed-call reminders and a reply mail's kept answer are about the
+    # person, like the body: gone.
+    for table in (CallNoteRow, CallPartiesRow, MissedCallRow, MeetingReplyRow):
         await session.execute(delete(table).where(table.interaction_id.in_(ids)))
     await session.execute(
         update(ParticipantRow)

@@ -28,6 +28,7 @@ from hub.model import (
 from storage.blobs import Blob, store_blobs
 from storage.call_merge import PARTY_COLUMNS, SameCall, party_rows, same_calls, wins
 from storage.fulltext import ItemText, index_items, reindex_items
+from storage.meeting_answers import answer_from_replies
 from storage.meeting_revision import revise_meetings
 from storage.packing import (
     PackedAttachment,
@@ -120,6 +121,7 @@ class _Plan:
     known_sha: dict[str, tuple[int, str]] = field(default_factory=dict)  # eid -> item, sha
     native_ids: list[tuple[str, str]] = field(default_factory=list)  # key, native id
     revised: list[tuple[int, StoredItem]] = field(default_factory=list)  # item id, new state
+    copies: list[tuple[str, StoredItem]] = field(default_factory=list)  # key, another's meeting
     same_calls: dict[str, SameCall] = field(default_factory=dict)  # key -> another's call
 
 
@@ -234,7 +236,9 @@ class SqlInteractionStore:
         plan.by_key.update(ids)
         for key in [k for k in plan.new_items if k not in inserted]:
             # a concurrent sync stored it first: here it is one more source
-            counts.demote(plan.new_items.pop(key))
+            item = plan.new_items.pop(key)
+            counts.demote(item)
+            _another_copy(item, plan)
         by_key, new_items = plan.by_key, plan.new_items.items()
         times = await _times(session, plan)
         rows = (
@@ -277,9 +281,6 @@ class SqlInteractionStore:
         await _revise(
             session, source[0], [r for r in plan.revised if r[1].interaction.channel != meeting]
         )
-        await revise_meetings(
-            session, source[0], [r for r in plan.revised if r[1].interaction.channel == meeting]
-        )
         await index_items(session, [_text(by_key[k], i) for k, i in new_items])
         await open_cases(
             session,
@@ -289,6 +290,15 @@ class SqlInteractionStore:
                 for case in item.review
             ),
         )
+        # Last: a newer copy of a meeting this batch stores revises it as stored in full.
+        revised = await revise_meetings(
+            session,
+            source[0],
+            [r for r in plan.revised if r[1].interaction.channel == meeting],
+            [(by_key[key], item) for key, item in plan.copies],
+        )
+        new_meetings = [by_key[k] for k, i in new_items if i.interaction.channel == meeting]
+        await answer_from_replies(session, [*new_meetings, *revised])
 
     async def _quarantine(
         self,
@@ -420,6 +430,14 @@ def _join_same_calls(plan: _Plan, items: list[StoredItem]) -> None:
             plan.revised.append((same.interaction_id, item))
 
 
+def _another_copy(item: StoredItem, plan: _Plan) -> None:
+    """A meeting stored already, or earlier in this batch, that this source holds too (a
+    second user's calendar): its copy revises the meeting when it is a newer revision
+    (storage.meeting_revision.supersedes), whichever calendar delivers that first."""
+    if item.interaction.channel is Channel.MEETING:
+        plan.copies.append((item.interaction.dedupe_key, item))
+
+
 def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
     """New interaction, another source of a known one, or a re-delivery of a known source."""
     if item.raw.external_id in plan.known_sources:
@@ -429,6 +447,8 @@ def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
             counts.updated += 1
         else:
             counts.duplicates += 1
+            if known is None:  # twice in this batch: one event in two calendars of the source
+                _another_copy(item, plan)
         return
     plan.known_sources.add(item.raw.external_id)
     key = item.interaction.dedupe_key
@@ -437,6 +457,7 @@ def _sort(item: StoredItem, plan: _Plan, counts: IngestCounts) -> None:
         plan.native_ids.append((key, str(native)[:200]))
     if key in plan.by_key or key in plan.new_items:
         counts.duplicates += 1
+        _another_copy(item, plan)
         return
     plan.new_items[key] = item
     counts.new += 1

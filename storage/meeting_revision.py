@@ -2,7 +2,9 @@
 answered, cancelled).
 
 A meeting is keyed by UID and RECURRENCE-ID (connectors/calendar.py), so the same source id
-delivering other content is the same occurrence changed by its organizer or its attendees.
+delivering other content is the same occurrence changed by its organizer or its attendees; and
+another source's first copy of it (the meeting in a second user's calendar) is the same
+occurrence too, possibly at a newer revision than the first calendar has yet.
 Unlike a call's revision (storage.ingest._revise) everything may change here: time, parties,
 answers, place, text and the cancelled mark. Parties changing means the item's attributions
 are decided again: matching already decided the new parties for this batch (the StoredItem),
@@ -32,6 +34,7 @@ from storage.tables import (
     ReviewItemRow,
     SourceRow,
 )
+from storage.upsert import CHUNK
 
 if TYPE_CHECKING:
     from storage.ingest import StoredItem
@@ -42,28 +45,48 @@ if TYPE_CHECKING:
 TRANSLATED_KEYS = frozenset({"location", "answers", "status", "sequence", "all_day"})
 
 
-def _sequence(extra: dict[str, Any]) -> int:
+def sequence_of(extra: dict[str, Any]) -> int:
     """SEQUENCE as RFC 5545 3.8.7.4 reads a missing one: 0."""
     value = extra.get("sequence")
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def is_older(stored: dict[str, Any], delivered: dict[str, Any]) -> bool:
-    """Whether the delivered revision is older than the stored one (a calendar re-sent a
+    """Whether a source's own new revision is older than the stored one (a calendar re-sent a
     stale copy, or two calendars disagree for a while): it must not overwrite it. An equal
     SEQUENCE is newer news: attendees' answers change without the organizer raising it."""
-    return _sequence(delivered) < _sequence(stored)
+    return sequence_of(delivered) < sequence_of(stored)
+
+
+def supersedes(stored: dict[str, Any], delivered: dict[str, Any]) -> bool:
+    """Whether another source's first copy of a stored meeting (the same meeting in a second
+    user's calendar, an ics file and Exchange) is a newer revision: only a higher SEQUENCE
+    is. Two calendars' copies of one revision differ in what each knows of the answers, and
+    nothing the translator keeps says which is newer (it reads neither DTSTAMP nor
+    LAST-MODIFIED): the stored one stays until a source changes its own copy (`is_older`)."""
+    return sequence_of(delivered) > sequence_of(stored)
 
 
 async def revise_meetings(
-    session: AsyncSession, connector: str, revised: list[tuple[int, StoredItem]]
+    session: AsyncSession,
+    connector: str,
+    revised: list[tuple[int, StoredItem]],
+    copies: list[tuple[int, StoredItem]],
 ) -> list[int]:
-    """Bring the stored meetings up to date with their sources' new revisions; returns the ids
-    of the items changed (a stale revision changes nothing and is left out)."""
+    """Bring the stored meetings up to date with their sources' new revisions (`revised`) and
+    with other sources' first copies (`copies`) that are newer, whichever calendar delivers a
+    revision first; returns the ids of the items changed (a stale one changes nothing)."""
     changed: list[int] = []
-    for item_id, item in revised:
+    for item_id, item, first_copy in [
+        *((i, item, False) for i, item in revised),
+        *((i, item, True) for i, item in await _newer_copies(session, copies)),
+    ]:
         row = await session.get(InteractionRow, item_id)
-        if row is None or is_older(row.extra or {}, item.interaction.extra):
+        if row is None:
+            continue
+        stored, delivered = row.extra or {}, item.interaction.extra
+        newer = supersedes(stored, delivered) if first_copy else not is_older(stored, delivered)
+        if not newer:
             continue
         if _withdrawn(item):
             row.extra = {**(row.extra or {}), "status": "cancelled"}
@@ -79,6 +102,28 @@ async def revise_meetings(
             await reindex_items(session, [item_id])
         changed.append(item_id)
     return changed
+
+
+async def _newer_copies(
+    session: AsyncSession, copies: list[tuple[int, StoredItem]]
+) -> list[tuple[int, StoredItem]]:
+    """The copies newer than what is stored, read in chunks: most copies are of a revision
+    stored already (a meeting in the calendars of all its attendees), and a first sync of a
+    second calendar must not read each of its meetings whole for nothing."""
+    ids = sorted({item_id for item_id, _ in copies})
+    stored: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), CHUNK):
+        rows = await session.execute(
+            select(InteractionRow.id, InteractionRow.extra).where(
+                InteractionRow.id.in_(ids[start : start + CHUNK])
+            )
+        )
+        stored.update((item_id, extra or {}) for item_id, extra in rows)
+    return [
+        (item_id, item)
+        for item_id, item in copies
+        if supersedes(stored.get(item_id, {}), item.interaction.extra)
+    ]
 
 
 def _withdrawn(item: StoredItem) -> bool:
@@ -122,40 +167,3 @@ async def _rewrite(session: AsyncSession, row: InteractionRow, item: StoredItem)
             update(table).where(table.interaction_id == row.id).values(occurred_at=at),
             execution_options={"synchronize_session": False},
         )
-
-
-async def apply_answers(
-    session: AsyncSession,
-    uid: str,
-    occurrence: str | None,
-    sequence: int,
-    answers: dict[str, str],
-) -> list[int]:
-    """Record attendees' answers (an iMIP REPLY) on the stored meeting: one occurrence, or
-    every stored occurrence of the series `uid` when `occurrence` is None. Only an attendee
-    the meeting already names is updated (a reply cannot add a party), and a reply to an
-    older SEQUENCE than the stored one is stale (RFC 5546 3.2.3). Returns the items changed."""
-    where = (
-        InteractionRow.dedupe_key == f"ics:{occurrence}"
-        if occurrence is not None
-        else InteractionRow.thread_id == f"ics:{uid}"
-    )
-    rows = (
-        await session.execute(
-            select(InteractionRow).where(where, InteractionRow.channel == "meeting")
-        )
-    ).scalars()
-    changed = []
-    for row in rows:
-        extra = dict(row.extra or {})
-        if sequence < _sequence(extra):
-            continue
-        named = {p.address.lower() for p in row.participants}
-        given = {a: v for a, v in answers.items() if a in named}
-        known = dict(extra.get("answers") or {})
-        if not given or all(known.get(a) == v for a, v in given.items()):
-            continue
-        extra["answers"] = {**known, **given}
-        row.extra = extra
-        changed.append(row.id)
-    return changed

@@ -566,3 +566,24 @@ class CalendarFeedRow(Base):
     created_by: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MeetingReplyRow(Base):
+    """An attendee's answer from an iMIP reply mail (storage.meeting_answers), kept so that a
+    meeting stored or revised after the mail still gets it: looked up by the meeting's UID,
+    deleted with the mail."""
+
+    __tablename__ = "meeting_replies"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(ForeignKey("interactions.id", ondelete="CASCADE"))
+    uid: Mapped[str] = mapped_column(String(512))
+    # The occurrence as in the meeting's dedupe key; NULL: the reply answers the whole series.
+    occurrence: Mapped[str | None] = mapped_column(String(512))
+    sequence: Mapped[int] = mapped_column(Integer)
+    address: Mapped[str] = mapped_column(String(320))
+    answer: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    __table_args__ = (
+        Index("ix_meeting_replies_uid", "uid", "interaction_id", "address", unique=True),
+        Index("ix_meeting_replies_item", "interaction_id"),
+    )
