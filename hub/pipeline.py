@@ -27,7 +27,6 @@ from matching.index import IdentityIndex
 from storage.connectors_state import connector_names, connector_row
 from storage.ingest import IngestCounts, Provenance, StoredItem
 from storage.maintenance import after_ingest
-from storage.missed_calls import follow_up
 from storage.tables import ConnectorRow
 
 log = logging.getLogger(__name__)
@@ -202,10 +201,9 @@ async def _store_batch(
     provenance: Provenance,
 ) -> IngestCounts:
     decided = mark_replies(decided)  # attendees' replies by mail: not logged as mail
+    # Missed calls are opened and closed in the batch's own transaction (storage.missed_calls).
     counts = await hub.store.ingest(name, decided, bad, cursor, provenance)
-    if decided:  # missed calls opened and closed by what the batch stored (storage.missed_calls)
-        async with hub.sessions() as session, session.begin():
-            await follow_up(session, name, [i.raw.external_id for i in decided])
+    if decided:
         await apply_replies(hub, decided)  # their answers go to the meetings
     await follow_late_parents(hub, decided, index)
     if earlier:

@@ -30,6 +30,7 @@ from storage.call_merge import PARTY_COLUMNS, SameCall, party_rows, same_calls, 
 from storage.fulltext import ItemText, index_items, reindex_items
 from storage.meeting_answers import answer_from_replies
 from storage.meeting_revision import revise_meetings
+from storage.missed_calls import follow_up
 from storage.packing import (
     PackedAttachment,
     PackedRaw,
@@ -163,6 +164,8 @@ class SqlInteractionStore:
             source = (connector, provenance.owner, provenance.visibility)
             await self._insert(session, source, plan, blobs, counts)
             await self._quarantine(session, connector, provenance.owner, quarantined, blobs, counts)
+            if items:  # in the batch's transaction: a crash cannot store calls without them
+                await follow_up(session, connector, [i.raw.external_id for i in items])
             if cursor is not None:
                 await session.execute(
                     update(ConnectorRow).where(ConnectorRow.name == connector).values(cursor=cursor)

@@ -13,10 +13,12 @@ from hub.admin import add_connector
 from hub.bootstrap import Hub
 from hub.model import Account, Contact
 from hub.pipeline import ingest_pushed
+from hub.sending import Outgoing, send_mail
 from storage.directory import upsert_directory
 from storage.missed_calls import mark_done, open_for
 from storage.tables import InteractionRow, MissedCallRow, SourceRow
 from tests.integration.conftest import logged_in
+from tests.integration.fake_senders import SENDER, SENT
 from tests.integration.pushed_items import KIND, pushed
 from tests.weblogin import csrf_of
 
@@ -164,3 +166,20 @@ async def test_the_owners_start_page_lists_the_open_ones_and_done_removes_one(hu
         done = await sales.post(f"/missed-calls/{row}/done", data={"csrf": csrf_of(page)})
         assert done.status_code == 200 and f"/missed-calls/{row}/done" not in done.text
     assert not (await _missed(hub))["m1"]["open"]
+
+
+async def test_a_mail_sent_through_crmhub_closes_it(hub: Hub) -> None:
+    """The reply a user sends from crmhub is stored by the store's own ingest, not by a sync:
+    the missed call is closed in that same transaction (storage.ingest)."""
+    await _setup(hub)
+    await add_connector(hub, SENDER, "sales-out", {"owner": SALES, "files_copy": "Sent"}, {})
+    await ingest_pushed(hub, "pbx", [_call("m1", "09:00", "no-answer")])
+    assert (await _missed(hub))["m1"]["open"]
+    reply = Outgoing(sender=SALES, to=[JANA_MAIL], subject="Ihr Anruf", body="Guten Tag")
+    try:
+        outcome = await send_mail(hub, "sales-out", reply)
+    finally:
+        SENT.clear()
+    missed = await _missed(hub)
+    assert not missed["m1"]["open"]
+    assert missed["m1"]["by"] == f"interaction:{outcome.interaction_id}"
