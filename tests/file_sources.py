@@ -87,6 +87,25 @@ def calendar(*events: str) -> bytes:
     ).encode()
 
 
+def reply_mail(
+    sender: str, attendee: str, partstat: str, sequence: int, n: int, *, uid: str
+) -> str:
+    """An attendee's reply to meeting `uid` as Outlook and Thunderbird send one: text plus
+    the iMIP REPLY calendar part, answering for `attendee`, sent by `sender`."""
+    return (
+        f"From: {sender}\r\nTo: anna@ourco.example\r\nSubject: Accepted: Angebot\r\n"
+        f"Date: Tue, 09 Jan 2024 10:00:0{n} +0000\r\nMessage-ID: <reply-{n}@elbe-logistik.de>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nI will be there.\r\n"
+        "--b\r\nContent-Type: text/calendar; charset=utf-8; method=REPLY\r\n\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:REPLY\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20240109T100000Z\r\n"
+        f"SEQUENCE:{sequence}\r\nDTSTART:20240111T090000Z\r\n"
+        f"ATTENDEE;PARTSTAT={partstat}:mailto:{attendee}\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n--b--\r\n"
+    )
+
+
 class FileSource:
     """A source of one connector kind on disk that tests can grow item by item."""
 

@@ -29,6 +29,7 @@ from storage import db
 from storage.fulltext import search_ids
 from storage.meeting_answers import answer_from_replies
 from storage.tables import InteractionRow, MeetingReplyRow, SourceRow
+from tests.file_sources import calendar, reply_mail
 from tests.rows import item_row
 
 DATA = Path(__file__).parent.parent / "data"
@@ -62,39 +63,15 @@ def vevent(
     )
 
 
-def calendar(*events: str) -> str:
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
-        + "".join(events)
-        + ("END:VCALENDAR\r\n")
-    )
-
-
-def reply_mail(sender: str, attendee: str, partstat: str, sequence: int, n: int) -> str:
-    """An attendee's reply as calendar clients send one: text and the REPLY calendar part."""
-    return (
-        f"From: {sender}\r\nTo: anna@ourco.example\r\nSubject: Reply: Preisrunde\r\n"
-        f"Date: Tue, 09 Jan 2024 10:00:0{n} +0000\r\nMessage-ID: <reply-{n}@elbe-logistik.de>\r\n"
-        'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b"\r\n\r\n'
-        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMy answer.\r\n"
-        "--b\r\nContent-Type: text/calendar; charset=utf-8; method=REPLY\r\n\r\n"
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:REPLY\r\n"
-        f"BEGIN:VEVENT\r\nUID:{UID}\r\nDTSTAMP:20240109T100000Z\r\n"
-        f"SEQUENCE:{sequence}\r\nDTSTART:20240111T090000Z\r\n"
-        f"ATTENDEE;PARTSTAT={partstat}:mailto:{attendee}\r\n"
-        "END:VEVENT\r\nEND:VCALENDAR\r\n--b--\r\n"
-    )
-
-
 async def _calendar(hub: Hub, tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"{name}.ics"
-    path.write_text(calendar(), encoding="utf-8")
+    path.write_bytes(calendar())
     await add_connector(hub, "ics", name, {"path": str(path)}, {})
     return path
 
 
-async def _sync(hub: Hub, name: str, path: Path, content: str) -> SyncReport:
-    path.write_text(content, encoding="utf-8")
+async def _sync(hub: Hub, name: str, path: Path, content: bytes) -> SyncReport:
+    path.write_bytes(content)
     (report,) = await sync_all(hub, [name])
     assert report.error == "", report.error
     return report
@@ -203,9 +180,9 @@ async def test_a_reply_synced_before_its_meeting_gives_the_meeting_its_answer(
         hub,
         tmp_path,
         [
-            reply_mail(JANA, JANA, "ACCEPTED", 1, 1),
-            reply_mail(PIET, PIET, "DECLINED", 0, 2),  # answers an older revision: stale
-            reply_mail(JANA, PIET, "TENTATIVE", 1, 3),  # for someone else: never counts
+            reply_mail(JANA, JANA, "ACCEPTED", 1, 1, uid=UID),
+            reply_mail(PIET, PIET, "DECLINED", 0, 2, uid=UID),  # answers an older revision: stale
+            reply_mail(JANA, PIET, "TENTATIVE", 1, 3, uid=UID),  # for someone else: never counts
         ],
     )
     async with hub.sessions() as session:
@@ -227,7 +204,7 @@ async def test_a_kept_reply_survives_revisions_until_its_revision_is_outdated(
     team = await _calendar(hub, tmp_path, "team")
     await _sync(hub, "team", team, calendar(vevent(sequence=0)))
     # Jana answers revision 1 before the calendar has it: her answer goes to revision 0 now...
-    await _replies(hub, tmp_path, [reply_mail(JANA, JANA, "ACCEPTED", 1, 1)])
+    await _replies(hub, tmp_path, [reply_mail(JANA, JANA, "ACCEPTED", 1, 1, uid=UID)])
     assert (await _meeting(hub))["answers"] == {JANA: "accepted", PIET: "needs-action"}
     # ...and stays when revision 1 arrives from a calendar that never saw her mail.
     await _sync(hub, "team", team, calendar(vevent(sequence=1, moved=True)))
@@ -250,7 +227,7 @@ async def test_an_erased_senders_kept_answer_goes_with_the_redacted_mail(
     """Jana's reply went to a second customer too: the mail stays for them, redacted, and the
     answer kept of it is hers: gone."""
     await import_directory(hub, DATA / "directory.csv")
-    cc = reply_mail(JANA, JANA, "ACCEPTED", 1, 1).replace(
+    cc = reply_mail(JANA, JANA, "ACCEPTED", 1, 1, uid=UID).replace(
         "To: anna@ourco.example\r\n", "To: anna@ourco.example\r\nCc: einkauf@isar-mb.de\r\n"
     )
     await _replies(hub, tmp_path, [cc])

@@ -13,33 +13,19 @@ from hub.bootstrap import Hub
 from hub.meeting_replies import NOT_LOGGED
 from hub.pipeline import sync_all
 from storage.tables import AttributionRow, InteractionRow
+from tests.file_sources import reply_mail
 
 DATA = Path(__file__).parent.parent / "data"
+UID = "offer-7@ourco.example"
 INVITE = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-    "UID:offer-7@ourco.example\r\nDTSTAMP:20240101T000000Z\r\nSEQUENCE:1\r\n"
+    f"UID:{UID}\r\nDTSTAMP:20240101T000000Z\r\nSEQUENCE:1\r\n"
     "DTSTART:20240111T090000Z\r\nDTEND:20240111T100000Z\r\nSUMMARY:Angebot\r\n"
     "ORGANIZER;CN=Anna:mailto:anna@ourco.example\r\n"
     "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:j.ohlsen@elbe-logistik.de\r\n"
     "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:piet.brandt@gmail.com\r\n"
     "END:VEVENT\r\nEND:VCALENDAR\r\n"
 )
-
-
-def reply_mail(sender: str, attendee: str, partstat: str, sequence: int, n: int) -> str:
-    """A reply as Outlook and Thunderbird send one: text plus the REPLY calendar part."""
-    return (
-        f"From: {sender}\r\nTo: anna@ourco.example\r\nSubject: Accepted: Angebot\r\n"
-        f"Date: Tue, 09 Jan 2024 10:00:0{n} +0000\r\nMessage-ID: <reply-{n}@elbe-logistik.de>\r\n"
-        'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b"\r\n\r\n'
-        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nI will be there.\r\n"
-        "--b\r\nContent-Type: text/calendar; charset=utf-8; method=REPLY\r\n\r\n"
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:REPLY\r\n"
-        "BEGIN:VEVENT\r\nUID:offer-7@ourco.example\r\nDTSTAMP:20240109T100000Z\r\n"
-        f"SEQUENCE:{sequence}\r\nDTSTART:20240111T090000Z\r\n"
-        f"ATTENDEE;PARTSTAT={partstat}:mailto:{attendee}\r\n"
-        "END:VEVENT\r\nEND:VCALENDAR\r\n--b--\r\n"
-    )
 
 
 async def test_a_reply_by_mail_answers_for_its_sender_and_is_not_logged(
@@ -50,11 +36,11 @@ async def test_a_reply_by_mail_answers_for_its_sender_and_is_not_logged(
     mail = tmp_path / "mail"
     mail.mkdir()
     jana = "j.ohlsen@elbe-logistik.de"
-    (mail / "1.eml").write_text(reply_mail(jana, jana, "ACCEPTED", 1, 1), encoding="utf-8")
+    (mail / "1.eml").write_text(reply_mail(jana, jana, "ACCEPTED", 1, 1, uid=UID), encoding="utf-8")
     # Someone else answering for Piet, and Jana answering an older revision: both ignored.
-    forged = reply_mail(jana, "piet.brandt@gmail.com", "DECLINED", 1, 2)
+    forged = reply_mail(jana, "piet.brandt@gmail.com", "DECLINED", 1, 2, uid=UID)
     (mail / "2.eml").write_text(forged, encoding="utf-8")
-    (mail / "3.eml").write_text(reply_mail(jana, jana, "DECLINED", 0, 3), encoding="utf-8")
+    (mail / "3.eml").write_text(reply_mail(jana, jana, "DECLINED", 0, 3, uid=UID), encoding="utf-8")
     await add_connector(hub, "ics", "team", {"path": str(tmp_path / "team.ics")}, {})
     await add_connector(hub, "eml", "inbox", {"path": str(mail), "owner": "anna@ourco.example"}, {})
     reports = await sync_all(hub, ["team", "inbox"])
