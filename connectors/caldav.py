@@ -3,15 +3,16 @@
 Discovery starts from `url`: a calendar's own URL is read alone; any other URL is followed to
 the user's principal, its calendar home and the calendars in it, of which `calendars` (names or
 URLs) selects some. Per calendar, a sync-collection REPORT (RFC 6578) with the token of the last
-pass lists what changed and what was removed; the changed resources are fetched by
-calendar-multiget. The new token goes into the cursor yielded with the last batch it covers.
+pass lists what changed and what was removed, with the changed resources' data; what a server
+lists without its data is fetched by calendar-multiget (connectors/caldav_listing.py). The new
+token goes into the cursor yielded with the last batch it covers.
 
 A token the server no longer knows (403/409 DAV:valid-sync-token) restarts that calendar's
 listing without a token; a server with no sync-collection at all is read by comparing each
 href's ETag with the cursor's, and the cursor says which mode a calendar is in (`mode`), so
 that a server that once refused is asked again a day later instead of never (the library's own
-fallback hands out "fake-" tokens that lock it into full downloads for ever, so it is
-switched off: `disable_fallback`). What the cursor keeps per resource: connectors/caldav_sync.py.
+fallback hands out "fake-" tokens that lock it into full downloads for ever). What the cursor
+keeps per resource: connectors/caldav_sync.py.
 """
 
 from __future__ import annotations
@@ -38,24 +39,21 @@ from connectors.base import (
     TransientError,
 )
 from connectors.booked import appointment_of
-from connectors.caldav_sync import (
+from connectors.caldav_listing import (
     TRANSIENT,
-    UNREADABLE,
     answered,
     by_etags,
-    forget,
     list_changes,
     multiget,
-    pending_cancellations,
-    read_resource,
     resource_name,
 )
+from connectors.caldav_sync import UNREADABLE, forget, pending_cancellations, read_resource
 from connectors.calendar import translate_event
 from hub.model import Interaction, RawItem
 
 log = logging.getLogger(__name__)
 
-MULTIGET = 200  # hrefs per calendar-multiget REPORT (bench/caldav_sync.py)
+MULTIGET = 200  # resources read per step, fetched by one calendar-multiget where not sent
 CALENDAR_TYPE = "{urn:ietf:params:xml:ns:caldav}calendar"  # a resourcetype
 WINDOW_SLACK = timedelta(days=7)  # series are expanded again when the window moved this far
 
@@ -97,8 +95,15 @@ class CalDavConnector(CalendarWriter):
         super().__init__(*args, **kwargs)
         self.url = str(self.settings["url"])
         parts = urlsplit(self.url)
-        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme == "http" and not local:
             log.warning("%s: %s is plain http: the password travels unencrypted", self.name, self)
+        # The login goes with the first request (RFC 7617 Basic), over TLS or on this host:
+        # asking first costs a round trip per sync, and Radicale waits a second (auth delay)
+        # before each 401. Plain http elsewhere waits for the server's scheme, which may be
+        # Digest; so does a server that answers the Basic login with 401 (`calendars`).
+        secret = self.settings.get("username") and self.secrets.get("password")
+        self._basic_first = bool(secret) and (parts.scheme == "https" or local)
         self._dav: DAVClient | None = None
 
     def __str__(self) -> str:
@@ -115,11 +120,22 @@ class CalDavConnector(CalendarWriter):
                 timeout=int(float(self.settings.get("timeout") or 60)),
                 ssl_verify_cert=self.settings.get("ca_file") or True,
                 rate_limit_handle=False,  # a busy server is a TransientError: the base waits
+                auth_type="basic" if self._basic_first else None,
             )
         return self._dav
 
     def calendars(self) -> list[Calendar]:
         """The selected calendars, in the order `calendars` names them (else the server's)."""
+        try:
+            return self._calendars()
+        except dav_error.AuthorizationError as e:
+            if e.status != 401 or not self._basic_first:
+                raise
+        log.info("%s: %s refused a Basic login; asking for its scheme", self.name, self)
+        self._basic_first, self._dav = False, None
+        return self._calendars()
+
+    def _calendars(self) -> list[Calendar]:
         client = self.client()
         own = client.calendar(url=self.url)
         if _is_calendar(own):
@@ -174,7 +190,10 @@ class CalDavConnector(CalendarWriter):
             batch: list[RawItem] = []
             for start in range(0, len(names), MULTIGET):
                 chunk = names[start : start + MULTIGET]
-                answers = await self._io(multiget, calendar, chunk)
+                sent = {n: listing.data.pop(n) for n in chunk if n in listing.data}
+                rest = [n for n in chunk if n not in sent]
+                answers = await self._io(multiget, calendar, rest) if rest else {}
+                answers.update((n, (text, listing.changed[n])) for n, text in sent.items())
                 for name in chunk:
                     if name not in answers:  # removed between the listing and the fetch
                         forget(hrefs, name, pending)

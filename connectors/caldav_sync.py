@@ -17,30 +17,20 @@ is not a cancelled meeting.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from typing import Any
 
 import icalendar
-from caldav.collection import Calendar
-from caldav.elements import dav
-from caldav.lib import error as dav_error
 
-from connectors.calendar import as_datetime, occurrence_key, occurrences
+from connectors.calendar import Lines, as_datetime, event_ical, occurrence_key, occurrences
 from hub.model import RawItem
 
-log = logging.getLogger(__name__)
-
 CONTENT_TYPE = "text/calendar"
-RETRY_SYNC_AFTER = timedelta(days=1)  # a server that refused sync-collection is asked again
-TRANSIENT = (429, 500, 502, 503, 504)  # a busy or broken server: retried, not a mode change
 UNREADABLE = "resource:"  # external id prefix of a resource that is no iCalendar at all
 DELETED_MARK = "X-CRMHUB-DELETED"  # on a cancellation made for a deleted resource
 PRIVATE_CLASSES = ("PRIVATE", "CONFIDENTIAL")
-T = TypeVar("T")
 Entry = list[Any]  # [etag, [occurrence ids], start]
 
 
@@ -75,6 +65,7 @@ def read_resource(
     ids: list[str] = []
     masters = [e for e in calendar.walk("VEVENT") if e.get("RECURRENCE-ID") is None]
     start = _start_text(masters[0]) if len(masters) == 1 and not _recurs(masters[0]) else ""
+    lines: Lines = {}
     try:
         for event in occurrences(calendar, window_days, now):
             key = occurrence_key(event, timezone)
@@ -82,7 +73,7 @@ def read_resource(
                 continue
             ids.append(key)
             reason = private_reason(event, private_markers)
-            payload = b"" if reason else event.to_ical()
+            payload = b"" if reason else event_ical(event, lines)
             resource.items.append(RawItem(key, payload, CONTENT_TYPE, private=reason))
     except (ValueError, KeyError, TypeError, AttributeError):
         # An event the expansion cannot place (a RECURRENCE-ID that is no date): quarantined
@@ -213,114 +204,9 @@ def _cancelled_occurrence(master: icalendar.Component, rid: datetime | None) -> 
     return str(event.to_ical().decode())
 
 
-# -- listing what changed in a calendar -------------------------------------------------------
-
-
-@dataclass
-class Listing:
-    """What changed in one calendar since its cursor state, and its token and mode after."""
-
-    changed: dict[str, str] = field(default_factory=dict)  # resource name -> ETag
-    deleted: set[str] = field(default_factory=set)
-    state: dict[str, Any] = field(default_factory=dict)
-
-
-def list_changes(calendar: Calendar, state: Mapping[str, Any], today: date) -> Listing:
-    """Changes by sync-collection, or by ETags when the server offers no usable token.
-
-    A calendar in ETag mode (`mode: etag`) is asked for sync-collection again once its `retry`
-    day has come; a token the server forgot restarts the listing without a token, which lists
-    every href with its ETag, so only what differs from the cursor is fetched again.
-    """
-    token = str(state.get("token") or "")
-    if token.startswith("fake-"):  # never ours, but a cursor from elsewhere might hold one
-        token = ""
-    if state.get("mode") == "etag" and str(state.get("retry", "")) > today.isoformat():
-        return by_etags(calendar, state, str(state.get("retry", "")))
-    try:
-        return _by_token(calendar, state, token or None)
-    except dav_error.DAVError as e:
-        if isinstance(e, dav_error.NotFoundError) or e.status == 401 or e.status in TRANSIENT:
-            raise
-        failure: dav_error.DAVError = e
-        if token and _expired(e):
-            log.info("the sync token of %s expired; listing it anew", calendar.url)
-            try:
-                return _by_token(calendar, state, None)
-            except dav_error.DAVError as again:
-                failure = again
-        log.info("%s offers no sync-collection (%s); comparing ETags", calendar.url, failure)
-        return by_etags(calendar, state, (today + RETRY_SYNC_AFTER).isoformat())
-
-
-def _by_token(calendar: Calendar, state: Mapping[str, Any], token: str | None) -> Listing:
-    found = answered(
-        calendar.get_objects_by_sync_token(token, load_objects=False, disable_fallback=True)
-    )
-    new_token = str(found.sync_token or "")
-    if new_token.startswith("fake-"):
-        raise dav_error.ReportError(reason="the library answered with a made-up token")
-    listing = Listing(state={"mode": "sync", "token": new_token})
-    listing.deleted = {resource_name(str(url)) for url in found.deleted_urls}
-    for obj in found:
-        name = resource_name(str(obj.url))
-        if name and name not in listing.deleted:
-            listing.changed[name] = str(obj.props.get(dav.GetEtag.tag) or "")
-    if token is None:  # a full listing: what the cursor holds and it lacks is gone
-        listing.deleted |= set(state.get("hrefs") or {}) - listing.changed.keys()
-    return listing
-
-
-def by_etags(calendar: Calendar, state: Mapping[str, Any], retry: str) -> Listing:
-    """Every member's ETag (PROPFIND, Depth 1) compared with the cursor's."""
-    answer: Any = answered(
-        calendar.get_properties([dav.GetEtag()], depth=1, parse_response_xml=False)
-    )
-    own = unquote(urlsplit(str(calendar.url)).path).rstrip("/")
-    listing = Listing(state={"mode": "etag", "retry": retry})
-    for href, props in answer.expand_simple_props([dav.GetEtag()]).items():
-        parent, _, name = unquote(urlsplit(str(href)).path).rstrip("/").rpartition("/")
-        if parent == own and name:
-            listing.changed[name] = str(props.get(dav.GetEtag.tag) or "")
-    listing.deleted = set(state.get("hrefs") or {}) - listing.changed.keys()
-    return listing
-
-
-def multiget(calendar: Calendar, names: list[str]) -> dict[str, tuple[str, str]]:
-    """name -> (iCalendar text, ETag) of those resources that still exist (calendar-multiget)."""
-    base = calendar.url
-    if base is None:
-        raise ValueError("a calendar without URL")
-    urls = [base.join(quote(name)) for name in names]
-    found: dict[str, tuple[str, str]] = {}
-    objects: list[Any] = answered(calendar.multiget(urls))
-    for obj in objects:
-        if obj.data:
-            etag = str((obj.props or {}).get(dav.GetEtag.tag) or "")
-            found[resource_name(str(obj.url))] = (str(obj.data), etag)
-    return found
-
-
 def forget(hrefs: dict[str, Any], name: str, pending: dict[str, str]) -> None:
     """A deleted resource: each occurrence it held becomes a pending cancellation."""
     entry = hrefs.pop(name, None)
     if entry:
         for occurrence in entry[1]:
             pending[occurrence] = cancelled_event(occurrence, str(entry[2] or ""))
-
-
-def answered(value: T | Coroutine[Any, Any, T]) -> T:
-    """What a caldav call answered. The library types every call "maybe a coroutine" (its
-    async client shares the classes); the sync client crmhub uses answers at once."""
-    if isinstance(value, Coroutine):
-        value.close()
-        raise TypeError("the caldav client is synchronous; got a coroutine")
-    return value
-
-
-def resource_name(url: str) -> str:
-    return unquote(urlsplit(url).path).rstrip("/").rpartition("/")[2]
-
-
-def _expired(e: dav_error.DAVError) -> bool:
-    return dav.ValidSyncToken.tag in e.preconditions or e.status in (409, 412)

