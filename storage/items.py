@@ -24,6 +24,7 @@ from storage.packing import unpack_text
 from storage.tables import (
     AttachmentRow,
     AttributionRow,
+    ConnectorRow,
     ContactRow,
     InteractionRow,
     ParticipantRow,
@@ -59,6 +60,9 @@ class StoredSource:
     external_id: str
     owner: str
     visibility: str
+    # The connector's `audit_reads` setting as stored (None: not set, or the connector is
+    # gone): read with the page, so that auditing a listing asks nothing more.
+    audit_reads: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +129,16 @@ _ATTRIBUTION = (
     AttributionRow.explanation,
     AttributionRow.removed,
 )
-_SOURCE = (SourceRow.connector, SourceRow.external_id, SourceRow.owner, SourceRow.visibility)
+_SOURCE = (
+    SourceRow.connector,
+    SourceRow.external_id,
+    SourceRow.owner,
+    SourceRow.visibility,
+    # One probe of the connectors' unique name per source.
+    select(ConnectorRow.settings["audit_reads"].as_string())
+    .where(ConnectorRow.name == SourceRow.connector)
+    .scalar_subquery(),
+)
 _ATTACHMENT = (
     AttachmentRow.id,
     AttachmentRow.filename,

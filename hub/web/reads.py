@@ -27,6 +27,7 @@ from hub.web.views import (
 from storage import audit, queries
 from storage.connectors_state import settings_by_name
 from storage.directory_reads import StoredAccount, StoredContact
+from storage.items import StoredInteraction
 from storage.tables import AccountRow, ContactRow, InteractionRow
 
 
@@ -51,7 +52,16 @@ async def note_reads(
     if not rows:
         return
     viewer = viewer_of(request)
-    audited = await audited_connectors(session)
+    listed = [r for r in rows if isinstance(r, StoredInteraction)]
+    if len(listed) == len(rows):  # a listing's page: the settings came with it
+        audited = {
+            s.connector
+            for r in listed
+            for s in r.sources
+            if SWITCH.get(str(s.audit_reads or "off").lower(), False)
+        }
+    else:
+        audited = await audited_connectors(session)
     if not audited:
         return
     read = [r.id for r in rows if audits_read(viewer, item_sources(r), audited)]

@@ -148,11 +148,20 @@ def test_audited_connectors_record_who_read_what(privacy_site: Site) -> None:  #
         try:
             _get(site, "manager", f"/api/interactions/{ids.customer}")
             _get(site, "sales", f"/api/interactions/{ids.customer}")  # the owner: not audited
+            # A listing's page knows its connectors' setting from the page itself.
+            timeline = _get(site, "manager", f"/api/accounts/{ids.elbe}/timeline")
             reads = admin.get("/api/audit", params={"action": "item.read"}).json()["items"]
         finally:
             admin.patch("/api/connectors/sales-mail", json={"settings": {"audit_reads": None}})
-    assert [r["actor"] for r in reads] == [USERS["manager"]]
-    assert reads[0]["after"]["interactions"] == [ids.customer]
+        after = _get(site, "manager", f"/api/accounts/{ids.elbe}/timeline")
+        unaudited = admin.get("/api/audit", params={"action": "item.read"}).json()["items"]
+    assert [r["actor"] for r in reads] == [USERS["manager"]] * 2  # newest first
+    assert (
+        reads[0]["after"]["how"] == "timeline" and ids.customer in reads[0]["after"]["interactions"]
+    )
+    assert ids.customer in [item["id"] for item in timeline["items"]]
+    assert reads[1]["after"]["interactions"] == [ids.customer]
+    assert after["items"] == timeline["items"] and len(unaudited) == 2, "switched off: no entry"
 
 
 def test_pages_hide_what_the_api_hides(privacy_site: Site) -> None:  # noqa: F811
