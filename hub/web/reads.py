@@ -31,13 +31,18 @@ from storage.items import StoredInteraction
 from storage.tables import AccountRow, ContactRow, InteractionRow
 
 
+def _audits(setting: object) -> bool:
+    """Whether a connector's stored `audit_reads` value switches auditing on."""
+    return SWITCH.get(str(setting or "off").lower(), False)
+
+
 async def audited_connectors(session: AsyncSession) -> set[str]:
-    """Asked on every read that shows items: two columns, a Core statement built once
-    (storage.connectors_state.settings_by_name)."""
+    """Asked on every read of single items (a listing's page brings the settings along):
+    two columns, a Core statement built once (storage.connectors_state.settings_by_name)."""
     return {
         name
         for name, settings in (await settings_by_name(session)).items()
-        if SWITCH.get(str(settings.get("audit_reads", "off")).lower(), False)
+        if _audits(settings.get("audit_reads"))
     }
 
 
@@ -54,12 +59,7 @@ async def note_reads(
     viewer = viewer_of(request)
     listed = [r for r in rows if isinstance(r, StoredInteraction)]
     if len(listed) == len(rows):  # a listing's page: the settings came with it
-        audited = {
-            s.connector
-            for r in listed
-            for s in r.sources
-            if SWITCH.get(str(s.audit_reads or "off").lower(), False)
-        }
+        audited = {s.connector for r in listed for s in r.sources if _audits(s.audit_reads)}
     else:
         audited = await audited_connectors(session)
     if not audited:
