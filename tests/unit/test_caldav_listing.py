@@ -10,7 +10,7 @@ import pytest
 from caldav.lib import error as dav_error
 from lxml import etree
 
-from connectors.caldav_listing import Listing, _read_page
+from connectors.caldav_listing import Listing, _by_token, _read_page
 
 OWN = "/dav/anna/work"
 EVENT = (
@@ -82,3 +82,48 @@ def test_a_truncated_answer_is_marked_and_a_bad_member_raises() -> None:
         _read_page(
             _answer(_member(f"{OWN}/x.ics", status="507 Insufficient Storage")), OWN, listing
         )
+
+
+class _Answer:
+    def __init__(self, tree: etree._Element) -> None:
+        self.status, self.tree = 207, tree
+
+
+class _Server:
+    """A CalDAV client that answers sync-collection REPORTs from a list of pages, recording
+    the token each request asked from: the follow-up loop of RFC 6578 3.6 without a server
+    that truncates (Radicale never does)."""
+
+    def __init__(self, *pages: etree._Element) -> None:
+        self.pages, self.asked = list(pages), []
+
+    def report(self, url: str, body: str, depth: int) -> _Answer:
+        self.asked.append(etree.fromstring(body.encode()).findtext("{DAV:}sync-token"))
+        return _Answer(self.pages.pop(0))
+
+
+class _Calendar:
+    def __init__(self, client: _Server) -> None:
+        self.client, self.url = client, f"https://dav.example{OWN}/"
+
+
+def test_a_truncated_answer_is_followed_from_its_token_until_complete() -> None:
+    mark = _member(f"{OWN}/", status="507 Insufficient Storage")
+    server = _Server(
+        _answer(_member(f"{OWN}/a.ics", '"1"', EVENT), mark, token="page-1"),
+        _answer(_member(f"{OWN}/b.ics", '"2"', EVENT), mark, token="page-2"),
+        _answer(_member(f"{OWN}/a.ics", status="404 Not Found"), token="done"),
+    )
+    listing = _by_token(_Calendar(server), {}, "old")  # type: ignore[arg-type]
+    assert server.asked == ["old", "page-1", "page-2"]
+    assert listing.state == {"mode": "sync", "token": "done"}
+    assert listing.changed == {"b.ics": '"2"'} and listing.deleted == {"a.ics"}
+    assert set(listing.data) == {"b.ics"}
+
+
+def test_a_truncated_answer_without_a_new_token_ends_the_loop() -> None:
+    mark = _member(f"{OWN}/", status="507 Insufficient Storage")
+    server = _Server(_answer(_member(f"{OWN}/a.ics", '"1"', EVENT), mark, token="old"))
+    listing = _by_token(_Calendar(server), {}, "old")  # type: ignore[arg-type]
+    assert server.asked == ["old"] and server.pages == []
+    assert listing.changed == {"a.ics": '"1"'} and listing.state["token"] == "old"
