@@ -132,25 +132,7 @@ def verdicts(database: str, size: int, results: list[reads.Stats]) -> list[tuple
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--clients", default="1")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    parser.add_argument("--requests", type=int, help="requests per measurement, not --duration")
-    parser.add_argument("--rebuild", action="store_true", help="build the data sets anew")
-    parser.add_argument("--upgrade-cached", action="store_true", help="as bench/reads.py's")
-    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "crmhub-bench")
-    parser.add_argument("--pg-url", default="postgresql+psycopg://root@127.0.0.1:5432/postgres")
-    args = parser.parse_args()
-    args.sizes = sorted(int(s) for s in args.sizes.split(","))
-    args.databases = [d.strip() for d in args.databases.split(",")]
-    args.clients = [int(c) for c in args.clients.split(",")]
-    unknown = set(args.databases) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"--databases: {', '.join(sorted(unknown))}: use sqlite and postgresql")
-    args.cache.mkdir(parents=True, exist_ok=True)
+    args = reads.parsed(reads.bench_arguments(__doc__, clients="1"))
     print(f"migration head {db.HEAD}; data set version {data.DATASET_VERSION}", flush=True)
     for database in args.databases:
         for size in args.sizes:

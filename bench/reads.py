@@ -916,14 +916,14 @@ def print_verdicts(growth: list[dict[str, Any]], judged: list[dict[str, Any]]) -
     print(f"\n{len(judged) - failed} of {len(judged)} checks pass")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_arguments(description: str, clients: str) -> argparse.ArgumentParser:
+    """The options every bench over these data sets takes (this one's, bench/lookup.py's)."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--clients", default="1,20")
+    parser.add_argument("--clients", default=clients)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--requests", type=int, help="requests per measurement, not --duration")
-    parser.add_argument("--page", type=int, default=21, help="the deep page of the timelines")
     parser.add_argument("--rebuild", action="store_true", help="build the data sets anew")
     parser.add_argument(
         "--upgrade-cached",
@@ -931,16 +931,14 @@ def main() -> None:
         help="no data set at this migration head: migrate a copy of one at an older head "
         "instead of loading anew",
     )
-    parser.add_argument("--build-only", action="store_true", help="build, measure nothing")
-    parser.add_argument(
-        "--paths",
-        type=lambda text: [w.strip() for w in text.split(",") if w.strip()],
-        help="measure only the read paths whose name contains one of these comma-separated "
-        "words (health is always measured), e.g. --paths review,lookup",
-    )
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "crmhub-bench")
     parser.add_argument("--pg-url", default="postgresql+psycopg://root@127.0.0.1:5432/postgres")
+    return parser
+
+
+def parsed(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The options read, the lists split, the cache made; a one-line error for a bad one."""
     args = parser.parse_args()
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
     args.databases = [d.strip() for d in args.databases.split(",")]
@@ -949,6 +947,20 @@ def main() -> None:
     if unknown:
         parser.error(f"--databases: {', '.join(sorted(unknown))}: use sqlite and postgresql")
     args.cache.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main() -> None:
+    parser = bench_arguments(__doc__, clients="1,20")
+    parser.add_argument("--page", type=int, default=21, help="the deep page of the timelines")
+    parser.add_argument("--build-only", action="store_true", help="build, measure nothing")
+    parser.add_argument(
+        "--paths",
+        type=lambda text: [w.strip() for w in text.split(",") if w.strip()],
+        help="measure only the read paths whose name contains one of these comma-separated "
+        "words (health is always measured), e.g. --paths review,lookup",
+    )
+    args = parsed(parser)
     workers = workers_option()
     print(
         f"crmhub serve: {'--workers exists, its default used' if workers else 'no --workers'}; "
