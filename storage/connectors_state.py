@@ -63,6 +63,13 @@ async def activity(
     return Activity(newest, tuple(int(n) for n in per_day))
 
 
+async def _one_row(session: AsyncSession, statement: Any) -> bool:
+    """Run an UPDATE of one connector's row; whether it changed that row (its conditions
+    held): a claim or a renewal decided by the database in one statement."""
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return isinstance(result, CursorResult) and result.rowcount == 1
+
+
 async def claim_run(
     session: AsyncSession,
     name: str,
@@ -72,7 +79,8 @@ async def claim_run(
 ) -> bool:
     """Start a run of `name` at `now`, unless one is running: not ended, and beating since
     `stale_before`. False when another run holds the connector, or there is no such connector."""
-    result = await session.execute(
+    return await _one_row(
+        session,
         update(ConnectorRow)
         .where(
             ConnectorRow.name == name,
@@ -82,10 +90,8 @@ async def claim_run(
                 ConnectorRow.run_beat_at < stale_before,
             ),
         )
-        .values(run_started_at=now, run_beat_at=now, run_ended_at=None, run_progress=progress)
-        .execution_options(synchronize_session=False)
+        .values(run_started_at=now, run_beat_at=now, run_ended_at=None, run_progress=progress),
     )
-    return isinstance(result, CursorResult) and result.rowcount == 1
 
 
 def _ours(name: str, started: datetime) -> tuple[Any, ...]:
@@ -126,7 +132,8 @@ async def claim_listener(
     not renewed it since `stale_before` (died or stalled), or `holder` holds it already. One
     statement, so two claimants racing cannot both win. False when another holds it, or there
     is no such connector."""
-    result = await session.execute(
+    return await _one_row(
+        session,
         update(ConnectorRow)
         .where(
             ConnectorRow.name == name,
@@ -136,22 +143,19 @@ async def claim_listener(
                 ConnectorRow.listener_beat_at < stale_before,
             ),
         )
-        .values(listener_holder=holder, listener_beat_at=now)
-        .execution_options(synchronize_session=False)
+        .values(listener_holder=holder, listener_beat_at=now),
     )
-    return isinstance(result, CursorResult) and result.rowcount == 1
 
 
 async def renew_listener(session: AsyncSession, name: str, holder: str, now: datetime) -> bool:
     """`holder` still listens at `now`. False when the lease is no longer its own: it stalled
     past the stale time and another took over, so it must stop listening."""
-    result = await session.execute(
+    return await _one_row(
+        session,
         update(ConnectorRow)
         .where(ConnectorRow.name == name, ConnectorRow.listener_holder == holder)
-        .values(listener_beat_at=now)
-        .execution_options(synchronize_session=False)
+        .values(listener_beat_at=now),
     )
-    return isinstance(result, CursorResult) and result.rowcount == 1
 
 
 async def release_listener(session: AsyncSession, name: str, holder: str) -> None:
