@@ -17,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.bootstrap import Hub
-from hub.model import Disclosure, ReviewKind
-from hub.policy import Viewer, item_disclosure, read_scope, shows_body, shows_subject
+from hub.model import ReviewKind
+from hub.policy import Viewer, read_scope
 from hub.rematch import rematch
 from matching.identities import normalize_domain, normalize_email, normalize_phone, reversed_labels
 from matching.suggest import Suggestion, suggest
 from storage import audit, directory, review
-from storage.items import StoredInteraction, bodies_of, stored_interactions
+from storage.items import bodies_of
 from storage.queries import Page
 from storage.rematch import RematchCounts, affected_by
 from storage.tables import (
@@ -78,10 +78,7 @@ async def review_queue(
     memo = hub.from_index  # of this index: a rebuild meanwhile replaces it, never fills it
     async with hub.reads() as session:
         page = await review.list_open(session, read_scope(viewer), kind, cursor, limit)
-        ids = [i for case in page.items for i in case.interaction_ids]
-        rows = {row.id: row for row in await stored_interactions(session, ids)}
-        levels = {id_: item_disclosure(viewer, row) for id_, row in rows.items()}
-        keys = {case: _suggestion_key(case, rows, levels) for case in page.items}
+        keys = {case: _suggestion_key(case) for case in page.items}
         known = {key: memo[key] for key in keys.values() if key in memo}
         missing = [key for key in keys.values() if key not in known]
         bodies = await bodies_of(session, [i for key in missing for i in key[4]])
@@ -100,10 +97,7 @@ async def review_queue(
         )
     entries = []
     for case in page.items:
-        summaries = [
-            ItemSummary(r.id, r.subject if shows_subject(levels[r.id]) else "", r.occurred_at)
-            for r in (rows[i] for i in case.interaction_ids if i in rows)
-        ]
+        summaries = [ItemSummary(i.id, i.subject, i.occurred_at) for i in case.items]
         entries.append(ReviewEntry(case, known[keys[case]], summaries))
     return Page(entries, page.next_cursor)
 
@@ -111,9 +105,7 @@ async def review_queue(
 SuggestionKey = tuple[str, str, str, str, tuple[int, ...], tuple[int, ...], tuple[str, ...]]
 
 
-def _suggestion_key(
-    case: review.OpenCase, rows: dict[int, StoredInteraction], levels: dict[int, Disclosure]
-) -> SuggestionKey:
+def _suggestion_key(case: review.OpenCase) -> SuggestionKey:
     """All that a case's suggestions are worked out from, besides the index: the same key
     gives the same suggestions until the directory changes (Hub.from_index).
 
@@ -121,9 +113,8 @@ def _suggestion_key(
     part of the key; a stored item's body does not change. Worked out anew, a page of
     suggestions cost a third of the queue's time (profiled: signatures, fuzzy names).
     """
-    items = [rows[i] for i in case.interaction_ids if i in rows]
-    readable = [r.id for r in items if shows_body(levels[r.id], r.channel)][:BODIES]
-    spellings = {p.address for r in items for p in r.participants if p.normalized == case.key}
+    readable = [i.id for i in case.items if i.body_readable][:BODIES]
+    spellings = {spelling for i in case.items for spelling in i.spellings}
     return (
         "suggest",
         case.kind,

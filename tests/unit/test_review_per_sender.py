@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hub.review import ItemSummary, ReviewEntry
 from hub.web.pages.review import per_sender
 from matching.suggest import Suggestion
-from storage.review import OpenCase
+from storage.review import CaseItem, OpenCase
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -17,8 +17,9 @@ T0 = datetime(2025, 3, 1, tzinfo=UTC)
 def _entry(
     kind: str, key: str, reason: str, count: int, items: list[int], *s: Suggestion
 ) -> ReviewEntry:
-    case = OpenCase(kind, key, "Jana Ohlsen", reason, (), count, T0, tuple(items))
-    summaries = [ItemSummary(i, f"mail {i}", T0 - timedelta(hours=i)) for i in items]
+    shown = tuple(CaseItem(i, T0 - timedelta(hours=i), f"mail {i}", True, ()) for i in items)
+    case = OpenCase(kind, key, "Jana Ohlsen", reason, (), count, T0, shown)
+    summaries = [ItemSummary(i.id, i.subject, i.occurred_at) for i in shown]
     return ReviewEntry(case, list(s), summaries)
 
 
