@@ -145,7 +145,11 @@ async def test_channel_counts_and_the_total_agree_with_the_timeline(hub: Hub) ->
                 session, MANAGER, kind, 1, T0 + timedelta(minutes=20), T0 + timedelta(minutes=30)
             )
             assert 0 < sum(ranged.counts.values()) < len(expected)
-            last, next_ = await queries.last_and_next(session, kind, 1, T0 + timedelta(minutes=10))
+            head = await queries.timeline_head(
+                session, MANAGER, kind, 1, T0 + timedelta(minutes=10)
+            )
+            assert head.counts == counted, "the head counts what channel_counts counts"
+            last, next_ = head.last_at, head.next_at
             assert last is not None and last <= T0 + timedelta(minutes=10)
             assert next_ is not None and next_ > T0 + timedelta(minutes=10)
 

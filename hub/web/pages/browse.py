@@ -75,8 +75,8 @@ async def _header(
     filter), last and next contact, and the total the filter leaves to page through (unknown
     for a text search, which would have to find every hit to count them)."""
     scope = scope_of(request)
-    counted = await queries.channel_counts(session, scope, kind, key)
-    last, next_ = await queries.last_and_next(session, kind, key, datetime.now(UTC))
+    head = await queries.timeline_head(session, scope, kind, key, datetime.now(UTC))
+    counted, last, next_ = head.counts, head.last_at, head.next_at
     if f.since or f.until:
         ranged = await queries.channel_counts(session, scope, kind, key, f.since, f.until)
     else:
