@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         10_000_000, description="Largest form or upload the web view accepts, in bytes."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text for people (text) or one JSON object per line for a log "
+        "collector (json: time, level, logger, message, request_id during a request).",
     )
     retention_days: dict[str, int] = Field(
         default_factory=dict,

@@ -31,10 +31,12 @@ from hub.admin import (
 from hub.bootstrap import Hub, build_hub
 from hub.cli_support import UsageError, with_hub
 from hub.directory_files import DirectoryFileError
+from hub.logs import configure_logging
 from hub.privacy import PrivacyError
 from hub.privacy_cli import add_commands as add_privacy_commands
 from hub.runtime import tune_gc
-from hub.terminal import PrintableFormatter, printable
+from hub.status_cli import add_commands as add_status_commands
+from hub.terminal import printable
 from matching.blocklist import BlockEntryError
 from storage.connectors_state import connector_rows
 from storage.db import DatabaseError, upgrade
@@ -244,7 +246,16 @@ def cmd_dropbox(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from hub.jobs import run_worker
+    from hub.metrics import serve_process_metrics
 
+    if args.metrics_port is not None:
+        where = f"{args.metrics_host}:{args.metrics_port}"
+        try:
+            serve_process_metrics(args.metrics_host, args.metrics_port)
+        except (OSError, OverflowError) as e:
+            raise UsageError(f"--metrics-port: cannot listen on {where}: {e}") from e
+        if args.metrics_host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("worker metrics on %s are open to anyone who reaches the port", where)
     hub = _hub()
     return run_worker(hub)
 
@@ -285,9 +296,23 @@ def parser() -> argparse.ArgumentParser:
     dropbox.add_argument("--port", type=int, default=2525)
     dropbox.set_defaults(run=cmd_dropbox)
 
-    sub.add_parser("worker", help="run scheduled syncs without the web view").set_defaults(
-        run=cmd_worker
+    worker = sub.add_parser("worker", help="run scheduled syncs without the web view")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve this worker's Prometheus metrics (items ingested, sync durations and "
+        "errors) at http://H:P/metrics, without login; default: off. Connector lag and state "
+        "and the queue are at a web process's /metrics",
     )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="H",
+        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a Prometheus on "
+        "another machine: connector names and counts, no personal data)",
+    )
+    worker.set_defaults(run=cmd_worker)
 
     dbp = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
     dbp.add_parser("upgrade", help="migrate to the newest schema").set_defaults(run=cmd_db_upgrade)
@@ -337,18 +362,24 @@ def parser() -> argparse.ArgumentParser:
 
     add_account_commands(sub)
     add_privacy_commands(sub)
+    add_status_commands(sub)
     return p
+
+
+def _log_format() -> str:
+    """The `log_format` setting; text when the settings cannot be read, as the command then
+    says what is wrong with them."""
+    try:
+        return load_settings().log_format
+    except ConfigError:
+        return "text"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     tune_gc()
-    # Log records quote sources too (folder names, server replies): printable, like the rest.
-    handler = logging.StreamHandler()
-    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler]
-    )
+    # Log records quote sources too (folder names, server replies): printable or JSON.
+    configure_logging(_log_format(), verbose=args.verbose)
     try:
         return int(args.run(args))
     except (

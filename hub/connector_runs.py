@@ -17,6 +17,7 @@ from typing import Any
 
 from hub.admin import UnknownConnector
 from hub.bootstrap import Hub
+from hub.metrics import sync_ended
 from hub.pipeline import SyncReport, sync_connector
 from matching.index import IdentityIndex
 from storage import audit
@@ -139,6 +140,8 @@ async def run_claimed(hub: Hub, run: Run, index: IdentityIndex | None = None) ->
     finally:
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
+        seconds = (datetime.now(UTC) - run.started).total_seconds()
+        sync_ended(run.name, seconds, failed=bool(outcome["report"].get("errors")))
         async with hub.sessions() as session, session.begin():
             await end_run(session, run.name, run.started, datetime.now(UTC), outcome)
 

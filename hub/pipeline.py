@@ -19,6 +19,7 @@ from hub.deciding import (
     follow_late_parents,
 )
 from hub.meeting_replies import apply_replies, mark_replies
+from hub.metrics import batch_stored
 from hub.model import Quarantined, RawItem, Skipped, Translated
 from hub.rematch import rematch
 from hub.screening import load_screen, screen_items, screen_quarantined
@@ -203,6 +204,7 @@ async def _store_batch(
     decided = mark_replies(decided)  # attendees' replies by mail: not logged as mail
     # Missed calls are opened and closed in the batch's own transaction (storage.missed_calls).
     counts = await hub.store.ingest(name, decided, bad, cursor, provenance)
+    batch_stored(name, decided, counts)  # committed: counted for /metrics
     if decided:
         await apply_replies(hub, decided)  # their answers go to the meetings
     await follow_late_parents(hub, decided, index)

@@ -33,6 +33,7 @@ import uvicorn
 from hub.bootstrap import Hub, build_hub
 from hub.cli_support import UsageError
 from hub.jobs import scheduler_loop
+from hub.metrics import multiprocess_directory
 from hub.web.app import build_app
 from storage.maintenance import optimize
 
@@ -79,7 +80,8 @@ def serve(
         return asyncio.run(
             _serve_process(hub, sockets, primary=True, scheduler=scheduler, stop_on=STOP_SIGNALS)
         )
-    return _Supervisor(hub, _shared(sockets, host, workers), workers, scheduler).run(banner)
+    with multiprocess_directory():  # /metrics in any web process sums them all
+        return _Supervisor(hub, _shared(sockets, host, workers), workers, scheduler).run(banner)
 
 
 def _shared(probe: list[socket.socket], host: str, workers: int) -> list[list[socket.socket]]:
@@ -150,6 +152,7 @@ async def _serve_process(
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through crmhub's handler (hub.logs), JSON too
         lifespan="off",
         proxy_headers=True,
         forwarded_allow_ips=",".join(hub.settings.trusted_proxies),

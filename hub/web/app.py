@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from hub.bootstrap import Hub, secret_key_for
 from hub.connector_runs import SyncRuns
-from hub.web import api, calendar_feeds, hooks_pbx, hooks_twilio, pages
+from hub.logs import current_request_id
+from hub.web import api, calendar_feeds, hooks_pbx, hooks_twilio, observability, pages
 from hub.web.endpoints import Endpoint, routes
 from hub.web.html import error_page
 from hub.web.http import MAX_JSON_BYTES, error_json
@@ -27,6 +28,7 @@ ENDPOINTS: list[Endpoint] = [
     *hooks_pbx.ENDPOINTS,
     *hooks_twilio.ENDPOINTS,
     *calendar_feeds.ENDPOINTS,
+    *observability.ENDPOINTS,
 ]
 
 
@@ -35,8 +37,12 @@ async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("request %s %s failed", request.method, request.url.path)
     message = "The server failed; the log has the details."
     if request.url.path.startswith("/api/"):
-        return error_json(500, "internal", message)
-    return error_page(request, 500, message)
+        answer: Response = error_json(500, "internal", message)
+    else:
+        answer = error_page(request, 500, message)
+    if request_id := current_request_id():  # outside RequestIds: the log's lines carry it
+        answer.headers["X-Request-Id"] = request_id
+    return answer
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -59,6 +65,8 @@ def build_app(hub: Hub) -> Starlette:
     app = Starlette(
         routes=routes(ENDPOINTS),
         middleware=[
+            Middleware(observability.RequestIds),
+            Middleware(observability.RequestTimes),
             Middleware(SecurityHeaders),
             Middleware(
                 BodyLimit, json_bytes=MAX_JSON_BYTES, upload_bytes=hub.settings.max_upload_bytes

@@ -226,6 +226,11 @@ TABLE: list[Case] = [
     ),
     Case("POST", "/logout", "/logout", roles(OK), {}, fresh_login=True),
     Case("GET", "/health", "/health", roles(OK, anonymous=OK)),
+    # Operations (issue 17): probes for anyone; metrics for admins, a 401 (not a login page)
+    # for a scraper without a valid token.
+    Case("GET", "/healthz", "/healthz", roles(OK, anonymous=OK)),
+    Case("GET", "/readyz", "/readyz", roles(OK, anonymous=OK)),
+    Case("GET", "/metrics", "/metrics", roles(FORBIDDEN, anonymous=status(401), admin=OK)),
     Case("GET", "/", "/", EVERYONE),
     Case("GET", "/accounts", "/accounts", EVERYONE),
     Case("GET", "/accounts/{id:int}", "/accounts/{elbe}", EVERYONE),
