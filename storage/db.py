@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from storage import (
@@ -217,8 +217,20 @@ def is_current(url: str) -> bool:
     return [tuple(row) for row in found] == [(HEAD,)]
 
 
+# On PostgreSQL a migration waits at most this long for a table lock held by running crmhub
+# processes, then `crmhub db upgrade` stops with a message: a statement waiting for a lock
+# makes every later request on that table queue behind it (docs/deployment.md, Upgrades).
+MIGRATION_LOCK_TIMEOUT = 5  # seconds
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that expired
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema to the newest migration (or `revision`); safe to run on every start."""
+    """Bring the schema to the newest migration (or `revision`); safe to run on every start.
+
+    On PostgreSQL alembic runs the migrations in a transaction of its own, so that a migration
+    can build an index CONCURRENTLY in an autocommit block, and each lock waits at most
+    MIGRATION_LOCK_TIMEOUT seconds.
+    """
     from alembic import command  # only here: see is_current
     from alembic.config import Config as AlembicConfig
 
@@ -230,12 +242,31 @@ def upgrade(url: str, revision: str = "head") -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
+            if target.get_backend_name() == "postgresql":
+                connection.exec_driver_sql(f"SET lock_timeout = '{MIGRATION_LOCK_TIMEOUT}s'")
+                connection.commit()
+                command.upgrade(cfg, revision)
+            else:
+                with connection.begin():
+                    command.upgrade(cfg, revision)
     except Exception as e:
+        if isinstance(e, DBAPIError) and getattr(e.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise DatabaseError(_waited_for_lock(e)) from e
         raise DatabaseError(
             f"cannot migrate the database at {target.render_as_string()}: {e}"
         ) from e
     finally:
         engine.dispose()
+
+
+def _waited_for_lock(error: DBAPIError) -> str:
+    statement = " ".join(str(error.statement or "").split())
+    waiting = statement if len(statement) <= 100 else statement[:100] + "..."
+    return (
+        f"the upgrade waited more than {MIGRATION_LOCK_TIMEOUT} s for a lock that running crmhub "
+        f"processes hold, at: {waiting}; it was cancelled, and the schema stays at the last "
+        "migration committed before it. Run `crmhub db upgrade` again at a quieter time, or "
+        "with the `crmhub worker` processes stopped (docs/deployment.md, Upgrades)"
+    )
