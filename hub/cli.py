@@ -178,7 +178,7 @@ def cmd_connectors_test(args: argparse.Namespace) -> int:
     async def work(hub: Hub) -> int:
         try:
             lines = await check_connector(hub, args.name)
-        except UnknownConnector as e:
+        except (UnknownConnector, ValueError) as e:  # ValueError: secrets of another key
             raise UsageError(str(e)) from e
         for line in lines:
             print(printable(line))

@@ -6,7 +6,7 @@ A new visibility cap or owner applies to every stored source of the connector at
 
 from __future__ import annotations
 
-from tests.e2e.conftest import Cli, seed
+from tests.e2e.conftest import Cli, crmhub_env, seed
 from tests.e2e.test_cli import one_line_error, query
 
 
@@ -53,3 +53,19 @@ def test_bad_changes_are_one_line_and_change_nothing(crmhub: Cli, database_url: 
     assert query(
         database_url, "SELECT count(*) FROM audit_log WHERE action = 'connector.change'"
     ) == [(0,)]
+
+
+def test_testing_a_connector_under_another_secret_key_says_why_in_one_line(
+    crmhub: Cli, database_url: str
+) -> None:
+    """Its secrets were sealed under the old CRMHUB_SECRET_KEY: a message, not a traceback."""
+    seed(database_url, synced=False)
+    env = {**crmhub_env(database_url), "PW": "imap password"}
+    added = crmhub(
+        "connectors", "add", "imap", "box", "--set", "host=127.0.0.1", "--set", "port=1",
+        "--set", "username=anna", "--secret", "password=PW", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    other = {**env, "CRMHUB_SECRET_KEY": "another key altogether"}
+    error = one_line_error(crmhub("connectors", "test", "box", env=other))
+    assert "CRMHUB_SECRET_KEY has changed" in error
