@@ -44,8 +44,11 @@ STATUSES = ("new", "ok", "failed")
 QUEUE_STATES = ("todo", "doing")
 # procrastinate's jobs waiting and running: its partial index on (id, lock) WHERE status IN
 # ('todo', 'doing') answers this without reading the finished jobs, however many are kept.
+# Its tables are in a schema of their own (migration 0020, hub.queue.SCHEMA: named here, as
+# importing hub.queue would load procrastinate into every web process).
+QUEUE_TABLE = "procrastinate.procrastinate_jobs"
 QUEUE_DEPTH = text(
-    "SELECT status::text, count(*) FROM procrastinate_jobs "
+    f"SELECT status::text, count(*) FROM {QUEUE_TABLE} "
     "WHERE status IN ('todo', 'doing') GROUP BY status"
 )
 
@@ -162,7 +165,7 @@ async def _queue_depth(session: AsyncSession) -> Metric:
     counts = dict.fromkeys(QUEUE_STATES, 0)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        exists = await session.execute(text("SELECT to_regclass('procrastinate_jobs')"))
+        exists = await session.execute(text(f"SELECT to_regclass('{QUEUE_TABLE}')"))
         if exists.scalar() is not None:
             counts.update({status: int(n) for status, n in await session.execute(QUEUE_DEPTH)})
     for status, count in counts.items():

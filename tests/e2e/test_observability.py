@@ -333,13 +333,16 @@ def test_queue_depth_counts_procrastinate_jobs_waiting_and_running(
 def _procrastinate_jobs(url: str, *, todo: int, doing: int, finished: int) -> dict[str, int]:
     """procrastinate's own schema, with jobs in each state; the depth query must not scan."""
     import psycopg
-    from procrastinate.schema import SchemaManager
 
-    from hub.web.observability import QUEUE_DEPTH
+    from hub.queue import SCHEMA
+    from hub.web.observability import QUEUE_DEPTH, QUEUE_TABLE
+    from storage import db
 
+    assert QUEUE_TABLE == f"{SCHEMA}.procrastinate_jobs", "where migration 0020 puts it"
+    db.upgrade(url)  # the queue's tables as `crmhub db upgrade` makes them
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(SchemaManager.get_schema())
+        conn.execute(f"SET search_path = {SCHEMA}")
         conn.execute(
             "INSERT INTO procrastinate_jobs (queue_name, task_name, status) "
             "SELECT 'sync', 'crmhub.sync', 'succeeded' FROM generate_series(1, %s)",
