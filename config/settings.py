@@ -52,7 +52,24 @@ class Settings(BaseSettings):
         description="Key for session cookies and stored connector secrets; "
         "generated into <data dir>/secret.key when empty.",
     )
-    sync_interval: int = Field(300, description="Seconds between scheduled syncs in `serve`.")
+    sync_interval: int = Field(
+        0,
+        ge=0,
+        description="Seconds between scheduled syncs of every connector, in place of each "
+        "kind's own interval (imap 300 plus IDLE, m365 and caldav 120, others 300); 0 (the "
+        "default): each kind's own.",
+    )
+    worker_concurrency: int = Field(
+        10,
+        ge=1,
+        description="Syncs one `crmhub worker` runs at once on PostgreSQL.",
+    )
+    worker_watchers: int = Field(
+        100,
+        ge=0,
+        description="IMAP IDLE watchers one `crmhub worker` holds on PostgreSQL, beside its "
+        "syncs; mailboxes beyond all workers' watchers are synced by their sweep alone.",
+    )
     calendar_window_days: int = Field(
         365, description="Recurring events are expanded this many days around today."
     )

@@ -132,6 +132,9 @@ class Connector:
     example: ClassVar[dict[str, str]] = {}
     batch_size: ClassVar[int] = 500
     watches: ClassVar[bool] = False
+    # Seconds between scheduled syncs (hub.jobs.interval_of): a source that answers "what
+    # changed" cheaply (delta or sync tokens) may set less; a watching one keeps this as its sweep.
+    interval: ClassVar[float] = 300.0
 
     def __init__(
         self,

@@ -76,6 +76,7 @@ class CalDavConnector(CalendarWriter):
         "username": "anna@ourco.example",
     }
     secret_options: ClassVar[dict[str, str]] = {"password": "the login's (app) password"}
+    interval: ClassVar[float] = 120.0  # sync tokens (RFC 6578) make a pass without changes cheap
 
     @classmethod
     def validate_settings(cls, settings: Mapping[str, str]) -> None:

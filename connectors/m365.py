@@ -95,6 +95,7 @@ class M365Connector(MailSender, CalendarWriter):
         "client_secret": "a client secret of the app registration (Certificates & secrets)"
     }
     batch_size: ClassVar[int] = PAGE_SIZE
+    interval: ClassVar[float] = 120.0  # Graph delta tokens make a pass without changes cheap
     use_batch: bool = True  # MIME through $batch (bench/graph_sync.py measures both ways)
 
     @classmethod

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 BEAT_SECONDS = 1.0  # how often a run records its progress: the pages poll about as often
 # A run not heard from this long died with its process (killed, or its machine gone): a new
-# one may start. Far above BEAT_SECONDS, as a busy database may hold a beat back a while.
+# one may start, and the pages show it as interrupted. Far above BEAT_SECONDS, as a busy
+# database may hold a beat back a while. A queued job may take over sooner (`claim`'s `stale`).
 STALE = timedelta(seconds=60)
 STATES = ("none", "running", "done", "failed", "interrupted")
 
@@ -93,9 +94,18 @@ def progress_of(row: ConnectorRow, now: datetime) -> SyncProgress:
     )
 
 
-async def claim(hub: Hub, name: str, *, actor: str | None = None) -> Run | None:
-    """Start a run of `name`, or None when one is running already. A run started by a person
-    (`actor`) is audited. Raises UnknownConnector."""
+async def claim(
+    hub: Hub, name: str, *, actor: str | None = None, stale: timedelta = STALE
+) -> Run | None:
+    """Start a run of `name`, or None when one is running already: not ended, and heard from
+    within `stale`. A run started by a person (`actor`) is audited. Raises UnknownConnector.
+
+    A job of the queue (hub.queue) passes a shorter `stale` (hub.queue.TAKEOVER, 15 s): a
+    worker killed mid-sync leaves its claim behind, and its job, put back in the queue by
+    procrastinate's stalled-job check no sooner than 25 s after the kill, must not wait for
+    STALE as well. Another queued run of the connector cannot hold the claim (procrastinate's
+    lock), and a person's "Sync now" or an in-process scheduler beats every BEAT_SECONDS.
+    """
     now = datetime.now(UTC)
     async with hub.sessions() as session, session.begin():
         row = await connector_row(session, name)
@@ -103,7 +113,7 @@ async def claim(hub: Hub, name: str, *, actor: str | None = None) -> Run | None:
             raise UnknownConnector(f"no connector named {name!r}")
         run = Run(name, now, initial=not row.cursor)
         progress = {"fetched": 0, "initial": run.initial}
-        if not await claim_run(session, name, now, now - STALE, progress):
+        if not await claim_run(session, name, now, now - stale, progress):
             return None
         if actor is not None:
             audit.record(session, actor, "connector.sync", after=progress, target=name)

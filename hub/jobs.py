@@ -1,14 +1,25 @@
-"""Who runs syncs on the embedded default: an in-process scheduler.
+"""Who runs syncs, and when each connector is due.
 
-Every `sync_interval` it passes over all enabled connectors; connectors that can push (IMAP
-IDLE) also get a watcher that syncs them as soon as the source reports new items, and live
-sources that replay nothing (`connectors.base.Listener`: the Asterisk Manager Interface) a
-listener that stores each batch they push as it arrives (`hub.pipeline.ingest_pushed`), in one
-process at a time: the one holding the connector's lease (hub.listener_lease). A watcher or
-listener whose connector's settings changed is started again. A lock per connector keeps the
-scheduled pass and a watcher from syncing the same connector at once; the run's claim in the
-database (hub.connector_runs) keeps any other process from it too.
-Each pass ends with retention (`retention_days`): items past their channel's period go.
+Every connector has an interval (`interval_of`): its kind's own (`Connector.interval`: imap
+300 s beside IDLE, m365 and caldav 120 s as their delta and sync tokens make a pass cheap,
+others 300 s), or the `sync_interval` setting for all when it is set. A connector is due
+(`is_due`) once its interval has passed since its last run started, unless a run of it is
+going on.
+
+On the embedded default (`crmhub serve`, and `crmhub worker` on SQLite, which has no queue)
+an in-process scheduler looks every PASS_SECONDS for due connectors and syncs them one after
+another; connectors that can push (IMAP IDLE) also get a watcher that syncs them as soon as
+the source reports new items, and live sources that replay nothing (`connectors.base.Listener`:
+the Asterisk Manager Interface) a listener that stores each batch they push as it arrives
+(`hub.pipeline.ingest_pushed`), in one process at a time: the one holding the connector's lease
+(hub.listener_lease). A watcher or listener whose connector's settings changed is started
+again. A lock per connector keeps the scheduled pass and a watcher from syncing the same
+connector at once; the run's claim in the database (hub.connector_runs) keeps any other process
+from it too. Retention (`retention_days`) and forgetting old failed logins run at the first
+pass and every HOUSEKEEPING_SECONDS after.
+
+Scaled out on PostgreSQL, `crmhub worker` takes syncs and watchers from procrastinate's queue
+instead (hub.queue) and runs a scheduler here for the live listeners alone (`syncs=False`).
 """
 
 from __future__ import annotations
@@ -17,29 +28,67 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from config.settings import Settings
 from connectors.base import Connector, ConnectorError, Listener
 from connectors.registry import connector_class
 from hub.bootstrap import Hub
-from hub.connector_runs import run_sync
+from hub.connector_runs import progress_of, run_sync
 from hub.listener_lease import holder_token, listen_while_held
 from hub.pipeline import SyncReport, ingest_pushed
 from hub.retention import apply_retention
 from storage.connectors_state import enabled_rows
+from storage.db import parse_url
 from storage.maintenance import optimize
 from storage.tables import ConnectorRow
 from storage.throttle import forget_stale
 
 log = logging.getLogger(__name__)
 
+# How often the in-process scheduler looks for due connectors: a sync starts at most this late,
+# and a watcher or listener whose connector changed is restarted within it.
+PASS_SECONDS = 30.0
+HOUSEKEEPING_SECONDS = 3600.0  # retention and forgetting old failed logins: deadlines in days
+
+
+def kind_of(row: ConnectorRow) -> type[Connector] | None:
+    """The connector class of `row`; None for a kind that cannot be loaded (its sync says why)."""
+    try:
+        return connector_class(row.kind)
+    except ConnectorError:
+        return None
+
+
+def interval_of(kind: type[Connector] | None, settings: Settings) -> float:
+    """Seconds between scheduled syncs of a connector of `kind`: `sync_interval` when set, else
+    the kind's own (the default for a kind that cannot be loaded)."""
+    if settings.sync_interval:
+        return float(settings.sync_interval)
+    return (kind or Connector).interval
+
+
+def is_due(row: ConnectorRow, settings: Settings, now: datetime) -> bool:
+    """Whether a scheduled sync of `row` is due at `now`: never run, or its interval has passed
+    since its last run started, and no run of it is going on (one that stopped beating died
+    with its process: hub.connector_runs.STALE)."""
+    if row.run_started_at is None:
+        return True
+    if progress_of(row, now).running:
+        return False
+    return (now - row.run_started_at).total_seconds() >= interval_of(kind_of(row), settings)
+
 
 class Scheduler:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, *, syncs: bool = True) -> None:
         self.hub = hub
+        # False: live listeners only, in a worker whose syncs and watchers come from the queue.
+        self.syncs = syncs
+        self.housekept_at: float | None = None  # time.monotonic() of the last housekeeping
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.watchers: dict[str, asyncio.Task[None]] = {}
         self.listeners: dict[str, asyncio.Task[None]] = {}
@@ -60,53 +109,52 @@ class Scheduler:
         return report
 
     async def run(self) -> None:
-        """Sync all enabled connectors, then sleep; a failing pass is logged, never fatal."""
+        """Sync the connectors that are due, then sleep until the next pass; a failing pass is
+        logged, never fatal."""
         try:
             while True:
                 try:
                     rows = await self._enabled()
                     self._keep_watchers(rows)
-                    for row in rows:
-                        await self.sync(row.name)
+                    if self.syncs:
+                        await self._sync_due(rows)
                 except Exception:  # a job edge: log and carry on with the next pass
                     log.exception("scheduled sync failed")
-                await self.retain()
-                await self.tidy()
-                await asyncio.sleep(self.hub.settings.sync_interval)
+                if self.syncs:
+                    await self._housekeeping()
+                await asyncio.sleep(self.pass_seconds())
         finally:
             tasks = [*self.watchers.values(), *self.listeners.values()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def retain(self) -> None:
-        """Retention once per pass; a failure is logged and tried again on the next pass."""
-        if not self.hub.settings.retention_days:
-            return
-        try:
-            report = await apply_retention(self.hub, datetime.now(UTC))
-        except Exception:  # a job edge, like a failed sync
-            log.exception("retention failed")
-            return
-        if report.items:
-            log.info("retention: %s", "; ".join(report.lines()))
+    def pass_seconds(self) -> float:
+        """PASS_SECONDS, or `sync_interval` when that is shorter (a test's, or a demo's)."""
+        return min(PASS_SECONDS, float(self.hub.settings.sync_interval or PASS_SECONDS))
 
-    async def tidy(self) -> None:
-        """Forget failed-login counts that would start over anyway: one row per client address
-        that ever failed would otherwise pile up."""
-        try:
-            async with self.hub.sessions() as session, session.begin():
-                await forget_stale(session, datetime.now(UTC))
-        except Exception:  # a job edge: the next pass tries again
-            log.exception("forgetting old failed logins failed")
+    async def _sync_due(self, rows: list[ConnectorRow]) -> None:
+        for row in rows:
+            if is_due(row, self.hub.settings, datetime.now(UTC)):
+                await self.sync(row.name)
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self.housekept_at is not None and now - self.housekept_at < HOUSEKEEPING_SECONDS:
+            return
+        self.housekept_at = now
+        await retain(self.hub)
+        await tidy(self.hub)
 
     async def _enabled(self) -> list[ConnectorRow]:
         async with self.hub.sessions() as session:
             return await enabled_rows(session)
 
     def _keep_watchers(self, rows: list[ConnectorRow]) -> None:
-        """A watcher for each enabled kind that watches, a listener for each that listens."""
-        self._keep(self.watchers, rows, lambda cls: cls.watches, self._watch, "watch")
+        """A watcher for each enabled kind that watches (unless the queue runs them), a
+        listener for each that listens."""
+        if self.syncs:
+            self._keep(self.watchers, rows, lambda cls: cls.watches, self._watch, "watch")
         self._keep(
             self.listeners, rows, lambda cls: issubclass(cls, Listener), self._listen, "listen"
         )
@@ -131,12 +179,12 @@ class Scheduler:
             if (
                 now is None
                 or tasks[name].done()
-                or self.started_as[f"{verb} {name}"] != _state(now)
+                or self.started_as[f"{verb} {name}"] != watched_state(now)
             ):
                 tasks.pop(name).cancel()
         for name, row in wanted.items():
             if name not in tasks:
-                self.started_as[f"{verb} {name}"] = _state(row)
+                self.started_as[f"{verb} {name}"] = watched_state(row)
                 tasks[name] = asyncio.create_task(start(row), name=f"{verb} {name}")
 
     async def _watch(self, row: ConnectorRow) -> None:
@@ -179,7 +227,30 @@ class Scheduler:
                 log.debug("%s: pushed %s", row.name, report.as_json())
 
 
-def _state(row: ConnectorRow) -> tuple[str, str, object]:
+async def retain(hub: Hub) -> None:
+    """Retention; a failure is logged and tried again the next time."""
+    if not hub.settings.retention_days:
+        return
+    try:
+        report = await apply_retention(hub, datetime.now(UTC))
+    except Exception:  # a job edge, like a failed sync
+        log.exception("retention failed")
+        return
+    if report.items:
+        log.info("retention: %s", "; ".join(report.lines()))
+
+
+async def tidy(hub: Hub) -> None:
+    """Forget failed-login counts that would start over anyway: one row per client address
+    that ever failed would otherwise pile up."""
+    try:
+        async with hub.sessions() as session, session.begin():
+            await forget_stale(session, datetime.now(UTC))
+    except Exception:  # a job edge: the next time tries again
+        log.exception("forgetting old failed logins failed")
+
+
+def watched_state(row: ConnectorRow) -> tuple[str, str, object]:
     """What a watcher or listener was built from: a change means starting it again."""
     return row.kind, repr(sorted((row.settings or {}).items())), row.secrets
 
@@ -189,11 +260,28 @@ async def scheduler_loop(hub: Hub) -> None:
 
 
 def run_worker(hub: Hub) -> int:
-    """`crmhub worker`: the scheduler without the web view (procrastinate comes with scale-out).
+    """`crmhub worker`: on PostgreSQL procrastinate's workers (hub.queue) with this process's
+    share of the live listeners; on SQLite, which has no queue, the in-process scheduler
+    without the web view, and it says so.
 
-    SIGTERM (a service manager's stop) ends it like Ctrl-C: the scheduler is cancelled, so its
-    listeners release their leases (hub.listener_lease) and another process takes over at
-    once instead of after the lease went stale."""
+    SIGTERM (a service manager's stop) ends it like Ctrl-C: running syncs get a few seconds to
+    finish (hub.queue.SHUTDOWN_GRACE) and the rest go back to the queue, watchers go back at
+    once, and listeners release their leases (hub.listener_lease), so that other workers take
+    over at once instead of after the lease or the heartbeat went stale."""
+    settings = hub.settings
+    queued = parse_url(settings.database_url).get_backend_name() == "postgresql"
+    if queued:
+        print(
+            f"crmhub worker: taking jobs from the PostgreSQL queue ({settings.worker_concurrency}"
+            f" syncs at once, up to {settings.worker_watchers} IDLE watchers)",
+            flush=True,
+        )
+    else:
+        print(
+            "crmhub worker: SQLite has no job queue; running the in-process scheduler "
+            "(with PostgreSQL, workers on several machines share the syncs)",
+            flush=True,
+        )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -202,7 +290,12 @@ def run_worker(hub: Hub) -> int:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             await optimize(hub.engine)
-            await scheduler_loop(hub)
+            if queued:
+                from hub.queue import run_queue  # here: SQLite never loads procrastinate
+
+                await run_queue(hub)
+            else:
+                await scheduler_loop(hub)
         except asyncio.CancelledError:
             log.info("crmhub worker stopped")
         finally:
