@@ -92,6 +92,7 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 CREATE_CONTACTS = ("off", "written-to", "account-domain")
 VISIBILITIES = ("full", "subject", "metadata")
+MIN_INTERVAL = 10  # seconds: a shorter per-connector interval is a typo, not a plan
 SWITCH = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 HUB_OPTIONS: dict[str, str] = {
     "create_contacts": "new contacts from unknown addresses at a known account's domain: off "
@@ -103,6 +104,9 @@ HUB_OPTIONS: dict[str, str] = {
     "is never stored, like mail marked Sensitivity: Private",
     "audit_reads": "on: every read of this connector's items by a user other than the owner "
     "goes into the audit log (default off)",
+    "interval": f"seconds between scheduled syncs, at least {MIN_INTERVAL} (default: the "
+    "sync_interval setting when set, else the kind's own: 120 for m365 and caldav, 300 for "
+    "the others; imap also watches with IDLE)",
 }
 
 
@@ -179,6 +183,13 @@ class Connector:
         if str(settings.get("audit_reads", "off")).lower() not in SWITCH:
             raise ConfigurationError(
                 f"{cls.kind}: audit_reads={settings['audit_reads']!r}; use on or off"
+            )
+        interval = settings.get("interval")
+        if interval is not None and not (
+            str(interval).isdigit() and int(str(interval)) >= MIN_INTERVAL
+        ):
+            raise ConfigurationError(
+                f"{cls.kind}: interval={interval!r}; use whole seconds, at least {MIN_INTERVAL}"
             )
         owner = settings.get("owner")
         if owner is not None and not _looks_like_address(owner):

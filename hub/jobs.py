@@ -30,7 +30,7 @@ import logging
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,9 +64,15 @@ def kind_of(row: ConnectorRow) -> type[Connector] | None:
         return None
 
 
-def interval_of(kind: type[Connector] | None, settings: Settings) -> float:
-    """Seconds between scheduled syncs of a connector of `kind`: `sync_interval` when set, else
-    the kind's own (the default for a kind that cannot be loaded)."""
+def interval_of(
+    kind: type[Connector] | None, settings: Settings, own: Mapping[str, Any] | None = None
+) -> float:
+    """Seconds between scheduled syncs of a connector of `kind`: its own `interval` setting
+    (`own`, validated by the connector), else `sync_interval` when set, else the kind's own
+    (the default for a kind that cannot be loaded)."""
+    mine = str((own or {}).get("interval") or "")
+    if mine.isdigit():
+        return float(mine)
     if settings.sync_interval:
         return float(settings.sync_interval)
     return (kind or Connector).interval
@@ -80,7 +86,8 @@ def is_due(row: ConnectorRow, settings: Settings, now: datetime) -> bool:
         return True
     if progress_of(row, now).running:
         return False
-    return (now - row.run_started_at).total_seconds() >= interval_of(kind_of(row), settings)
+    every = interval_of(kind_of(row), settings, row.settings)
+    return (now - row.run_started_at).total_seconds() >= every
 
 
 class Scheduler:

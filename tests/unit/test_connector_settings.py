@@ -57,7 +57,7 @@ def test_the_hub_settings_are_listed_with_the_kinds_own() -> None:
     with pytest.raises(ConfigurationError) as refused:
         connector_class("mbox").validate_settings({"path": "x", "colour": "blue"})
     assert str(refused.value) == (
-        "mbox: unknown setting colour (known: audit_reads, create_contacts, owner, path, "
+        "mbox: unknown setting colour (known: audit_reads, create_contacts, interval, owner, path, "
         "private_marker, visibility)"
     )
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 import pytest
 
 from config.settings import Settings
-from connectors.base import Connector
+from connectors.base import ConfigurationError, Connector
 from connectors.registry import connector_class
 from hub.connector_runs import STALE
 from hub.jobs import PASS_SECONDS, Scheduler, interval_of, is_due, kind_of
@@ -35,7 +35,8 @@ def _row(kind: str = "mbox", *, started: float | None = None, **more: object) ->
         "run_ended_at": at and at + timedelta(seconds=1),
         **more,
     }
-    return ConnectorRow(name=f"{kind}-1", kind=kind, settings={}, enabled=True, **values)
+    values.setdefault("settings", {})
+    return ConnectorRow(name=f"{kind}-1", kind=kind, enabled=True, **values)
 
 
 @pytest.mark.parametrize(
@@ -117,3 +118,21 @@ def test_a_pass_looks_for_due_connectors_every_30_s_or_every_sync_interval_if_sh
     assert RecordingScheduler(_settings()).pass_seconds() == PASS_SECONDS == 30
     assert RecordingScheduler(_settings(sync_interval=300)).pass_seconds() == 30
     assert RecordingScheduler(_settings(sync_interval=1)).pass_seconds() == 1
+
+
+def test_a_connectors_own_interval_wins_over_sync_interval_and_its_kinds() -> None:
+    """DESIGN.md: every kind takes `interval`; a mailbox IT wants every minute gets that."""
+    mbox = connector_class("mbox")
+    assert interval_of(mbox, _settings(), {"interval": "60"}) == 60
+    assert interval_of(mbox, _settings(sync_interval=45), {"interval": "600"}) == 600
+    row = _row("mbox", started=90, settings={"interval": "60"})
+    assert is_due(row, _settings(), NOW), "60 s of its own, not the kind's 300"
+    assert not is_due(_row("mbox", started=90), _settings(), NOW)
+
+
+@pytest.mark.parametrize("bad", ["0", "5", "-60", "1.5", "soon", ""])
+def test_an_interval_that_is_not_whole_seconds_of_at_least_ten_is_refused(bad: str) -> None:
+    mbox = connector_class("mbox")
+    with pytest.raises(ConfigurationError, match="interval"):
+        mbox.validate_settings({"path": "/tmp/x.mbox", "interval": bad})
+    mbox.validate_settings({"path": "/tmp/x.mbox", "interval": "30"})
