@@ -1,6 +1,7 @@
 """Initial IMAP sync: crmhub against a bare imaplib fetch, mbsync and offlineimap, one Dovecot.
 
     .venv/bin/python bench/imap_vs_mbsync.py [--messages 10000] [--rounds 5] [--skip-offlineimap]
+    .venv/bin/python bench/imap_vs_mbsync.py --messages 200000 --memory-only [--cache DIR]
 
 Fills a private Dovecot (the test fixture's) with realistic mail (2-30 KB, threads, multipart
 text and HTML, attachments, umlauts, several charsets), then times in the same run: a bare
@@ -14,6 +15,13 @@ install dovecot-imapd isync offlineimap. Machines here are shared and noisy (the
 ratios are given of the best and of the median times, and as the median of each round's own
 ratio: the two programs of one round ran under the same load (a best time from a quiet round
 divided by one from a busy round says little).
+
+`--memory-only` runs the initial `crmhub sync` once, sampled, and nothing else (no baselines,
+no timed rounds, no re-sync, no doubled mailbox): what makes a 200,000-message mailbox (2.5 GB)
+affordable. Its peak is compared with that of another `--messages` run. `--cache DIR` keeps
+the generated mail in a file there and reuses it in later runs (generating 200,000 messages
+takes about two minutes of one core; they are the same every time, until `realistic()`
+changes: then empty the directory).
 """
 
 from __future__ import annotations
@@ -135,6 +143,27 @@ def messages(count: int, start: int = 0) -> Iterator[bytes]:
         yield realistic(n, rng)
 
 
+def cached_messages(count: int, cache: Path | None) -> Iterator[bytes]:
+    """`messages(count)`, read from a file in `cache` when an earlier run wrote one (each
+    message behind its length, 8 bytes big-endian), else generated and written there."""
+    if cache is None:
+        yield from messages(count)
+        return
+    path = cache / f"imap-bench-{count}.bin"
+    if path.exists():
+        with path.open("rb") as handle:
+            while head := handle.read(8):
+                yield handle.read(int.from_bytes(head, "big"))
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as handle:
+        for raw in messages(count):
+            handle.write(len(raw).to_bytes(8, "big") + raw)
+            yield raw
+    partial.replace(path)  # complete only once every message is in
+
+
 def compile_crmhub() -> None:
     """Byte-compile crmhub's own modules, as every installed program has them.
 
@@ -232,7 +261,14 @@ def crmhub_timed(server: Dovecot, user: MailUser, work: Path, name: str) -> tupl
 
 
 def crmhub_memory(server: Dovecot, user: MailUser, work: Path, name: str) -> Memory:
-    return _crmhub_sync(server, user, work, name, sample=True)[1]
+    return crmhub_memory_report(server, user, work, name)[0]
+
+
+def crmhub_memory_report(
+    server: Dovecot, user: MailUser, work: Path, name: str
+) -> tuple[Memory, dict]:
+    _, memory, out = _crmhub_sync(server, user, work, name, sample=True)
+    return memory, json.loads(out)["connectors"][0]
 
 
 def _crmhub_sync(
@@ -345,18 +381,34 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=5, help="interleaved rounds of every timing (default 5)"
     )
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the initial crmhub sync's peak memory: no baselines, timings or doubled mailbox",
+    )
+    parser.add_argument(
+        "--cache", type=Path, help="keep the generated mail in this directory and reuse it"
+    )
     args = parser.parse_args()
-    for tool in ("mbsync", *(() if args.skip_offlineimap else ("offlineimap",))):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing: apt-get install isync offlineimap")
+    if args.messages < 1:
+        raise SystemExit(f"--messages {args.messages}: give at least 1")
+    if not args.memory_only:
+        for tool in ("mbsync", *(() if args.skip_offlineimap else ("offlineimap",))):
+            if shutil.which(tool) is None:
+                raise SystemExit(f"{tool} is missing: apt-get install isync offlineimap")
     n = args.messages
     compile_crmhub()
     with start_dovecot() as server, tempfile.TemporaryDirectory(prefix="crmhub-bench-") as tmp:
         work = Path(tmp)
         user = server.add_user("bench@ourco.example", PASSWORD)
         started = time.perf_counter()
-        server.fill_maildir(user, "INBOX", messages(n))
+        server.fill_maildir(user, "INBOX", cached_messages(n, args.cache))
         print(f"filled INBOX with {n} messages in {time.perf_counter() - started:.1f} s")
+        if args.memory_only:
+            memory, stored = crmhub_memory_report(server, user, work, "first")
+            print(f"crmhub stored {stored['new']} new, quarantined {stored['quarantined']}")
+            print(f"crmhub sync, memory: {memory}")
+            return
         times: dict[str, list[float]] = {}
         report: dict = {}
         for round_ in range(1, args.rounds + 1):

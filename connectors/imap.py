@@ -19,7 +19,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from array import array
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from typing import Any, ClassVar
 
 from connectors.base import ConfigurationError, ConnectorError, SentFolder
@@ -52,13 +53,15 @@ def server_slot(host: str, port: int, limit: int) -> asyncio.Semaphore:
     return _SLOTS[key]
 
 
-def _chunks(uids: list[int]) -> list[list[int]]:
-    """UIDs in batches: a short first one, so that storing starts while the next is fetched."""
-    first = uids[:FIRST_BATCH_UIDS]
-    rest = uids[FIRST_BATCH_UIDS:]
-    return ([first] if first else []) + [
-        rest[start : start + MAX_BATCH_UIDS] for start in range(0, len(rest), MAX_BATCH_UIDS)
-    ]
+def _chunks(uids: Sequence[int]) -> Iterator[list[int]]:
+    """UIDs in batches: a short first one, so that storing starts while the next is fetched.
+
+    Each batch's list is made when it is due: `uids` may hold a whole folder's.
+    """
+    start, size = 0, FIRST_BATCH_UIDS
+    while start < len(uids):
+        yield list(uids[start : start + size])
+        start, size = start + size, MAX_BATCH_UIDS
 
 
 class ImapConnector(SentFolder):
@@ -182,7 +185,9 @@ class ImapConnector(SentFolder):
         selected = await session.select(folder)
         uidvalidity = selected.uidvalidity or status.uidvalidity
         last = int(mark.get("uid", 0))
-        uids = await session.uids_after(last)
+        # Held while the whole folder syncs: 200,000 UIDs as a list of ints took 8 MB, packed
+        # 1.6 MB (a 200,000-mail sync's peak: 7 MiB less; bench/imap_vs_mbsync.py).
+        uids = array("Q", await session.uids_after(last))
         max_bytes = self.context.max_message_bytes
         committed = dict(mark)
         private_folder = self.private_folder(folder.levels)
@@ -219,7 +224,7 @@ class ImapConnector(SentFolder):
                 yield raws
         final = {
             "uidvalidity": uidvalidity,
-            "uid": max([last, *uids]),
+            "uid": max([last, *uids[-1:]]),  # uids_after() answers in order
             "modseq": selected.highestmodseq,
         }
         if final != committed:  # a reset, or mail that vanished before it could be fetched
