@@ -25,21 +25,27 @@ PG_URL = os.environ.get("CRMHUB_TEST_DATABASE_URL", "")
 
 
 @contextlib.contextmanager
-def private_pg_database(prefix: str) -> Iterator[str]:
-    """A migrated PostgreSQL database of its own on the CI server, dropped afterwards."""
+def empty_pg_database(prefix: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own on the CI server, dropped afterwards."""
     admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
     try:
-        db.upgrade(url)
-        yield url
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def private_pg_database(prefix: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of its own on the CI server, dropped afterwards."""
+    with empty_pg_database(prefix) as url:
+        db.upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

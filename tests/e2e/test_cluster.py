@@ -21,10 +21,9 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -40,7 +39,7 @@ from connectors.asterisk_cdr import COLUMNS
 from hub.admin import add_connector
 from hub.bootstrap import build_hub
 from hub.queue import SCHEMA, SYNC_TASK, WATCH_TASK
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, empty_pg_database
 from tests.e2e.conftest import CRMHUB, SECRET_KEY, Server, crmhub_env, launch_server, stop_server
 from tests.integration.dovecot import Dovecot, MailUser, start_dovecot
 
@@ -129,20 +128,9 @@ def _file_source(root: Path, kind: str, name: str) -> Path:
     return path
 
 
-@contextmanager
-def _scratch_database() -> Iterator[str]:
+def _scratch_database() -> AbstractContextManager[str]:
     """A new, empty database on the machine's PostgreSQL; dropped afterwards."""
-    admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"crmhub_cluster_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return empty_pg_database("crmhub_cluster")
 
 
 @dataclass

@@ -7,14 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, insert, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.bootstrap import Hub
@@ -28,7 +26,7 @@ from storage.ingest import Provenance, StoredItem
 from storage.packing import pack_text
 from storage.tables import AccountRow, InteractionRow, SourceRow
 from storage.visibility import discloses, text_matches
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, empty_pg_database
 from tests.integration.person import ADDRESS, store_person
 
 ANNA = "anna@ourco.example"
@@ -336,16 +334,6 @@ def _database_at(revision: str, tmp_path: Path) -> Iterator[str]:
         db.upgrade(url, revision)
         yield url
         return
-    admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"crmhub_ft_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = admin_url.set(database=name).render_as_string(hide_password=False)
+    with empty_pg_database("crmhub_ft") as url:
         db.upgrade(url, revision)
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

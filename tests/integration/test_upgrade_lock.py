@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 
 from storage import db
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, empty_pg_database
 from tests.unit.test_migration_locks import (
     _CREATE_INDEX,
     emitted_sql,
@@ -40,19 +39,9 @@ postgresql_only = pytest.mark.skipif(
 BEFORE_A_LOCKING_MIGRATION = "0018"
 
 
-@contextlib.contextmanager
-def scratch_pg_database() -> Iterator[str]:
+def scratch_pg_database() -> contextlib.AbstractContextManager[str]:
     """An empty database of its own on the test server, dropped afterwards."""
-    admin = create_engine(make_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"crmhub_upgrade_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return empty_pg_database("crmhub_upgrade")
 
 
 @contextlib.contextmanager

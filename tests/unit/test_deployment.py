@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 import tomllib
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from sqlalchemy.engine import make_url
 from config.settings import Settings, load_settings
 from hub.cli import parser
 from storage.db import parse_url
-from tests.conftest import PG_URL, private_pg_database
+from tests.conftest import PG_URL, empty_pg_database, private_pg_database
 
 ROOT = Path(__file__).parents[2]
 GUIDE = ROOT / "docs" / "deployment.md"
@@ -602,18 +601,8 @@ def _libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@contextlib.contextmanager
-def _empty_database() -> Iterator[str]:
-    admin = create_engine(make_url(PG_URL), isolation_level="AUTOCOMMIT")
-    name = f"crmhub_restore_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def _empty_database() -> contextlib.AbstractContextManager[str]:
+    return empty_pg_database("crmhub_restore")
 
 
 def _server_major() -> int:
