@@ -351,6 +351,16 @@ class Dovecot:
         """Move ``uids`` from ``source`` to ``dest``, as another client would."""
         self.doveadm("move", "-u", user.name, dest, "mailbox", source, "uid", _uid_set(uids))
 
+    def connector_settings(self, user: MailUser, **more: str) -> dict[str, str]:
+        """An `imap` connector's settings for `user`'s mailbox here (its password is a secret)."""
+        return {
+            "host": self.host,
+            "port": str(self.imaps_port),
+            "username": user.name,
+            "ca_file": str(self.cert_path),
+            **more,
+        }
+
     def kick(self, user: MailUser | str) -> None:
         """Drop all IMAP connections of ``user`` (a user, a name, or a mask like ``"*"``)."""
         name = user.name if isinstance(user, MailUser) else user

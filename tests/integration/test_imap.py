@@ -61,13 +61,7 @@ def mail(
 
 
 def settings_for(server: Dovecot, user: MailUser, **more: str) -> dict[str, str]:
-    return {
-        "host": server.host,
-        "port": str(server.imaps_port),
-        "username": user.name,
-        "ca_file": str(server.cert_path),
-        **more,
-    }
+    return server.connector_settings(user, **more)
 
 
 async def _add(hub: Hub, server: Dovecot, user: MailUser, name: str = "anna", **more: str) -> None:

@@ -46,13 +46,7 @@ def mail(owner: str, n: int) -> bytes:
 
 
 def settings_for(server: Dovecot, user: MailUser) -> dict[str, str]:
-    return {
-        "host": server.host,
-        "port": str(server.imaps_port),
-        "username": user.name,
-        "ca_file": str(server.cert_path),
-        "folders": "INBOX",
-    }
+    return server.connector_settings(user, folders="INBOX")
 
 
 @contextmanager

@@ -305,13 +305,7 @@ async def test_jobs_of_a_worker_that_stopped_beating_go_back_to_the_queue(
 
 
 def _imap_settings(server: Dovecot, user: MailUser) -> dict[str, str]:
-    return {
-        "host": server.host,
-        "port": str(server.imaps_port),
-        "username": user.name,
-        "ca_file": str(server.cert_path),
-        "folders": "INBOX",
-    }
+    return server.connector_settings(user, folders="INBOX")
 
 
 def _mail(n: int) -> bytes:
