@@ -190,6 +190,15 @@ def stop_server(server: Server) -> None:
 
 
 @pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a test starts (`launch_server`), stopped when it ends, however it ends."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        stop_server(server)
+
+
+@pytest.fixture
 def serve() -> Iterator[Callable[[str, Path], Server]]:
     """Factory: start a server for a database; every server started here is stopped after."""
     started: list[Server] = []

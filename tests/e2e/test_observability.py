@@ -12,14 +12,13 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
@@ -50,14 +49,6 @@ LATER_CALL = (
     '"Dial","PJSIP/201,30","2024-01-10 09:00:00","2024-01-10 09:00:04","2024-01-10 09:01:04",'
     '64,60,"ANSWERED","DOCUMENTATION","1704877200.7",""\n'
 )
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        stop_server(server)
 
 
 def launch(

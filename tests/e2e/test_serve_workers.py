@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 import psutil
-import pytest
 
 from tests.e2e.conftest import (
     PASSWORD,
@@ -26,7 +24,6 @@ from tests.e2e.conftest import (
     Server,
     launch_server,
     seed,
-    stop_server,
 )
 from tests.e2e.test_cli import one_line_error, query
 from tests.weblogin import login
@@ -39,14 +36,6 @@ CONNECTIONS = 12
 
 def launch(database_url: str, workdir: Path, *args: str, **env: str) -> Server:
     return launch_server(database_url, workdir, args=args, env=env)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        stop_server(server)
 
 
 def web_processes(

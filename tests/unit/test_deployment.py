@@ -36,6 +36,7 @@ from config.settings import Settings, load_settings
 from hub.cli import parser
 from storage.db import parse_url
 from tests.conftest import PG_URL, empty_pg_database, private_pg_database
+from tests.e2e.conftest import crmhub_env
 
 ROOT = Path(__file__).parents[2]
 GUIDE = ROOT / "docs" / "deployment.md"
@@ -433,14 +434,11 @@ def _run_block(marker: str, variables: Mapping[str, Path | str], cwd: Path) -> s
 
 
 def _environment(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMHUB_")}
-    env.update(
-        CRMHUB_DATABASE_URL=database_url,
-        CRMHUB_INTERNAL_DOMAINS="ourco.example",
-        CRMHUB_DEFAULT_REGION="DE",
-        CRMHUB_TIMEZONE="Europe/Berlin",
-        **extra,
-    )
+    """The operator's environment without a configured key unless `extra` names one: on
+    SQLite crmhub then generates secret.key, which a backup must carry."""
+    env = crmhub_env(database_url, **extra)
+    if "CRMHUB_SECRET_KEY" not in extra:
+        del env["CRMHUB_SECRET_KEY"]
     return env
 
 
