@@ -77,7 +77,6 @@ from typing import Any, NoReturn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 import psutil  # type: ignore[import-untyped]  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -408,14 +407,7 @@ def crmhub_env(url: str) -> dict[str, str]:
 
 
 def add_connector(url: str, server: Dovecot, user: MailUser, workdir: Path) -> None:
-    settings = {
-        "host": server.host,
-        "port": str(server.imaps_port),
-        "username": user.name,
-        "ca_file": str(server.cert_path),
-        "folders": "INBOX",
-        "owner": data.SALES,
-    }
+    settings = server.connector_settings(user, folders="INBOX", owner=data.SALES)
     command = [str(reads.CRMHUB), "connectors", "add", "imap", CONNECTOR]
     for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
@@ -517,20 +509,8 @@ def start_bare(workers: int, workdir: Path, timeout: float = 60.0) -> reads.Serv
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    server = reads.Server(process, port, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(
-                f"bench/bare_app.py exited with {process.returncode}: {log.read_text()}"
-            )
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop()
-    raise SystemExit(f"bench/bare_app.py did not answer within {timeout} s: {log.read_text()}")
+    bare = reads.Server(process, port, log)
+    return reads.answering(bare, "/health", "bench/bare_app.py", timeout)
 
 
 def bare_answer(body: bytes) -> str:

@@ -403,18 +403,25 @@ def start_server(url: str, workdir: Path, timeout: float = 120.0) -> Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(process, port, log)
+    return answering(Server(process, port, log), "/api/health", "crmhub serve", timeout)
+
+
+def answering(server: Server, path: str, what: str, timeout: float) -> Server:
+    """`server` once `path` answers 200; stopped, and the bench ended with its log, when it
+    exits or stays silent for `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"crmhub serve exited with {process.returncode}:\n{log.read_text()}")
+        if server.process.poll() is not None:
+            code = server.process.returncode
+            raise SystemExit(f"{what} exited with {code}:\n{server.log.read_text()}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+            url = f"http://127.0.0.1:{server.port}{path}"
+            if httpx.get(url, timeout=1).status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.1)
     server.stop()
-    raise SystemExit(f"crmhub serve did not answer within {timeout} s:\n{log.read_text()}")
+    raise SystemExit(f"{what} did not answer within {timeout} s:\n{server.log.read_text()}")
 
 
 # The client: HTTP/1.1 keep-alive over asyncio streams, a few microseconds per request.
