@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from hub.model import ReadScope
 from storage.tables import NativeIdRow, ReviewItemRow, SourceRow
-from storage.visibility import discloses
+from storage.visibility import discloses_kept
 
 # Open rows read per key, at most: the thousand calls of a spam number stay one short read.
 QUESTION_ROWS = 50
@@ -63,7 +63,7 @@ def _open_rows(scope: ReadScope, keys: int) -> Any:
             .where(
                 ReviewItemRow.key == bindparam(f"key{n}"),
                 ReviewItemRow.settled_at.is_(None),
-                discloses(scope, item=ReviewItemRow.interaction_id, probed=True),
+                discloses_kept(scope, ReviewItemRow),
             )
             .order_by(ReviewItemRow.kind.desc(), ReviewItemRow.occurred_at.desc())
             .limit(QUESTION_ROWS + 1)

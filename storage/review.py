@@ -42,7 +42,7 @@ from storage.tables import (
     ReviewItemRow,
     UtcDateTime,
 )
-from storage.visibility import discloses
+from storage.visibility import discloses, discloses_kept
 
 SAMPLE = 5  # items shown per case
 
@@ -135,10 +135,9 @@ async def replace_open(session: AsyncSession, interaction_id: int, cases: list[R
 
 
 def _visible(scope: ReadScope) -> Any:
-    """The rows of items the scope may see, filtered by the row's item id: the foreign key
-    (ON DELETE CASCADE) keeps every row's item, so no join to `interactions` is needed. Probed
-    per row (storage.visibility._exists): the walk tests many rows to keep a few."""
-    return discloses(scope, item=ReviewItemRow.interaction_id, probed=True)
+    """The rows of items the scope may see, by the access each row keeps of its item: the
+    walk tests many rows to keep a few, and a case counts all of its rows."""
+    return discloses_kept(scope, ReviewItemRow)
 
 
 Case = tuple[str, str]  # (kind, key)

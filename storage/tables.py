@@ -255,6 +255,11 @@ class ReviewItemRow(Base):
     # The item's time, copied: the queue is read newest first from (open, time, item), and
     # whether a case has items newer than a page's start is a range of its own index.
     occurred_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Who may see the item, copied by the database's triggers (migration 0021 says why and
+    # how): its one mailbox owner ("" for none, NULL for several) and whether an attribution
+    # that is no tombstone names it. Never written by the code: the triggers keep them.
+    item_owner: Mapped[str | None] = mapped_column(String(320))
+    item_attributed: Mapped[bool | None] = mapped_column(Boolean)
     __table_args__ = (
         UniqueConstraint("interaction_id", "kind", "key"),
         # Open rows only (migration 0010 says why), by the question: a case's rows, a key's.
