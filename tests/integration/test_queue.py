@@ -165,19 +165,20 @@ def test_migration_0020_creates_the_queue_once_and_leaves_an_existing_one_alone(
     db.upgrade(database_url)
     comment, _ = _queue_schema(database_url)
     assert comment == f"procrastinate up to {KNOWN_PROCRASTINATE_MIGRATION}"
+    _alembic(database_url, lambda config: command.downgrade(config, "0020"))  # the later ones
     engine = create_engine(db.sync_url(database_url))
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {QUEUE_TABLES} RESTART IDENTITY CASCADE"))
         connection.execute(text(f"INSERT INTO {SCHEMA}.procrastinate_workers DEFAULT VALUES"))
         connection.execute(text("UPDATE alembic_version SET version_num = '0019'"))
     engine.dispose()
-    db.upgrade(database_url)  # 0020 again, on a database that holds the queue
+    db.upgrade(database_url, "0020")  # again, on a database that holds the queue
     assert _queue_schema(database_url) == (comment, 1), "left alone, with what it held"
-    assert db.is_current(database_url)
     _alembic(database_url, lambda config: command.downgrade(config, "0019"))
     assert _queue_schema(database_url) == (None, 0)
     db.upgrade(database_url)
     assert _queue_schema(database_url) == (comment, 0)
+    assert db.is_current(database_url)
 
 
 @postgresql_only
