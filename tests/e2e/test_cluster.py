@@ -297,7 +297,11 @@ def test_two_workers_one_killed_mid_sync_every_item_once_and_no_sync_twice_at_a_
             started = time.monotonic()
             first, _ = _start_worker(url, tmp_path, "first")
             workers.append(first)
-            ids_first = _until(lambda: _worker_ids(url), "the first worker", 30)
+            # Its queues' workers register one after another: wait for the third, then look
+            # again a little later, so that a fourth would be seen.
+            _until(lambda: len(_worker_ids(url)) >= 3, "the first worker", 30)
+            time.sleep(0.5)
+            ids_first = _worker_ids(url)
             assert len(ids_first) == 3, "one procrastinate worker per queue"
             second, second_log = _start_worker(url, tmp_path, "second")
             workers.append(second)
