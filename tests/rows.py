@@ -39,3 +39,18 @@ def link_row(
         "removed": removed,
         "occurred_at": at,
     }
+
+
+def review_row(n: int, at: datetime, key: str, opened_at: datetime) -> dict[str, Any]:
+    """An open unknown-sender question about item `n` (at `at`) and `key`."""
+    return {
+        "interaction_id": n,
+        "kind": "unknown-sender",
+        "key": key,
+        "name": "",
+        "reason": "",
+        "candidates": [],
+        "opened_at": opened_at,
+        "settlement": "",
+        "occurred_at": at,
+    }

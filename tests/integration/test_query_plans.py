@@ -39,7 +39,7 @@ from storage.tables import (
     ReviewItemRow,
     SourceRow,
 )
-from tests.rows import item_row, link_row
+from tests.rows import item_row, link_row, review_row
 
 ACCOUNTS, PER_ACCOUNT, CONTACTS_PER_ACCOUNT = 60, 100, 5
 DIRECTORY = 5_000  # contacts without items: a directory of a size no planner reads whole
@@ -90,19 +90,7 @@ async def _fill(hub: Hub) -> None:
             cid = (a - 1) * CONTACTS_PER_ACCOUNT + n % CONTACTS_PER_ACCOUNT + 1
             items.append(item_row(n, at, "call" if n % 3 == 0 else "email", f"item {n}"))
             if n % 10 == 0:  # unmatched, in the sales user's mailbox
-                reviews.append(
-                    {
-                        "interaction_id": n,
-                        "kind": "unknown-sender",
-                        "key": f"sender{n % 300}",
-                        "name": "",
-                        "reason": "",
-                        "candidates": [],
-                        "opened_at": T0,
-                        "settlement": "",
-                        "occurred_at": at,
-                    }
-                )
+                reviews.append(review_row(n, at, f"sender{n % 300}", T0))
             else:
                 links.append(link_row(n, at, a, cid))
             people.append(

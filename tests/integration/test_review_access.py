@@ -29,7 +29,7 @@ from storage.tables import (
     SourceRow,
 )
 from tests.conftest import PG_URL, empty_pg_database
-from tests.rows import item_row, link_row
+from tests.rows import item_row, link_row, review_row
 
 migration = importlib.import_module("storage.migrations.versions.0021_review_item_access")
 
@@ -39,17 +39,7 @@ ITEMS = 12
 
 
 def _review_row(item: int, key: str) -> dict[str, Any]:
-    return {
-        "interaction_id": item,
-        "kind": "unknown-sender",
-        "key": key,
-        "name": "",
-        "reason": "",
-        "candidates": [],
-        "opened_at": T0,
-        "settlement": "",
-        "occurred_at": T0 + timedelta(minutes=item),
-    }
+    return review_row(item, T0 + timedelta(minutes=item), key, T0)
 
 
 def _source_row(item: int, owner: str, n: int) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from storage.tables import (
     ReviewItemRow,
     SourceRow,
 )
-from tests.rows import item_row, link_row
+from tests.rows import item_row, link_row, review_row
 
 SALES = "sales@ourco.example"
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -97,19 +97,7 @@ async def _fill(
                 "occurred_at": at,
             }
         )
-        rows.append(
-            {
-                "interaction_id": n,
-                "kind": "unknown-sender",
-                "key": key,
-                "name": "",
-                "reason": "",
-                "candidates": [],
-                "opened_at": T0,
-                "settlement": "",
-                "occurred_at": at,
-            }
-        )
+        rows.append(review_row(n, at, key, T0))
         truth[n] = (at, channel, subject, attributed, seen, spelled)
     async with hub.sessions() as session, session.begin():
         await session.execute(insert(AccountRow), [{"id": 1, "name": "A", "owner": ""}])
