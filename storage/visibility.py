@@ -26,6 +26,8 @@ def _exists(probed: bool, *conditions: Any) -> ColumnElement[bool]:
     instead of 7.5 at 1,000,000 items, 39 instead of 8 at 100,000 (EXPLAIN ANALYZE). An
     OFFSET keeps the subquery as written. Timelines test only the rows of their page, and
     there the OFFSET cost them 1-2 ms a page (bench/reads.py): they keep the plain form.
+    The review queue now filters most rows by the access they keep (discloses_kept); it
+    probes the items of several owners and its sampled rows' subjects and bodies.
     """
     if not probed:
         return exists().where(*conditions)
