@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -28,6 +29,9 @@ from tests.e2e.conftest import PASSWORD, USERS, Server, _settings, start_server,
 pytestmark = pytest.mark.browser
 SALES = USERS["sales"]
 NOW = datetime.now(UTC).replace(microsecond=0)
+# The page shows days in the site's time zone (tests.e2e.conftest._settings): in UTC, a mail
+# sent two days ago fell on another day from 22:00 or 23:00 UTC on.
+SITE_ZONE = ZoneInfo("Europe/Berlin")
 DIRECTORY = f"""account,domains,contact,emails,phones,owner
 Elbe Logistik GmbH,elbe-logistik.de,Jana Ohlsen,j.ohlsen@elbe-logistik.de,040 3344556,{SALES}
 Isar Maschinenbau AG,isar-mb.de,Tom Rieger,tom@isar-mb.de,,tom@ourco.example
@@ -106,7 +110,7 @@ def test_the_start_page_shows_my_accounts_their_news_and_what_waits(page: Page) 
     # Most recently in touch first; Alster has no item at all.
     expect(mine.locator("td:first-child")).to_have_text(["Elbe Logistik GmbH", "Alster AG"])
     expect(mine.first.locator("td").nth(1)).to_have_text(
-        (NOW - timedelta(days=2)).strftime("%Y-%m-%d")
+        (NOW - timedelta(days=2)).astimezone(SITE_ZONE).strftime("%Y-%m-%d")
     )
     expect(mine.first.locator("td").nth(2)).to_have_text("1 item")  # the 40-day-old one is not
     expect(mine.nth(1).locator("td").nth(1)).to_have_text("never")
