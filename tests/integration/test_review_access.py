@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -256,3 +257,46 @@ def test_the_upgrade_fills_the_copy_of_every_stored_row_across_batches(old_datab
         (migration.BATCH + 1, BEN, False),  # two sources of one owner
         (12_001, ANNA, True),
     ]
+
+
+@pytest.mark.skipif(
+    not PG_URL,
+    reason="PostgreSQL only (set CRMHUB_TEST_DATABASE_URL): SQLite runs one writer at a time",
+)
+def test_two_writers_of_one_item_at_once_leave_the_copy_of_the_later(database_url: str) -> None:
+    """A question opened about an attributed mail while a person removes the attribution in
+    another transaction: without a lock each computes the copy from what it sees, and the row
+    would stay "attributed", visible to every salesperson. The second writer must wait for the
+    first to commit and then compute from both changes."""
+    db.upgrade(database_url)
+    engine = create_engine(db.sync_url(database_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(AccountRow.__table__), [{"id": 1, "name": "A", "owner": ""}])
+            connection.execute(insert(InteractionRow.__table__), [item_row(1, T0)])
+            connection.execute(insert(SourceRow.__table__), [_source_row(1, ANNA, 1)])
+            connection.execute(insert(AttributionRow.__table__), [link_row(1, T0, 1, None)])
+        opening = engine.connect()
+        opening.begin()
+        opening.execute(insert(ReviewItemRow.__table__), [_review_row(1, "jana@gmail.example")])
+        removed = threading.Event()
+
+        def remove() -> None:
+            with engine.begin() as connection:
+                connection.execute(update(AttributionRow.__table__).values(removed=True))
+            removed.set()
+
+        remover = threading.Thread(target=remove, daemon=True)
+        remover.start()
+        assert not removed.wait(0.5), "the second writer waits for the first to commit"
+        opening.commit()
+        opening.close()
+        remover.join(10)
+        assert removed.is_set()
+        with engine.connect() as connection:
+            copy = connection.execute(
+                select(ReviewItemRow.item_owner, ReviewItemRow.item_attributed)
+            ).one()
+    finally:
+        engine.dispose()
+    assert tuple(copy) == (ANNA, False), "the tombstone counts: Anna's private mail again"

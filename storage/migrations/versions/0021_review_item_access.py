@@ -54,6 +54,16 @@ def _refresh(dialect: str, item: str) -> str:
     )
 
 
+# PostgreSQL's writers run side by side, each seeing only what was committed before its
+# statement: two that change one item's sources, attributions or review rows at once would
+# each compute the copy without the other's change, and the last to write would leave a stale
+# one (an attribution tombstoned while the item's review row is inserted: still attributed).
+# Each first locks the item's row, so that one waits for the other to commit; the statements
+# after the lock see that commit (a volatile function's statement takes a new snapshot).
+# FOR NO KEY UPDATE leaves the foreign-key checks of other writers (KEY SHARE) alone.
+_LOCK = "PERFORM 1 FROM interactions WHERE id = {item} FOR NO KEY UPDATE;"
+
+
 def _postgresql() -> list[str]:
     owner, attributed = _access("postgresql", "item")
     new_owner, new_attributed = _access("postgresql", "NEW.interaction_id")
@@ -62,6 +72,7 @@ def _postgresql() -> list[str]:
         CREATE FUNCTION crmhub_review_access(item bigint) RETURNS void
         LANGUAGE plpgsql AS $$
         BEGIN
+            {_LOCK.format(item="item")}
             -- Most writes concern items without review rows: one probe of their index.
             IF EXISTS (SELECT 1 FROM review_items WHERE interaction_id = item) THEN
                 UPDATE review_items SET item_owner = a.owner, item_attributed = a.attributed
@@ -91,6 +102,7 @@ def _postgresql() -> list[str]:
         CREATE FUNCTION crmhub_review_access_of_row() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
+            {_LOCK.format(item="NEW.interaction_id")}
             NEW.item_owner := {new_owner};
             NEW.item_attributed := {new_attributed};
             RETURN NEW;
