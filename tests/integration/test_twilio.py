@@ -117,11 +117,14 @@ async def test_a_sync_reads_every_page_folds_legs_and_keeps_recordings(
             body="Per WhatsApp",
         ),
     )
+    before = datetime.now(UTC)
     report = await _sync(hub)
+    after = datetime.now(UTC)
     assert (report.fetched, report.new, report.quarantined) == (5, 5, 0)
     assert any("Page=1" in r and "PageToken=" in r for r in phones.state.requests), "page 2"
-    day = (NOW - timedelta(days=30)).date().isoformat()
-    assert any(f"StartTime%3E={day}" in r for r in phones.state.requests)
+    # The sync takes its day from its own clock: around midnight UTC, either side's.
+    days = {(t - timedelta(days=30)).date().isoformat() for t in (before, after)}
+    assert any(f"StartTime%3E={d}" in r for d in days for r in phones.state.requests)
 
     parent = await _by_native(hub, "CA" + "1" * 32)
     assert (await _by_native(hub, "CA" + "2" * 32)).id == parent.id, "one call, not two"
