@@ -674,11 +674,7 @@ def report(args: argparse.Namespace, result: Run, build: dict[str, Any]) -> bool
     )
     other = {f"bare endpoint, {r.path}": r.errors for r in bare_rows} | result.warm_errors
     checks = verdicts(rows, other, imported)
-    print("\n== targets of issue 17 ==")
-    for what, passed in checks:
-        print(f"{'PASS' if passed else 'FAIL'} {what}")
-    failed = sum(not passed for _, passed in checks)
-    print(f"\n{len(checks) - failed} of {len(checks)} checks pass")
+    reads.print_checks("targets of issue 17", checks)
     if args.json:
         doc = {
             "command": " ".join(sys.argv),
@@ -707,7 +703,7 @@ def report(args: argparse.Namespace, result: Run, build: dict[str, Any]) -> bool
         }
         args.json.write_text(json.dumps(doc, indent=2))
         print(f"figures written to {args.json}")
-    return failed == 0
+    return all(passed for _, passed in checks)
 
 
 def arguments() -> argparse.Namespace:

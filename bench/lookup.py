@@ -152,9 +152,7 @@ def main() -> None:
             checks += verdicts(database, size, results)
     for database in args.databases:
         reads.print_table(database, [r for r in rows if r.database == database])
-    print(f"\n== target: p99 < {TARGET_P99_MS:.0f} ms over loopback, 1 client ==")
-    for what, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'} {what}")
+    reads.print_checks(f"target: p99 < {TARGET_P99_MS:.0f} ms over loopback, 1 client", checks)
     if args.json:
         doc = {
             "command": " ".join(sys.argv),

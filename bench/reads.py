@@ -915,12 +915,20 @@ def print_verdicts(growth: list[dict[str, Any]], judged: list[dict[str, Any]]) -
                 f"{g['database']:<11} {g['path']:<40} {g['clients']:>7} "
                 f"{g['p99_small_ms']:>9.1f} {g['p99_large_ms']:>9.1f} {g['growth']:>6.2f} {p50}"
             )
-    print("\n== targets of issue 18 at the largest size ==")
-    for j in judged:
-        mark = "PASS" if j["pass"] else "FAIL"
-        print(f"{mark} {j['database']:<11} {j['path']:<40} {j['clients']:>3} clients: {j['check']}")
-    failed = sum(not j["pass"] for j in judged)
-    print(f"\n{len(judged) - failed} of {len(judged)} checks pass")
+    checks = [
+        (f"{j['database']:<11} {j['path']:<40} {j['clients']:>3} clients: {j['check']}", j["pass"])
+        for j in judged
+    ]
+    print_checks("targets of issue 18 at the largest size", checks)
+
+
+def print_checks(title: str, checks: list[tuple[str, bool]]) -> None:
+    """A bench's verdicts, one line each, and how many pass."""
+    print(f"\n== {title} ==")
+    for what, passed in checks:
+        print(f"{'PASS' if passed else 'FAIL'} {what}")
+    failed = sum(not passed for _, passed in checks)
+    print(f"\n{len(checks) - failed} of {len(checks)} checks pass")
 
 
 def bench_arguments(description: str, clients: str) -> argparse.ArgumentParser:
