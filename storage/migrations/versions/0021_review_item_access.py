@@ -46,11 +46,13 @@ def _access(dialect: str, item: str) -> tuple[str, str]:
     return _OWNER.format(item=item), _ATTRIBUTED.format(item=item, present=_PRESENT[dialect])
 
 
-def _refresh(dialect: str, item: str) -> str:
+def _refresh(dialect: str, item: str, where: str | None = None) -> str:
+    """The statement that sets the copy of the review rows of `item` (or of those `where`
+    names) from their item's sources and attributions."""
     owner, attributed = _access(dialect, item)
     return (
         f"UPDATE review_items SET item_owner = {owner}, item_attributed = {attributed} "
-        f"WHERE interaction_id = {item}"
+        f"WHERE {where or f'interaction_id = {item}'}"
     )
 
 
@@ -133,13 +135,12 @@ def _sqlite() -> list[str]:
             f"{_refresh('sqlite', 'NEW.interaction_id')}; END",
         ]
     # SQLite cannot set NEW's columns: the new or moved row is updated after it is written.
-    owner, attributed = _access("sqlite", "NEW.interaction_id")
-    own_row = f"UPDATE review_items SET item_owner = {owner}, item_attributed = {attributed} "
+    own_row = _refresh("sqlite", "NEW.interaction_id", "id = NEW.id")
     statements += [
         f"CREATE TRIGGER review_access_rows_added AFTER INSERT ON review_items "
-        f"BEGIN {own_row} WHERE id = NEW.id; END",
+        f"BEGIN {own_row}; END",
         f"CREATE TRIGGER review_access_rows_moved AFTER UPDATE OF interaction_id ON review_items "
-        f"BEGIN {own_row} WHERE id = NEW.id; END",
+        f"BEGIN {own_row}; END",
     ]
     return statements
 
@@ -152,11 +153,7 @@ def upgrade() -> None:
         table.add_column(sa.Column("item_attributed", sa.Boolean(), nullable=True))
     for statement in _postgresql() if dialect == "postgresql" else _sqlite():
         op.execute(statement)
-    owner, attributed = _access(dialect, "review_items.interaction_id")
-    fill = (
-        f"UPDATE review_items SET item_owner = {owner}, item_attributed = {attributed} "
-        "WHERE item_attributed IS NULL"
-    )
+    fill = _refresh(dialect, "review_items.interaction_id", "item_attributed IS NULL")
     if dialect != "postgresql":
         op.execute(fill)
         return
