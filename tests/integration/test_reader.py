@@ -4,11 +4,12 @@ SQLite in the event loop's thread, on PostgreSQL they read in autocommit."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from hub.bootstrap import Hub
@@ -84,3 +85,74 @@ async def test_an_api_read_records_its_tokens_use_through_the_writer(hub: Hub) -
         used = (await session.execute(select(TokenRow.last_used_at))).scalar_one()
     assert used is not None
     assert abs((datetime.now(UTC) - used).total_seconds()) < 60
+
+
+async def _api_request(hub: Hub, path: str, token: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=build_app(hub))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        return await client.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_a_pooled_connection_is_handed_out_without_a_round_trip(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API request checks out two connections (the token, then the read): a ping on each,
+    as pool_pre_ping sent, cost 8 % of a timeline request (storage.db._closed_while_idle)."""
+    if _sqlite(hub):
+        pytest.skip("SQLite connections are files: nothing to ping")
+    async with hub.sessions() as session, session.begin():
+        user = await add_user(session, "rita@ourco.example", "sales", "pw-rita-12345678")
+        token = await create_token(session, user, actor="test")
+    assert (await _api_request(hub, "/api/accounts", token)).status_code == 200  # pools filled
+    pings: list[object] = []
+    for engine in (hub.engine, hub.reads.kw["bind"]):
+        real = engine.dialect.do_ping
+        monkeypatch.setattr(
+            engine.dialect, "do_ping", lambda c, real=real: pings.append(c) or real(c)
+        )
+    answer = await _api_request(hub, "/api/accounts", token)
+    assert answer.status_code == 200, answer.text
+    assert pings == []
+
+
+async def test_connections_the_server_ended_while_pooled_are_replaced(hub: Hub) -> None:
+    """A database restart ends every pooled connection: the next request must get new ones,
+    not an error."""
+    if _sqlite(hub):
+        pytest.skip("SQLite has no server to end a connection")
+    async with hub.sessions() as session, session.begin():
+        user = await add_user(session, "rita@ourco.example", "sales", "pw-rita-12345678")
+        token = await create_token(session, user, actor="test")
+        session.add(AccountRow(name="Nordwind Logistik"))
+    assert (await _api_request(hub, "/api/accounts", token)).status_code == 200
+    async with hub.sessions() as session:  # a writer's connection pooled too
+        await session.execute(select(1))
+    admin = create_engine(hub.settings.database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+            assert len(ended) >= 2  # the reader's and the writer's connection
+            for _ in range(100):  # the backends exit asynchronously
+                left = conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+                if left == 0:
+                    break
+                time.sleep(0.05)
+    finally:
+        admin.dispose()
+    answer = await _api_request(hub, "/api/accounts", token)
+    assert answer.status_code == 200, answer.text
+    assert [a["name"] for a in answer.json()["items"]] == ["Nordwind Logistik"]
+    async with hub.sessions() as session, session.begin():
+        session.add(AccountRow(name="Südhafen GmbH"))
+    async with hub.reads() as session:
+        assert (await session.execute(select(func.count(AccountRow.id)))).scalar_one() == 2
