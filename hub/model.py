@@ -9,7 +9,22 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
+
+_Record = TypeVar("_Record")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[_Record]) -> type[_Record]:
+    """A frozen dataclass with slots, for values a request builds per row: a timeline page's
+    items with their parties, links and sources, a review page's cases.
+
+    Frozen for mypy, which the suite runs (tests/unit/test_static_checks.py): assigning a
+    field is a type error. At run time it is a plain dataclass, hashable like a frozen one.
+    A frozen dataclass sets every field through object.__setattr__: 2.8 µs to build a view
+    of 26 fields against 0.5 µs, six such objects and more per item of a page.
+    """
+    return dataclass(slots=True, unsafe_hash=True)(cls)
 
 
 class Channel(enum.StrEnum):

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.bootstrap import Hub
-from hub.model import ReviewKind
+from hub.model import ReviewKind, record
 from hub.policy import Viewer, read_scope
 from hub.rematch import rematch
 from matching.identities import normalize_domain, normalize_email, normalize_phone, reversed_labels
@@ -43,14 +43,14 @@ class Settlement(enum.StrEnum):
     IGNORE = "ignore"  # stop asking about key
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ItemSummary:
     id: int
     subject: str
     occurred_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReviewEntry:
     case: review.OpenCase
     suggestions: list[Suggestion]

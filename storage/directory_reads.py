@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.model import record
 from storage.items import json_value
 from storage.tables import (
     AccountDomainRow,
@@ -29,7 +29,7 @@ from storage.tables import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredAccount:
     id: int
     name: str
@@ -37,7 +37,7 @@ class StoredAccount:
     owner: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredContact:
     id: int
     name: str

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy import BigInteger, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.model import record
 from storage.packing import unpack_text
 from storage.tables import (
     AttachmentRow,
@@ -32,7 +32,7 @@ from storage.tables import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredParticipant:
     role: str
     kind: str
@@ -43,7 +43,7 @@ class StoredParticipant:
     contact_name: str | None  # the directory's name of the contact, read with the item
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredAttribution:
     account_id: int
     contact_id: int | None
@@ -54,7 +54,7 @@ class StoredAttribution:
     removed: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredSource:
     connector: str
     external_id: str
@@ -65,7 +65,7 @@ class StoredSource:
     audit_reads: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredAttachment:
     id: int
     filename: str
@@ -74,7 +74,7 @@ class StoredAttachment:
     blob_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredInteraction:
     """An interaction as a listing reads it: everything but the body and the raw message."""
 

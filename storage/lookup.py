@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +16,7 @@ from sqlalchemy import bindparam, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from hub.model import ReadScope
+from hub.model import ReadScope, record
 from storage.tables import NativeIdRow, ReviewItemRow, SourceRow
 from storage.visibility import discloses_kept
 
@@ -28,7 +27,7 @@ KEYS = 10  # addresses and numbers asked about, at most (a contact with many of 
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallerQuestion:
     """One open review question (kind, key) about the caller, as far as the reader may see
     its items: `count` of them, all when `complete`, else the first QUESTION_ROWS."""

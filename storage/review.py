@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.model import Channel, Disclosure, ReadScope, ReviewCase
+from hub.model import Channel, Disclosure, ReadScope, ReviewCase, record
 from storage.directory import bump_version
 from storage.items import bound_in, bound_list, bound_values, json_value
 from storage.queries import BadCursor, Page, decode_cursor, encode_cursor
@@ -47,7 +46,7 @@ from storage.visibility import discloses, discloses_kept
 SAMPLE = 5  # items shown per case
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CaseItem:
     """One of a case's newest items, as far as the queue shows it: read with the case, what
     the viewer may read of it decided by the database (storage.visibility, held equal to
@@ -61,7 +60,7 @@ class CaseItem:
     spellings: tuple[str, ...]  # the case's key as the item's participants wrote it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OpenCase:
     """One line of the queue: every open item of one (kind, key)."""
 

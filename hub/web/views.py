@@ -7,11 +7,10 @@ see is not in it at all: no template or serializer can show it by mistake.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from hub.model import Channel, Disclosure
+from hub.model import Channel, Disclosure, record
 from hub.policy import Viewer, item_disclosure, shows_attachments, shows_body, shows_subject
 from storage.directory_reads import StoredAccount, StoredContact
 from storage.items import StoredInteraction, StoredParticipant
@@ -24,7 +23,7 @@ from storage.tables import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AccountView:
     id: int
     name: str
@@ -46,7 +45,7 @@ def account_view(row: AccountRow | StoredAccount) -> AccountView:
     return AccountView(row.id, row.name, tuple(d.domain for d in row.domains), row.owner)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContactView:
     id: int
     name: str
@@ -84,7 +83,7 @@ def contact_view(row: ContactRow | StoredContact) -> ContactView:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ParticipantView:
     role: str
     kind: str
@@ -105,7 +104,7 @@ class ParticipantView:
         return self.name or self.address
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttributionView:
     account_id: int
     contact_id: int | None
@@ -115,7 +114,7 @@ class AttributionView:
     explanation: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AttachmentView:
     id: int
     filename: str
@@ -124,13 +123,13 @@ class AttachmentView:
     downloadable: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SourceView:
     connector: str
     external_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InteractionView:
     """One item as one viewer may see it. `subject`, `snippet` and `body_text` are None when
     withheld (`disclosure` says how much is shown); withheld attachments are simply absent."""
@@ -331,7 +330,7 @@ def _day(value: Any) -> str | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ThreadRow:
     """A timeline row: one item, or a thread's newest mail on the page with the thread's
     other mails of the page (`earlier`) and its size as the reader may see it."""
@@ -374,7 +373,7 @@ def interaction_views(viewer: Viewer, rows: list[Item]) -> list[InteractionView]
     return [v for v in (interaction_view(viewer, r) for r in rows) if v is not None]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class QuarantineView:
     id: int
     connector: str
@@ -405,7 +404,7 @@ def quarantine_view(row: QuarantineRow, raw_readable: bool) -> QuarantineView:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuditView:
     id: int
     at: datetime
