@@ -69,12 +69,16 @@ async def test_reads_take_the_shortest_way_to_the_database(hub: Hub) -> None:
     assert await thread_of(hub.sessions) != loop_thread
 
 
+async def _rita_token(hub: Hub) -> str:
+    async with hub.sessions() as session, session.begin():
+        user = await add_user(session, "rita@ourco.example", "sales", "pw-rita-12345678")
+        return await create_token(session, user, actor="test")
+
+
 async def test_an_api_read_records_its_tokens_use_through_the_writer(hub: Hub) -> None:
     """Bearer requests authenticate on the read-only connections; the use of the token is
     still written (at most once a minute, storage.tokens)."""
-    async with hub.sessions() as session, session.begin():
-        user = await add_user(session, "rita@ourco.example", "sales", "pw-rita-12345678")
-        token = await create_token(session, user, actor="test")
+    token = await _rita_token(hub)
     transport = httpx.ASGITransport(app=build_app(hub))
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
         answer = await client.get("/api/accounts", headers={"Authorization": f"Bearer {token}"})
@@ -100,9 +104,7 @@ async def test_a_pooled_connection_is_handed_out_without_a_round_trip(
     as pool_pre_ping sent, cost 8 % of a timeline request (storage.db._closed_while_idle)."""
     if _sqlite(hub):
         pytest.skip("SQLite connections are files: nothing to ping")
-    async with hub.sessions() as session, session.begin():
-        user = await add_user(session, "rita@ourco.example", "sales", "pw-rita-12345678")
-        token = await create_token(session, user, actor="test")
+    token = await _rita_token(hub)
     assert (await _api_request(hub, "/api/accounts", token)).status_code == 200  # pools filled
     pings: list[object] = []
     for engine in (hub.engine, hub.reads.kw["bind"]):
@@ -120,9 +122,8 @@ async def test_connections_the_server_ended_while_pooled_are_replaced(hub: Hub) 
     not an error."""
     if _sqlite(hub):
         pytest.skip("SQLite has no server to end a connection")
+    token = await _rita_token(hub)
     async with hub.sessions() as session, session.begin():
-        user = await add_user(session, "rita@ourco.example", "sales", "pw-rita-12345678")
-        token = await create_token(session, user, actor="test")
         session.add(AccountRow(name="Nordwind Logistik"))
     assert (await _api_request(hub, "/api/accounts", token)).status_code == 200
     async with hub.sessions() as session:  # a writer's connection pooled too
