@@ -129,23 +129,13 @@ async def test_connections_the_server_ended_while_pooled_are_replaced(hub: Hub) 
     async with hub.sessions() as session:  # a writer's connection pooled too
         await session.execute(select(1))
     admin = create_engine(hub.settings.database_url, isolation_level="AUTOCOMMIT")
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     try:
         with admin.connect() as conn:
-            ended = conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).all()
+            ended = conn.execute(text(f"SELECT pg_terminate_backend(pid) {others}")).all()
             assert len(ended) >= 2  # the reader's and the writer's connection
             for _ in range(100):  # the backends exit asynchronously
-                left = conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                ).scalar_one()
-                if left == 0:
+                if conn.execute(text(f"SELECT count(*) {others}")).scalar_one() == 0:
                     break
                 time.sleep(0.05)
     finally:
